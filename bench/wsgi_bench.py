@@ -1,0 +1,110 @@
+"""In-process WSGI benchmark: tether against Flask on the same endpoints, same run.
+
+Each round times every framework on every endpoint in turn (interleaved), so
+drift on a shared machine hits both alike; the report is the median over rounds.
+
+    python bench/wsgi_bench.py [--rounds 7] [--requests 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import typing as t
+
+import flask
+from werkzeug.test import EnvironBuilder
+
+import tether
+
+
+def build(module: t.Any, cls: t.Any) -> t.Any:
+    app = cls("bench")
+    request, g = module.request, module.g
+
+    @app.route("/")
+    def index() -> str:
+        return "Hello, World!"
+
+    @app.route("/user/<int:id>")
+    def user(id: int) -> dict[str, t.Any]:
+        return {"id": id, "q": request.args.get("q")}
+
+    @app.route("/ctx")
+    def ctx() -> str:
+        total = 0
+        for _ in range(10):
+            total += len(request.args)
+            total += g.get("missing", 1)
+        return str(total)
+
+    return app
+
+
+ENDPOINTS = {"/": ("/", ""), "/user/<int:id>?q=x": ("/user/42", "q=x"), "/ctx": ("/ctx", "")}
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> None:
+    pass
+
+
+def time_requests(app: t.Any, path: str, query: str, n: int) -> float:
+    """Microseconds per request, through the whole WSGI call and body."""
+    environ = EnvironBuilder(path=path, query_string=query).get_environ()
+    timer = time.perf_counter
+    start = timer()
+    for _ in range(n):
+        body = app(environ.copy(), _start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return (timer() - start) / n * 1e6
+
+
+def time_contexts(app: t.Any, n: int) -> tuple[float, float]:
+    """Microseconds for app context push+pop, and request context create+push+pop."""
+    environ = EnvironBuilder(path="/user/42", query_string="q=x").get_environ()
+    timer = time.perf_counter
+    start = timer()
+    for _ in range(n):
+        ctx = app.app_context()
+        ctx.push()
+        ctx.pop()
+    app_ctx = (timer() - start) / n * 1e6
+    start = timer()
+    for _ in range(n):
+        ctx = app.request_context(environ.copy())
+        ctx.push()
+        ctx.pop()
+    return app_ctx, (timer() - start) / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=20000)
+    args = parser.parse_args()
+    apps = {"tether": build(tether, tether.Tether), "flask": build(flask, flask.Flask)}
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for name, (path, query) in ENDPOINTS.items():
+            for fw, app in apps.items():
+                results.setdefault((fw, name), []).append(time_requests(app, path, query, args.requests))
+        for fw, app in apps.items():
+            app_ctx, req_ctx = time_contexts(app, args.requests)
+            results.setdefault((fw, "app context push+pop"), []).append(app_ctx)
+            results.setdefault((fw, "request context push+pop"), []).append(req_ctx)
+    print(f"tether {tether.__version__} vs Flask {flask.__version__ if hasattr(flask, '__version__') else ''}".strip())
+    print(f"medians of {args.rounds} interleaved rounds, {args.requests} iterations each\n")
+    print(f"{'case':<28}{'tether µs':>11}{'flask µs':>11}{'speedup':>10}")
+    for name in [*ENDPOINTS, "app context push+pop", "request context push+pop"]:
+        ours = statistics.median(results[("tether", name)])
+        theirs = statistics.median(results[("flask", name)])
+        print(f"{name:<28}{ours:>11.2f}{theirs:>11.2f}{theirs / ours:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()

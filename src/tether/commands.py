@@ -1,0 +1,213 @@
+"""Click commands bound to an app: ``app.cli``, ``with_appcontext``, and finding
+the app to load (``--app module:name``, ``module:create_app()``, ``TETHER_APP``)."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import os
+import sys
+import traceback
+import typing as t
+
+import click
+
+from .application import Application
+from .globals import _cv_app
+
+if t.TYPE_CHECKING:
+    from .app import Tether
+
+__all__ = ["AppGroup", "NoAppException", "ScriptInfo", "locate_app", "with_appcontext"]
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+class NoAppException(click.UsageError):
+    """The app to load could not be found or imported."""
+
+
+def _is_app(obj: object) -> bool:
+    return isinstance(obj, Application)
+
+
+def find_best_app(module: t.Any) -> Tether:
+    """The app in ``module``: ``app`` or ``application``, the only app instance, or
+    what ``create_app()`` / ``make_app()`` returns."""
+    for attr_name in ("app", "application"):
+        app = getattr(module, attr_name, None)
+        if _is_app(app):
+            return app  # type: ignore[return-value]
+    matches = [v for v in module.__dict__.values() if _is_app(v)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise NoAppException(
+            f"Detected multiple tether applications in module '{module.__name__}'. Use "
+            f"'{module.__name__}:name' to specify the correct one."
+        )
+    for attr_name in ("create_app", "make_app"):
+        factory = getattr(module, attr_name, None)
+        if inspect.isfunction(factory):
+            try:
+                app = factory()
+            except TypeError as e:
+                if not _called_with_wrong_args(factory):
+                    raise
+                raise NoAppException(
+                    f"Detected factory '{attr_name}' in module '{module.__name__}', but could not "
+                    f"call it without arguments. Use '{module.__name__}:{attr_name}(args)' to specify arguments."
+                ) from e
+            if _is_app(app):
+                return app
+    raise NoAppException(
+        f"Failed to find tether application or factory in module '{module.__name__}'. Use "
+        f"'{module.__name__}:name' to specify one."
+    )
+
+
+def _called_with_wrong_args(f: t.Callable[..., t.Any]) -> bool:
+    tb = sys.exc_info()[2]
+    try:
+        while tb is not None:
+            if tb.tb_frame.f_code is f.__code__:
+                return False
+            tb = tb.tb_next
+        return True
+    finally:
+        del tb
+
+
+def find_app_by_string(module: t.Any, app_name: str) -> Tether:
+    """The app named by ``app_name`` in ``module``: a name or a factory call."""
+    try:
+        expr = ast.parse(app_name.strip(), mode="eval").body
+    except SyntaxError:
+        raise NoAppException(f"Failed to parse {app_name!r} as an attribute name or function call.") from None
+    if isinstance(expr, ast.Name):
+        name, args, kwargs = expr.id, [], {}
+    elif isinstance(expr, ast.Call):
+        if not isinstance(expr.func, ast.Name):
+            raise NoAppException(f"Function reference must be a simple name: {app_name!r}.")
+        name = expr.func.id
+        try:
+            args = [ast.literal_eval(arg) for arg in expr.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in expr.keywords if kw.arg is not None}
+        except ValueError:
+            raise NoAppException(f"Failed to parse arguments as literal values: {app_name!r}.") from None
+    else:
+        raise NoAppException(f"Failed to parse {app_name!r} as an attribute name or function call.")
+    try:
+        attr = getattr(module, name)
+    except AttributeError as e:
+        raise NoAppException(f"Failed to find attribute {name!r} in {module.__name__!r}.") from e
+    app = attr(*args, **kwargs) if inspect.isfunction(attr) else attr
+    if _is_app(app):
+        return app
+    raise NoAppException(f"A valid tether application was not obtained from '{module.__name__}:{app_name}'.")
+
+
+def prepare_import(path: str) -> str:
+    """Put the folder of ``path`` on ``sys.path`` and return its module name."""
+    path = os.path.realpath(path)
+    fname, ext = os.path.splitext(path)
+    if ext == ".py":
+        path = fname
+    if os.path.basename(path) == "__init__":
+        path = os.path.dirname(path)
+    module_name = []
+    while True:
+        path, name = os.path.split(path)
+        module_name.append(name)
+        if not os.path.exists(os.path.join(path, "__init__.py")):
+            break
+    if sys.path[0] != path:
+        sys.path.insert(0, path)
+    return ".".join(module_name[::-1])
+
+
+def locate_app(module_name: str, app_name: str | None) -> Tether:
+    try:
+        __import__(module_name)
+    except ImportError:
+        if sys.exc_info()[2].tb_next:  # type: ignore[union-attr]
+            raise NoAppException(
+                f"While importing {module_name!r}, an ImportError was raised:\n\n{traceback.format_exc()}"
+            ) from None
+        raise NoAppException(f"Could not import {module_name!r}.") from None
+    module = sys.modules[module_name]
+    return find_best_app(module) if app_name is None else find_app_by_string(module, app_name)
+
+
+class ScriptInfo:
+    """How the CLI finds and loads the app, once."""
+
+    def __init__(self, app_import_path: str | None = None, create_app: t.Callable[..., Tether] | None = None) -> None:
+        self.app_import_path = app_import_path
+        self.create_app = create_app
+        self.data: dict[str, t.Any] = {}
+        self._loaded_app: Tether | None = None
+
+    def load_app(self) -> Tether:
+        if self._loaded_app is not None:
+            return self._loaded_app
+        if self.create_app is not None:
+            app = self.create_app()
+        else:
+            import_path = self.app_import_path or os.environ.get("TETHER_APP")
+            if import_path:
+                path, _, name = import_path.partition(":") if not _is_windows_drive(import_path) else (import_path, "", "")
+                app = locate_app(prepare_import(path), name or None)
+            else:
+                for path in ("wsgi.py", "app.py"):
+                    if os.path.exists(path):
+                        app = locate_app(prepare_import(path), None)
+                        break
+                else:
+                    raise NoAppException(
+                        "Could not locate a tether application. Use 'tether --app MODULE[:NAME]', "
+                        "set TETHER_APP, or have a 'wsgi.py' or 'app.py' in the current directory."
+                    )
+        self._loaded_app = app
+        return app
+
+
+def _is_windows_drive(path: str) -> bool:
+    return len(path) > 1 and path[1] == ":" and path[0].isalpha() and os.name == "nt"
+
+
+pass_script_info = click.make_pass_decorator(ScriptInfo, ensure=True)
+
+
+def with_appcontext(f: F) -> F:
+    """Run the decorated command inside the loaded app's context."""
+
+    @click.pass_context
+    def decorator(ctx: click.Context, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if _cv_app.get(None) is None:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            ctx.with_resource(app.app_context())
+        return ctx.invoke(f, *args, **kwargs)
+
+    return t.cast(F, functools.update_wrapper(decorator, f))
+
+
+class AppGroup(click.Group):
+    """A click group whose commands run inside an app context unless told not to."""
+
+    def command(self, *args: t.Any, **kwargs: t.Any) -> t.Callable[[t.Callable[..., t.Any]], click.Command]:  # type: ignore[override]
+        wrap_for_ctx = kwargs.pop("with_appcontext", True)
+
+        def decorator(f: t.Callable[..., t.Any]) -> click.Command:
+            if wrap_for_ctx:
+                f = with_appcontext(f)
+            return click.Group.command(self, *args, **kwargs)(f)  # type: ignore[no-any-return]
+
+        return decorator
+
+    def group(self, *args: t.Any, **kwargs: t.Any) -> t.Callable[[t.Callable[..., t.Any]], click.Group]:  # type: ignore[override]
+        kwargs.setdefault("cls", AppGroup)
+        return click.Group.group(self, *args, **kwargs)  # type: ignore[no-any-return]
+
+

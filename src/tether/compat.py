@@ -1,0 +1,109 @@
+"""``alias_flask()``: make ``import flask`` (and its submodules) give tether, so
+code and tests written against Flask run unchanged."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+import typing as t
+
+__all__ = ["alias_flask"]
+
+#: flask module name -> tether module providing it.
+MODULES = {
+    "flask": "tether",
+    "flask.app": "tether.app",
+    "flask.blueprints": "tether.blueprints",
+    "flask.cli": "tether.commands",
+    "flask.config": "tether.config",
+    "flask.ctx": "tether.ctx",
+    "flask.globals": "tether.globals",
+    "flask.helpers": "tether.helpers",
+    "flask.json": "tether.json",
+    "flask.json.provider": "tether.json.provider",
+    "flask.json.tag": "tether.json.tag",
+    "flask.sessions": "tether.sessions",
+    "flask.signals": "tether.signals",
+    "flask.templating": "tether.templating",
+    "flask.testing": "tether.testing",
+    "flask.views": "tether.views",
+    "flask.wrappers": "tether.wrappers",
+}
+
+#: Flask names that tether spells differently.
+NAMES = {
+    "flask": {"Flask": "Tether"},
+    "flask.app": {"Flask": "Tether"},
+    "flask.testing": {"FlaskClient": "TetherClient", "FlaskCliRunner": "TetherCliRunner"},
+    "flask.cli": {"FlaskGroup": "TetherGroup"},
+}
+
+
+def _missing(flask_name: str, attribute: str | None = None) -> ImportError:
+    what = f"{flask_name}.{attribute}" if attribute else flask_name
+    return ImportError(
+        f"tether has no equivalent of '{what}' yet, so code using it cannot run on tether "
+        "through alias_flask(). Use tether's own API for it, or keep Flask for this code."
+    )
+
+
+def _alias_module(flask_name: str) -> types.ModuleType:
+    target = importlib.import_module(MODULES[flask_name])
+    renames = NAMES.get(flask_name, {})
+    module = types.ModuleType(flask_name, target.__doc__)
+    module.__dict__.update({k: v for k, v in target.__dict__.items() if not k.startswith("__")})
+    for flask_attr, tether_attr in renames.items():
+        if flask_name == "flask.cli" and tether_attr == "TetherGroup":
+            module.__dict__[flask_attr] = importlib.import_module("tether.cli").TetherGroup
+        else:
+            module.__dict__[flask_attr] = getattr(target, tether_attr)
+    module.__file__ = getattr(target, "__file__", None)
+    if flask_name == "flask" or flask_name == "flask.json":
+        module.__path__ = []  # a package, so its submodules import
+
+    def __getattr__(name: str) -> t.Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise _missing(flask_name, name)
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
+
+
+class _FlaskFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``flask`` and ``flask.*`` from tether; a submodule tether lacks fails
+    with an ImportError that names it."""
+
+    def find_spec(self, fullname: str, path: t.Any = None, target: t.Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "flask" and not fullname.startswith("flask."):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=fullname in ("flask", "flask.json"))
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        if spec.name not in MODULES:
+            raise _missing(spec.name)
+        return _alias_module(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        parent, _, child = module.__name__.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, module)
+
+
+_finder = _FlaskFinder()
+
+
+def alias_flask() -> None:
+    """After this, ``import flask`` gives tether; ``flask.Flask`` is ``tether.Tether``.
+
+    Modules of a real Flask imported earlier are dropped from ``sys.modules`` so
+    later imports see tether; objects already imported from them are unchanged.
+    """
+    for name in [n for n in sys.modules if n == "flask" or n.startswith("flask.")]:
+        del sys.modules[name]
+    if _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
+    importlib.import_module("flask")

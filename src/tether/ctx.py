@@ -1,0 +1,252 @@
+"""Application and request contexts.
+
+A context is pushed by setting a ``ContextVar`` and popped by resetting it with
+the token of that push, so pushes nest (same app or different apps) and each
+thread or asyncio task has its own. Teardown runs once, when the outermost push
+of a context is popped.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from contextvars import Token
+
+from . import signals
+from .globals import _cv_app, _cv_ended, _cv_request
+
+if t.TYPE_CHECKING:
+    from werkzeug.routing import MapAdapter
+
+    from .app import Tether
+    from .sessions import SessionMixin
+    from .wrappers import Request, Response
+
+__all__ = [
+    "AppContext",
+    "RequestContext",
+    "after_this_request",
+    "has_app_context",
+    "has_request_context",
+]
+
+_sentinel: t.Any = object()
+
+
+class _AppCtxGlobals:
+    """``g``: a namespace for data that lives as long as one app context."""
+
+    def get(self, name: str, default: t.Any = None) -> t.Any:
+        return self.__dict__.get(name, default)
+
+    def pop(self, name: str, default: t.Any = _sentinel) -> t.Any:
+        if default is _sentinel:
+            return self.__dict__.pop(name)
+        return self.__dict__.pop(name, default)
+
+    def setdefault(self, name: str, default: t.Any = None) -> t.Any:
+        return self.__dict__.setdefault(name, default)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.__dict__
+
+    def __iter__(self) -> t.Iterator[str]:
+        return iter(self.__dict__)
+
+    def __repr__(self) -> str:
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return f"<tether.g of {ctx.app.name!r} {self.__dict__!r}>"
+        return object.__repr__(self)
+
+
+def _wrong_pop(kind: str, expected: object, actual: object) -> RuntimeError:
+    return RuntimeError(
+        f"Popped the wrong {kind} context: {expected!r} is being popped, but the "
+        f"current one is {actual!r}. Pop contexts in the reverse order of their pushes."
+    )
+
+
+class AppContext:
+    """Makes ``current_app`` and ``g`` available; pushed by every request and by
+    ``with app.app_context():`` in scripts, shells and tests."""
+
+    def __init__(self, app: Tether) -> None:
+        self.app = app
+        self.g: _AppCtxGlobals = app.app_ctx_globals_class()
+        self._tokens: list[Token[AppContext]] = []
+        self._url_adapter: MapAdapter | None = _sentinel
+
+    @property
+    def url_adapter(self) -> MapAdapter | None:
+        """Builds URLs outside a request; needs ``SERVER_NAME``. Created on first use."""
+        if self._url_adapter is _sentinel:
+            self._url_adapter = self.app.create_url_adapter(None)
+        return self._url_adapter
+
+    def push(self) -> None:
+        self._tokens.append(_cv_app.set(self))
+        if signals.appcontext_pushed.receivers:
+            signals.appcontext_pushed.send(self.app)
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context; on the outermost pop, run ``teardown_appcontext`` functions."""
+        current = _cv_app.get(None)
+        if current is not self:
+            raise _wrong_pop("app", self, current)
+        try:
+            if len(self._tokens) == 1 and (
+                self.app.teardown_appcontext_funcs or signals.appcontext_tearing_down.receivers
+            ):
+                if exc is _sentinel:
+                    exc = sys.exc_info()[1]
+                self.app.do_teardown_appcontext(exc)
+        finally:
+            _cv_app.reset(self._tokens.pop())
+        if signals.appcontext_popped.receivers:
+            signals.appcontext_popped.send(self.app)
+
+    def __enter__(self) -> AppContext:
+        self.push()
+        return self
+
+    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
+        self.pop(exc_value)
+
+    def __repr__(self) -> str:
+        return f"<AppContext of {self.app.name!r}>"
+
+
+class RequestContext:
+    """Makes ``request`` and ``session`` available for one request.
+
+    Pushing it pushes an app context too when none for its app is current, and
+    pops that one with it. The session is opened on first use only, so a request
+    that never touches ``session`` pays nothing for it.
+    """
+
+    def __init__(
+        self,
+        app: Tether,
+        environ: dict[str, t.Any] | None = None,
+        request: Request | None = None,
+        session: SessionMixin | None = None,
+    ) -> None:
+        self.app = app
+        if request is None:
+            request = app.request_class(environ)
+            request._tether_app = app  # routes the URL on first use of url_rule & co.
+        self.request: Request = request
+        self._session = session
+        self._url_adapter: MapAdapter | None = _sentinel
+        self._tokens: list[tuple[AppContext | None, Token[RequestContext]]] = []
+        self._after_request_functions: list[t.Callable[[Response], Response]] = []
+        self.flashes: list[t.Any] | None = None
+        #: Set once the response headers (and so the session cookie) are final.
+        self.headers_sent = False
+
+    @property
+    def url_adapter(self) -> MapAdapter | None:
+        if self._url_adapter is _sentinel:
+            self._url_adapter = self.app.create_url_adapter(self.request)
+        return self._url_adapter
+
+    @property
+    def session(self) -> SessionMixin:
+        session = self._session
+        if session is None:
+            session = self._session = self.app.open_request_session(self)
+        return session
+
+    @session.setter
+    def session(self, value: SessionMixin) -> None:
+        self._session = value
+
+    @property
+    def session_opened(self) -> bool:
+        return self._session is not None
+
+    def copy(self) -> RequestContext:
+        """A new context for the same request object and session, to push elsewhere."""
+        return type(self)(self.app, request=self.request, session=self._session)
+
+    def match_request(self) -> None:
+        """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
+        request = self.request
+        request.url_rule = request.view_args = request.routing_exception = None
+        try:
+            request.url_rule, request.view_args = self.app.match_request(request)
+        except HTTPException as e:
+            request.routing_exception = e
+
+    def push(self) -> None:
+        app_ctx = _cv_app.get(None)
+        if app_ctx is None or app_ctx.app is not self.app:
+            app_ctx = self.app.app_context()
+            app_ctx.push()
+        else:
+            app_ctx = None
+        self._tokens.append((app_ctx, _cv_request.set(self)))
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context; on the outermost pop, run ``teardown_request`` functions,
+        pop the app context this push opened, and close the request's files."""
+        current = _cv_request.get(None)
+        if current is not self:
+            raise _wrong_pop("request", self, current)
+        tokens = self._tokens
+        if exc is _sentinel:
+            exc = sys.exc_info()[1]
+        if len(tokens) > 1:
+            app_ctx, token = tokens.pop()
+            _cv_request.reset(token)
+            if app_ctx is not None:
+                app_ctx.pop(exc)
+            return
+        app = self.app
+        request = self.request
+        try:
+            if app.teardown_request_funcs or signals.request_tearing_down.receivers:
+                app.do_teardown_request(exc)
+        finally:
+            app_ctx, token = tokens.pop()
+            _cv_request.reset(token)
+            _cv_ended.set(request)
+            try:
+                if app_ctx is not None:
+                    app_ctx.pop(exc)
+            finally:
+                if "files" in request.__dict__:
+                    request.close()
+
+    def __enter__(self) -> RequestContext:
+        self.push()
+        return self
+
+    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
+        self.pop(exc_value)
+
+    def __repr__(self) -> str:
+        return f"<RequestContext {self.request.method} {self.request.url!r} of {self.app.name!r}>"
+
+
+def has_app_context() -> bool:
+    """Whether an app context is current here."""
+    return _cv_app.get(None) is not None
+
+
+def has_request_context() -> bool:
+    """Whether a request context is current here."""
+    return _cv_request.get(None) is not None
+
+
+def after_this_request(f: t.Callable[[Response], Response]) -> t.Callable[[Response], Response]:
+    """Run ``f`` on this request's response, before the ``after_request`` functions."""
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "'after_this_request' can only be used while a request context is current, "
+            "such as in a view function."
+        )
+    ctx._after_request_functions.append(f)
+    return f

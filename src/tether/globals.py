@@ -1,0 +1,116 @@
+"""The context proxies (``current_app``, ``g``, ``request``, ``session``) and the
+errors raised when one is used where its context is not current.
+
+The error names the proxy, tells which of the usual situations this is (no
+context at all, a thread or task started without it, a request that already
+ended) and gives the fix for that situation.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import typing as t
+from contextvars import ContextVar
+
+from .locals import LocalProxy
+
+if t.TYPE_CHECKING:
+    from .app import Tether
+    from .ctx import AppContext, RequestContext, _AppCtxGlobals
+    from .sessions import SessionMixin
+    from .wrappers import Request
+
+__all__ = ["ContextError", "current_app", "g", "request", "session"]
+
+_cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
+_cv_request: ContextVar[RequestContext] = ContextVar("tether.request_ctx")
+#: Set when a request context pops, so a later use here can say "it ended".
+_cv_ended: ContextVar[Request] = ContextVar("tether.ended_request")
+
+
+class ContextError(RuntimeError):
+    """A context proxy was used where its context is not current.
+
+    ``proxy`` is the proxy's name, ``situation`` one of ``"no-context"``,
+    ``"thread"``, ``"task"`` or ``"ended"``.
+    """
+
+    def __init__(self, message: str, proxy: str, situation: str) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        self.situation = situation
+
+
+def _current_task_name() -> str | None:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return task.get_name() if task is not None else None
+
+
+_CARRY = (
+    "Contexts are local to a thread or task and are not inherited by a plain "
+    "threading.Thread or executor job. Carry the request with "
+    "`@copy_current_request_context` on the function you start, run it with "
+    "`contextvars.copy_context().run`, or open a context inside it with "
+    "`with app.app_context():`."
+)
+
+
+def _situation_error(proxy: str, kind: str) -> ContextError:
+    needs = "application" if kind == "app" else "request"
+    head = f"Working outside of {needs} context: `{proxy}` was used where no {needs} context is current."
+    ended = _cv_ended.get(None)
+    task = _current_task_name()
+    thread = threading.current_thread()
+    if kind == "request" and ended is not None:
+        return ContextError(
+            f"{head} The request context for {ended.method} {ended.path} already ended here. Read what you "
+            "need from the request while it is current (a view, a hook, or a body the "
+            "view returns, which keeps it), or simulate one with "
+            "`with app.test_request_context(...):`.",
+            proxy,
+            "ended",
+        )
+    if task is not None:
+        return ContextError(
+            f"{head} This runs in asyncio task {task!r}, which was created without it. "
+            "Create the task while the context is current (tasks copy the context they "
+            "are created in), or open one inside it with `with app.app_context():`.",
+            proxy,
+            "task",
+        )
+    if thread is not threading.main_thread():
+        return ContextError(f"{head} This runs in thread {thread.name!r}. {_CARRY}", proxy, "thread")
+    if kind == "app":
+        fix = (
+            "Code outside a request (a script, a shell, a test) must open one: "
+            "`with app.app_context():`."
+        )
+    else:
+        fix = (
+            "Use it in a view or a request hook, or simulate a request in scripts and "
+            "tests with `with app.test_request_context(...):`."
+        )
+    return ContextError(f"{head} {fix}", proxy, "no-context")
+
+
+def _unbound(proxy: str, kind: str) -> t.Callable[[], ContextError]:
+    return lambda: _situation_error(proxy, kind)
+
+
+current_app: Tether = LocalProxy(  # type: ignore[assignment]
+    _cv_app, "app", unbound_message=_unbound("current_app", "app")
+)
+g: _AppCtxGlobals = LocalProxy(_cv_app, "g", unbound_message=_unbound("g", "app"))  # type: ignore[assignment]
+request: Request = LocalProxy(  # type: ignore[assignment]
+    _cv_request, "request", unbound_message=_unbound("request", "request")
+)
+session: SessionMixin = LocalProxy(  # type: ignore[assignment]
+    _cv_request, "session", unbound_message=_unbound("session", "request")
+)

@@ -1,0 +1,116 @@
+"""Carrying contexts into code that runs later or elsewhere.
+
+Every request runs in a ``contextvars.Context`` of its own. A streamed body is
+produced inside that same Context and its close pops the request context there,
+so nothing is ever left current on the server's thread, whichever thread
+iterates, closes or garbage-collects the body.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import threading
+import typing as t
+
+from .globals import _cv_request
+
+__all__ = ["ContextBody", "copy_current_request_context", "stream_with_context"]
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+class ContextBody:
+    """A response body whose chunks are produced inside ``context``.
+
+    ``finish(error)`` runs inside ``context`` exactly once: when the body is
+    exhausted and closed, closed early by the server (the client went away), or
+    finalized by the garbage collector on any thread.
+    """
+
+    __slots__ = ("_context", "_iterator", "_finish", "_lock", "_done", "_error")
+
+    def __init__(
+        self,
+        context: contextvars.Context,
+        iterable: t.Iterable[bytes | str],
+        finish: t.Callable[[BaseException | None], None],
+    ) -> None:
+        self._context = context
+        self._iterator = iter(iterable)
+        self._finish = finish
+        self._lock = threading.Lock()
+        self._done = False
+        self._error: BaseException | None = None
+
+    def __iter__(self) -> ContextBody:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = self._context.run(next, self._iterator)
+        except StopIteration:
+            raise
+        except BaseException as e:
+            self._error = e
+            raise
+        return chunk.encode() if isinstance(chunk, str) else chunk
+
+    def close(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._context.run(self._finish, self._error)
+
+    def __del__(self) -> None:
+        if not self._done:
+            self.close()
+
+
+def copy_current_request_context(f: F) -> F:
+    """Decorate ``f`` so it runs with a copy of the current request context pushed,
+    wherever it is called (typically in a thread started by a view)."""
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "'copy_current_request_context' can only be used while a request context is "
+            "current, such as in a view function."
+        )
+    copied = ctx.copy()
+
+    @functools.wraps(f)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        with copied:
+            return f(*args, **kwargs)
+
+    return t.cast(F, wrapper)
+
+
+def stream_with_context(generator_or_function: t.Any) -> t.Any:
+    """Kept for Flask compatibility: tether already produces a returned body
+    inside its request's context. This also makes an iterator consumed anywhere
+    else (another thread, a later call) see the context it was created in."""
+    if not hasattr(generator_or_function, "__next__") and callable(generator_or_function):
+        function = generator_or_function
+
+        @functools.wraps(function)
+        def decorator(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return stream_with_context(function(*args, **kwargs))
+
+        return decorator
+    return _in_context(contextvars.copy_context(), iter(generator_or_function))
+
+
+def _in_context(context: contextvars.Context, iterator: t.Iterator[t.Any]) -> t.Iterator[t.Any]:
+    try:
+        while True:
+            try:
+                item = context.run(next, iterator)
+            except StopIteration:
+                return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            context.run(close)
