@@ -14,15 +14,15 @@ from itertools import chain
 
 from werkzeug.datastructures import Headers, ImmutableDict
 from werkzeug.exceptions import (
+    Aborter,
     BadRequestKeyError,
     HTTPException,
     InternalServerError,
 )
-from werkzeug.exceptions import Aborter
-from werkzeug.wrappers import Response as WerkzeugResponse
 from werkzeug.routing import BuildError, Map, MapAdapter, RoutingException, Rule
 from werkzeug.urls import quote as _url_quote
 from werkzeug.utils import redirect as _redirect
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import signals
 from .blueprints import Blueprint

@@ -46,11 +46,14 @@ def routes_command() -> None:
     rows = [(rule.endpoint, ", ".join(sorted((rule.methods or set()) - ignored)), rule.rule) for rule in rules]
     headers = ("Endpoint", "Methods", "Rule")
     widths = [max(len(row[i]) for row in (*rows, headers)) for i in range(3)]
-    fmt = "{:<%d}  {:<%d}  {:<%d}" % tuple(widths)
-    click.echo(fmt.format(*headers).rstrip())
-    click.echo(fmt.format(*("-" * w for w in widths)))
+
+    def line(cells: t.Iterable[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    click.echo(line(headers))
+    click.echo(line("-" * w for w in widths))
     for row in rows:
-        click.echo(fmt.format(*row).rstrip())
+        click.echo(line(row))
 
 
 @click.command("shell", short_help="Run a shell in the app context.")

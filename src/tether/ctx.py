@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import typing as t
+from threading import get_ident
 from contextvars import Token
 
 from . import signals
@@ -172,12 +173,8 @@ class RequestContext:
 
     def match_request(self) -> None:
         """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
-        request = self.request
-        request.url_rule = request.view_args = request.routing_exception = None
-        try:
-            request.url_rule, request.view_args = self.app.match_request(request)
-        except HTTPException as e:
-            request.routing_exception = e
+        self.request.__dict__.pop("_tether_app", None)
+        self.request.route(self.app)
 
     def push(self) -> None:
         app_ctx = _cv_app.get(None)
@@ -211,7 +208,7 @@ class RequestContext:
         finally:
             app_ctx, token = tokens.pop()
             _cv_request.reset(token)
-            _cv_ended.set(request)
+            _cv_ended.set((request, get_ident()))
             try:
                 if app_ctx is not None:
                     app_ctx.pop(exc)

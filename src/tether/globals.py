@@ -25,8 +25,9 @@ __all__ = ["ContextError", "current_app", "g", "request", "session"]
 
 _cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
 _cv_request: ContextVar[RequestContext] = ContextVar("tether.request_ctx")
-#: Set when a request context pops, so a later use here can say "it ended".
-_cv_ended: ContextVar[Request] = ContextVar("tether.ended_request")
+#: Set when a request context pops, with the thread it popped on, so a later
+#: use on that thread can say "it ended".
+_cv_ended: ContextVar[tuple[Request, int]] = ContextVar("tether.ended_request")
 
 
 class ContextError(RuntimeError):
@@ -68,9 +69,9 @@ def _situation_error(proxy: str, kind: str) -> ContextError:
     ended = _cv_ended.get(None)
     task = _current_task_name()
     thread = threading.current_thread()
-    if kind == "request" and ended is not None:
+    if kind == "request" and ended is not None and task is None and ended[1] == thread.ident:
         return ContextError(
-            f"{head} The request context for {ended.method} {ended.path} already ended here. Read what you "
+            f"{head} The request context for {ended[0].method} {ended[0].path} already ended here. Read what you "
             "need from the request while it is current (a view, a hook, or a body the "
             "view returns, which keeps it), or simulate one with "
             "`with app.test_request_context(...):`.",

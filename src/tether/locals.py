@@ -7,6 +7,8 @@ per task: a task sees what its creator had set, and its own writes stay its own.
 
 from __future__ import annotations
 
+import copy
+import math
 import operator
 import typing as t
 from contextvars import ContextVar
@@ -246,6 +248,14 @@ class LocalProxy(t.Generic[T]):
         return _inplace(self, operator.iand, other)
 
 
+def _round(self: LocalProxy[t.Any], ndigits: int | None = None) -> t.Any:
+    return round(self._get_current_object(), ndigits)
+
+
+def _deepcopy(self: LocalProxy[t.Any], memo: dict[int, t.Any]) -> t.Any:
+    return copy.deepcopy(self._get_current_object(), memo)
+
+
 def _inplace(proxy: LocalProxy[t.Any], op: t.Callable[[t.Any, t.Any], t.Any], other: t.Any) -> t.Any:
     obj = proxy._get_current_object()
     result = op(obj, other)
@@ -284,7 +294,8 @@ _UNARY = {
     "__str__": str, "__bytes__": bytes, "__len__": len, "__iter__": iter, "__next__": next,
     "__reversed__": reversed, "__neg__": operator.neg, "__pos__": operator.pos, "__abs__": abs,
     "__invert__": operator.invert, "__int__": int, "__float__": float, "__complex__": complex,
-    "__index__": operator.index,
+    "__index__": operator.index, "__length_hint__": operator.length_hint, "__trunc__": math.trunc,
+    "__floor__": math.floor, "__ceil__": math.ceil, "__copy__": copy.copy,
 }
 _BINARY = {
     "__lt__": operator.lt, "__le__": operator.le, "__eq__": operator.eq, "__ne__": operator.ne,
@@ -299,8 +310,7 @@ _BINARY = {
 }
 _BY_NAME = (
     "__setitem__", "__call__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__await__",
-    "__aiter__", "__anext__", "__length_hint__", "__round__", "__trunc__", "__floor__", "__ceil__",
-    "__copy__", "__deepcopy__", "__instancecheck__", "__subclasscheck__",
+    "__aiter__", "__anext__", "__instancecheck__", "__subclasscheck__",
 )
 
 for _name, _op in _UNARY.items():
@@ -313,4 +323,6 @@ for _name, _op in _BINARY.items():
         setattr(LocalProxy, "__r" + _name[2:], _reflected(_op))
 for _name in _BY_NAME:
     setattr(LocalProxy, _name, _by_name(_name))
+setattr(LocalProxy, "__round__", _round)
+setattr(LocalProxy, "__deepcopy__", _deepcopy)
 del _name, _op

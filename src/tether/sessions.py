@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import typing as t
 from collections.abc import MutableMapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import CallbackDict
@@ -135,7 +135,7 @@ class SessionInterface:
 
     def get_expiration_time(self, app: Tether, session: SessionMixin) -> datetime | None:
         if session.permanent:
-            return datetime.now(timezone.utc) + app.permanent_session_lifetime
+            return datetime.now(UTC) + app.permanent_session_lifetime
         return None
 
     def should_set_cookie(self, app: Tether, session: SessionMixin) -> bool:

@@ -61,12 +61,17 @@ class Request(_Request):
         app = self.__dict__.pop("_tether_app", None)
         if app is None:
             return None
+        self.route(app)
+        return self.__dict__[name]
+
+    def route(self, app: t.Any) -> None:
+        """Match this request's URL with ``app`` and set ``url_rule`` and
+        ``view_args``, or ``routing_exception`` (a 404, 405 or redirect)."""
         self.url_rule = self.view_args = self.routing_exception = None
         try:
             self.url_rule, self.view_args = app.match_request(self)
         except HTTPException as e:
             self.routing_exception = e
-        return self.__dict__[name]
 
     def _config(self, key: str, default: t.Any) -> t.Any:
         ctx = _cv_app.get(None)

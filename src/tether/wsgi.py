@@ -34,21 +34,18 @@ def _serve(
 ) -> t.Iterable[bytes]:
     response, finish = app.handle(app.request_context(environ))
     status = response.status_code
-    bodyless = environ["REQUEST_METHOD"] == "HEAD" or status < 200 or status in _NO_BODY_STATUS
     start_response(response.status, _headers(response, environ, status))
+    if environ["REQUEST_METHOD"] == "HEAD" or status < 200 or status in _NO_BODY_STATUS:
+        if finish is not None:
+            finish(None)
+            return []
+        return _ClosingBody([], response.close) if response._on_close else []
     if finish is not None:
-        return ContextBody(context, () if bodyless else response.response, finish)
-    if bodyless:
-        body: t.Iterable[bytes] = []
-    else:
-        body = response.response
-        if not response.direct_passthrough and not (
-            type(body) is list and len(body) == 1 and type(body[0]) is bytes
-        ):
-            body = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in body]
-    if response._on_close:
-        return _ClosingBody(body, response.close)
-    return body
+        return ContextBody(context, response.response, finish)
+    body = response.response
+    if not response.direct_passthrough and not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
+        body = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in body]
+    return _ClosingBody(body, response.close) if response._on_close else body
 
 
 def _headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[str, str]]:
