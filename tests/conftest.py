@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,4 +72,6 @@ def serve() -> Iterator[object]:
             proc.wait()
 
 
-PYTHON = sys.executable
+
+#: The Flask project is run by test_compat.py, against Flask and on tether.
+collect_ignore = ["flask_project"]

@@ -244,3 +244,9 @@ def test_proxy_copy_round_and_rounding_functions() -> None:
     var.set(nested)
     deep = copy.deepcopy(p)
     assert deep == nested and deep["a"] is not nested["a"]
+
+
+def test_isinstance_on_unbound_proxy_is_false_not_an_error() -> None:
+    proxy = LocalProxy(ContextVar("unbound"), unbound_message="unbound")
+    assert not isinstance(proxy, dict)
+    assert isinstance(proxy, LocalProxy)

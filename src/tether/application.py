@@ -471,6 +471,7 @@ class Application(Scaffold):
             raise
         preserve = ctx.request.environ.get("werkzeug.debug.preserve_context")
         if preserve is not None:
+            preserve(_cv_app.get())
             preserve(ctx.copy())
         if error is not None and self.should_ignore_error(error):
             error = None

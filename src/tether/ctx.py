@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 import typing as t
-from threading import get_ident
 from contextvars import Token
+from threading import get_ident
 
 from . import signals
-from .globals import _cv_app, _cv_ended, _cv_request
+from .globals import _cv_app, _cv_request, _cv_request_object, _ended
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import MapAdapter
@@ -72,11 +72,20 @@ class AppContext:
     """Makes ``current_app`` and ``g`` available; pushed by every request and by
     ``with app.app_context():`` in scripts, shells and tests."""
 
+    _url_adapter: MapAdapter | None = _sentinel
+
+    g: _AppCtxGlobals
+
     def __init__(self, app: Tether) -> None:
         self.app = app
-        self.g: _AppCtxGlobals = app.app_ctx_globals_class()
         self._tokens: list[Token[AppContext]] = []
-        self._url_adapter: MapAdapter | None = _sentinel
+
+    def __getattr__(self, name: str) -> t.Any:
+        # ``g`` is made on first use: many requests never touch it.
+        if name == "g":
+            self.g = self.app.app_ctx_globals_class()
+            return self.g
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def url_adapter(self) -> MapAdapter | None:
@@ -126,6 +135,14 @@ class RequestContext:
     that never touches ``session`` pays nothing for it.
     """
 
+    _url_adapter: MapAdapter | None = _sentinel
+    #: Functions added by ``after_this_request``; a list once there is one.
+    _after_request_functions: t.Sequence[t.Callable[[Response], Response]] = ()
+    #: Flashed messages, once ``get_flashed_messages`` has read them.
+    flashes: list[t.Any] | None = None
+    #: Set once the response headers (and so the session cookie) are final.
+    headers_sent = False
+
     def __init__(
         self,
         app: Tether,
@@ -139,12 +156,7 @@ class RequestContext:
             request._tether_app = app  # routes the URL on first use of url_rule & co.
         self.request: Request = request
         self._session = session
-        self._url_adapter: MapAdapter | None = _sentinel
-        self._tokens: list[tuple[AppContext | None, Token[RequestContext]]] = []
-        self._after_request_functions: list[t.Callable[[Response], Response]] = []
-        self.flashes: list[t.Any] | None = None
-        #: Set once the response headers (and so the session cookie) are final.
-        self.headers_sent = False
+        self._tokens: list[tuple[AppContext | None, Token[RequestContext], Token[Request]]] = []
 
     @property
     def url_adapter(self) -> MapAdapter | None:
@@ -183,7 +195,7 @@ class RequestContext:
             app_ctx.push()
         else:
             app_ctx = None
-        self._tokens.append((app_ctx, _cv_request.set(self)))
+        self._tokens.append((app_ctx, _cv_request.set(self), _cv_request_object.set(self.request)))
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_request`` functions,
@@ -195,7 +207,8 @@ class RequestContext:
         if exc is _sentinel:
             exc = sys.exc_info()[1]
         if len(tokens) > 1:
-            app_ctx, token = tokens.pop()
+            app_ctx, token, request_token = tokens.pop()
+            _cv_request_object.reset(request_token)
             _cv_request.reset(token)
             if app_ctx is not None:
                 app_ctx.pop(exc)
@@ -206,9 +219,10 @@ class RequestContext:
             if app.teardown_request_funcs or signals.request_tearing_down.receivers:
                 app.do_teardown_request(exc)
         finally:
-            app_ctx, token = tokens.pop()
+            app_ctx, token, request_token = tokens.pop()
+            _cv_request_object.reset(request_token)
             _cv_request.reset(token)
-            _cv_ended.set((request, get_ident()))
+            _ended[get_ident()] = request
             try:
                 if app_ctx is not None:
                     app_ctx.pop(exc)
@@ -245,5 +259,7 @@ def after_this_request(f: t.Callable[[Response], Response]) -> t.Callable[[Respo
             "'after_this_request' can only be used while a request context is current, "
             "such as in a view function."
         )
-    ctx._after_request_functions.append(f)
+    if not ctx._after_request_functions:
+        ctx._after_request_functions = []
+    ctx._after_request_functions.append(f)  # type: ignore[attr-defined]
     return f

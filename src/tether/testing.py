@@ -125,8 +125,9 @@ class TetherClient(werkzeug.test.Client):
         self._context_stack.close()
         response = super().open(request, buffered=buffered, follow_redirects=follow_redirects)
         response.json_module = self.application.json  # type: ignore[assignment]
-        while self._new_contexts:
-            self._context_stack.enter_context(self._new_contexts.pop())
+        for preserved in self._new_contexts:
+            self._context_stack.enter_context(preserved)
+        self._new_contexts.clear()
         return response
 
     def __enter__(self) -> TetherClient:

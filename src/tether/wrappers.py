@@ -44,7 +44,7 @@ class Request(_Request):
     def args(self) -> MultiDict[str, str]:  # type: ignore[override]
         """The parsed query string. One without ``%`` or ``+`` is split directly,
         which gives exactly what ``parse_qsl`` gives at a third of its cost
-        (1.2 µs vs 0.4 µs for ``q=x``, bench/request_bench.py)."""
+        (1.2 µs vs 0.4 µs for ``q=x``, bench/micro_bench.py)."""
         query = self.query_string.decode()
         if "%" in query or "+" in query:
             return super().args
@@ -134,7 +134,7 @@ class Response(_Response):
     Building one the common way (a body, maybe an int status and a mimetype, no
     headers) skips Werkzeug's generic constructor, which validates each header
     and raises and catches a ``KeyError`` looking for ``Content-Type``: 0.9 µs
-    instead of 4 µs (bench/response_bench.py). The result is identical
+    instead of 4 µs (bench/micro_bench.py). The result is identical
     (tests/test_wrappers.py compares both).
     """
 

@@ -1,0 +1,3 @@
+from tether import Tether
+
+app = Tether("default_app")

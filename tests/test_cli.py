@@ -1,0 +1,71 @@
+"""The `tether` command: app discovery, routes, shell, app commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tether.cli import cli
+from tether.commands import NoAppException, ScriptInfo
+
+APPS = Path(__file__).parent / "cli_apps"
+
+
+@pytest.fixture(autouse=True)
+def in_apps_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(APPS)
+    monkeypatch.syspath_prepend(str(APPS))
+    monkeypatch.delenv("TETHER_APP", raising=False)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> object:
+    return CliRunner().invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def test_routes_lists_rules() -> None:
+    result = invoke("--app", "factory_app:create_app()", "routes")
+    lines = result.output.splitlines()  # type: ignore[attr-defined]
+    assert lines[0].split() == ["Endpoint", "Methods", "Rule"]
+    assert any(line.split() == ["hello", "GET", "/hello"] for line in lines)
+    assert any(line.split() == ["item", "POST", "/items/<int:id>"] for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [("factory_app", "factory"), ("factory_app:create_app('custom')", "custom"), ("app:app", "default_app"), ("app", "default_app")],
+)
+def test_app_discovery(target: str, name: str) -> None:
+    assert ScriptInfo(target).load_app().name == name
+
+
+def test_app_from_environment_and_default_file() -> None:
+    assert invoke("whoami", env={"TETHER_APP": "factory_app"}).output == "app=factory\n"  # type: ignore[attr-defined]
+    assert ScriptInfo().load_app().name == "default_app"
+
+
+def test_discovery_errors() -> None:
+    with pytest.raises(NoAppException, match="Could not import 'missing_module'"):
+        ScriptInfo("missing_module").load_app()
+    with pytest.raises(NoAppException, match="Failed to find attribute 'nope'"):
+        ScriptInfo("factory_app:nope").load_app()
+
+
+def test_shell_has_an_app_context() -> None:
+    env = {**os.environ, "TETHER_APP": "factory_app", "PYTHONPATH": str(APPS)}
+    result = subprocess.run(
+        [sys.executable, "-m", "tether", "shell"],
+        input="from tether import current_app, g\nprint('APP', current_app.name, app is current_app._get_current_object())\n",
+        capture_output=True, text=True, cwd=APPS, env=env, timeout=60,
+    )
+    assert "APP factory True" in result.stdout, result.stdout + result.stderr
+
+
+def test_help_lists_app_commands() -> None:
+    output = invoke("--app", "factory_app", "--help").output  # type: ignore[attr-defined]
+    for command in ("run", "routes", "shell", "whoami"):
+        assert command in output

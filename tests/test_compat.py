@@ -1,0 +1,73 @@
+"""alias_flask(): Flask code and its own tests run unchanged on tether."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).parent / "flask_project"
+
+RUN_ALIASED = """
+import sys
+from tether.compat import alias_flask
+alias_flask()
+import flask, tether
+assert flask.Flask is tether.Tether, flask.Flask
+import pytest
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", sys.argv[1]]))
+"""
+
+
+def run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, str(PROJECT)], cwd=PROJECT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_flask_project_passes_on_tether() -> None:
+    result = run(RUN_ALIASED)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 passed" in result.stdout
+
+
+def test_flask_project_tests_are_genuine_flask_tests() -> None:
+    pytest.importorskip("flask")
+    result = run("import sys, pytest, flask; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', sys.argv[1]]))")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 passed" in result.stdout
+
+
+def test_alias_modules_and_missing_names() -> None:
+    code = """
+from tether.compat import alias_flask
+alias_flask()
+import flask, tether
+from flask.globals import request, current_app
+from flask.ctx import AppContext
+from flask.wrappers import Request, Response
+from flask.sessions import SecureCookieSessionInterface
+from flask.testing import FlaskClient
+from flask.json import jsonify
+from flask.json.provider import DefaultJSONProvider
+from flask.helpers import url_for
+from flask.config import Config
+from flask.app import Flask
+from flask.signals import request_started
+from flask.views import MethodView
+from flask.blueprints import Blueprint
+assert request is tether.request and Flask is tether.Tether and FlaskClient is tether.testing.TetherClient
+assert AppContext is tether.ctx.AppContext and Config is tether.Config
+for stmt in ["import flask.debughelpers", "from flask import no_such_thing"]:
+    try:
+        exec(stmt)
+    except ImportError as e:
+        assert "tether has no equivalent of 'flask." in str(e), e
+    else:
+        raise AssertionError(stmt)
+print("ok")
+"""
+    result = run(code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr

@@ -1,0 +1,59 @@
+"""app.config loaders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tether
+from tether.config import Config
+
+
+class Settings:
+    SECRET_KEY = "from object"
+    lower = "ignored"
+
+
+def test_from_object_mapping_and_namespace(tmp_path: Path) -> None:
+    config = Config(tmp_path)
+    config.from_object(Settings)
+    config.from_mapping({"DEBUG": True, "lower": 1}, IMAGE_STORE_TYPE="fs", IMAGE_STORE_PATH="/img")
+    assert config["SECRET_KEY"] == "from object" and config["DEBUG"] is True and "lower" not in config
+    assert config.get_namespace("IMAGE_STORE_") == {"type": "fs", "path": "/img"}
+    assert config.get_namespace("IMAGE_STORE_", lowercase=False, trim_namespace=False) == {
+        "IMAGE_STORE_TYPE": "fs", "IMAGE_STORE_PATH": "/img",
+    }
+    config.from_object("tests.test_config.Settings")
+    assert config["SECRET_KEY"] == "from object"
+
+
+def test_from_pyfile_and_from_file_and_envvar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "settings.py").write_text("VALUE = 1 + 1\nlower = 3\n")
+    (tmp_path / "settings.json").write_text(json.dumps({"JSON_VALUE": [1, 2], "lower": 1}))
+    config = Config(tmp_path)
+    assert config.from_pyfile("settings.py") and config["VALUE"] == 2 and "lower" not in config
+    assert config.from_file("settings.json", load=json.load) and config["JSON_VALUE"] == [1, 2]
+    assert config.from_pyfile("missing.py", silent=True) is False
+    with pytest.raises(OSError, match="Unable to load configuration file"):
+        config.from_pyfile("missing.py")
+    assert config.from_file("missing.json", load=json.load, silent=True) is False
+    monkeypatch.setenv("SETTINGS_PATH", str(tmp_path / "settings.py"))
+    assert config.from_envvar("SETTINGS_PATH")
+    monkeypatch.delenv("SETTINGS_PATH")
+    with pytest.raises(RuntimeError, match="SETTINGS_PATH"):
+        config.from_envvar("SETTINGS_PATH")
+
+
+def test_from_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_SECRET_KEY", "env-secret")
+    monkeypatch.setenv("TETHER_MAX_CONTENT_LENGTH", "1024")
+    monkeypatch.setenv("TETHER_DEBUG", "true")
+    monkeypatch.setenv("TETHER_DB__HOST", "localhost")
+    monkeypatch.setenv("OTHER_KEY", "no")
+    app = tether.Tether("env_app")
+    app.config.from_prefixed_env()
+    assert app.config["SECRET_KEY"] == "env-secret" and app.secret_key == "env-secret"
+    assert app.config["MAX_CONTENT_LENGTH"] == 1024 and app.config["DEBUG"] is True
+    assert app.config["DB"] == {"HOST": "localhost"} and "KEY" not in app.config

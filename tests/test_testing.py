@@ -1,0 +1,87 @@
+"""The test client and CLI runner behave as Flask's."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+import tether
+from tether import current_app, g, request, session
+
+
+def test_client_json_data_and_cookie_jar(app: tether.Tether, client: tether.testing.TetherClient) -> None:
+    @app.post("/echo")
+    def echo() -> dict[str, object]:
+        return {"json": request.json, "agent": request.user_agent.string.split("/")[0], "ip": request.remote_addr}
+
+    @app.route("/count")
+    def count() -> str:
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+
+    assert client.post("/echo", json={"a": [1]}).json == {"json": {"a": [1]}, "agent": "Werkzeug", "ip": "127.0.0.1"}
+    assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
+    assert app.test_client().get("/count").text == "1"
+    assert app.test_client(use_cookies=False).get("/count").text == "1"
+
+
+def test_follow_redirects(app: tether.Tether, client: tether.testing.TetherClient) -> None:
+    app.add_url_rule("/a", "a", lambda: tether.redirect("/b"))
+    app.add_url_rule("/b", "b", lambda: "landed")
+    response = client.get("/a", follow_redirects=True)
+    assert response.text == "landed" and [r.status_code for r in response.history] == [302]
+
+
+def test_session_transaction(app: tether.Tether, client: tether.testing.TetherClient) -> None:
+    app.add_url_rule("/whoami", "whoami", lambda: str(session.get("user")))
+    with client.session_transaction() as sess:
+        sess["user"] = "grace"
+    assert client.get("/whoami").text == "grace"
+    with client.session_transaction() as sess:
+        assert sess["user"] == "grace"
+    with pytest.raises(TypeError, match="Cookies are disabled"):
+        with app.test_client(use_cookies=False).session_transaction():
+            pass
+
+
+def test_with_client_keeps_the_last_request_context(app: tether.Tether, client: tether.testing.TetherClient) -> None:
+    @app.route("/page")
+    def page() -> str:
+        g.seen = request.args["x"]
+        return "ok"
+
+    with client:
+        client.get("/page?x=1")
+        assert request.args["x"] == "1" and g.seen == "1" and current_app.name == "test_app"
+        client.get("/page?x=2")
+        assert request.args["x"] == "2"
+    assert not tether.has_request_context()
+    with pytest.raises(RuntimeError, match="nest"):
+        with client:
+            with client:
+                pass
+
+
+def test_test_request_context_takes_environ_builder_arguments(app: tether.Tether) -> None:
+    with app.test_request_context(
+        "/path?a=1", method="POST", json={"k": 1}, headers={"X-H": "v"}, base_url="https://example.org/root"
+    ):
+        assert request.method == "POST" and request.json == {"k": 1} and request.headers["X-H"] == "v"
+        assert request.args["a"] == "1" and request.url == "https://example.org/root/path?a=1"
+        assert request.script_root == "/root"
+
+
+def test_cli_runner_invokes_app_commands(app: tether.Tether) -> None:
+    @app.cli.command("hello")
+    @click.argument("name")
+    def hello(name: str) -> None:
+        click.echo(f"hello {name} from {current_app.name}")
+
+    @app.cli.command("plain", with_appcontext=False)
+    def plain() -> None:
+        click.echo(f"context: {tether.has_app_context()}")
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["hello", "ada"])
+    assert result.exit_code == 0 and result.output == "hello ada from test_app\n"
+    assert runner.invoke(args=["plain"]).output == "context: False\n"
