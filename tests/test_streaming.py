@@ -45,9 +45,8 @@ def test_generator_sees_request_and_g_and_teardown_follows_last_chunk(app: tethe
     assert events == []
     assert _cv_request.get(None) is None and _cv_app.get(None) is None
     chunks = list(body)
-    assert events == ["chunk 0", "chunk 1", "chunk 2"]
+    assert events == ["chunk 0", "chunk 1", "chunk 2", "teardown_request", "teardown_appcontext"]
     body.close()
-    assert events[-2:] == ["teardown_request", "teardown_appcontext"]
     assert b"".join(chunks) == b"0:x:ada:test_app\n1:x:ada:test_app\n2:x:ada:test_app\n"
     body.close()
     assert events.count("teardown_request") == 1
@@ -125,6 +124,18 @@ def test_abandoned_body_finalized_on_another_thread(app: tether.Tether) -> None:
         ("teardown", "pool-1")
     ) == 1
     assert len([e for e in events if e[0] == "teardown"]) == 1
+
+
+def test_test_client_stream_tears_down_once_read(app: tether.Tether) -> None:
+    torn: list[object] = []
+    app.teardown_request(torn.append)
+    app.add_url_rule("/", "index", lambda: (str(i) for i in range(3)))
+    response = app.test_client().get("/", buffered=False)
+    assert torn == []
+    assert response.get_data() == b"012"
+    assert torn == [None]
+    response.close()
+    assert torn == [None]
 
 
 def test_streamed_error_reaches_teardown_once(app: tether.Tether) -> None:

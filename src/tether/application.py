@@ -475,7 +475,7 @@ class Application(Scaffold):
             preserve(ctx.copy())
         if error is not None and self.should_ignore_error(error):
             error = None
-        if response.is_streamed and not isinstance(response.response, (list, tuple)):
+        if response.is_streamed:
             return response, lambda body_error: self._finish_stream(ctx, response, body_error or error)
         ctx.pop(error)
         return response, None
@@ -577,6 +577,10 @@ class Application(Scaffold):
                 for func in reversed(after.get(name, ())):
                     response = func(response)
         session = ctx._session
+        # A request that sent cookies may carry a permanent session to refresh, as
+        # in Flask; one that sent none never opens the session. (Every adapter
+        # builds the request from an environ; a lookup there raises nothing, unlike
+        # a missing key in ``request.headers``.)
         if session is None and self.config["SESSION_REFRESH_EACH_REQUEST"] and "HTTP_COOKIE" in ctx.request.environ:
             session = ctx.session
         if session is not None and not self.session_interface.is_null_session(session):

@@ -11,10 +11,9 @@ from __future__ import annotations
 import sys
 import typing as t
 from contextvars import Token
-from threading import get_ident
 
-from . import signals
 from .globals import _cv_app, _cv_request, _cv_request_object, _ended
+from .signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down, request_tearing_down
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import MapAdapter
@@ -96,8 +95,8 @@ class AppContext:
 
     def push(self) -> None:
         self._tokens.append(_cv_app.set(self))
-        if signals.appcontext_pushed.receivers:
-            signals.appcontext_pushed.send(self.app)
+        if appcontext_pushed.receivers:
+            appcontext_pushed.send(self.app)
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_appcontext`` functions."""
@@ -106,15 +105,15 @@ class AppContext:
             raise _wrong_pop("app", self, current)
         try:
             if len(self._tokens) == 1 and (
-                self.app.teardown_appcontext_funcs or signals.appcontext_tearing_down.receivers
+                self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers
             ):
                 if exc is _sentinel:
                     exc = sys.exc_info()[1]
                 self.app.do_teardown_appcontext(exc)
         finally:
             _cv_app.reset(self._tokens.pop())
-        if signals.appcontext_popped.receivers:
-            signals.appcontext_popped.send(self.app)
+        if appcontext_popped.receivers:
+            appcontext_popped.send(self.app)
 
     def __enter__(self) -> AppContext:
         self.push()
@@ -216,13 +215,13 @@ class RequestContext:
         app = self.app
         request = self.request
         try:
-            if app.teardown_request_funcs or signals.request_tearing_down.receivers:
+            if app.teardown_request_funcs or request_tearing_down.receivers:
                 app.do_teardown_request(exc)
         finally:
             app_ctx, token, request_token = tokens.pop()
             _cv_request_object.reset(request_token)
             _cv_request.reset(token)
-            _ended[get_ident()] = request
+            _ended.request = request
             try:
                 if app_ctx is not None:
                     app_ctx.pop(exc)

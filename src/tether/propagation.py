@@ -24,8 +24,9 @@ class ContextBody:
     """A response body whose chunks are produced inside ``context``.
 
     ``finish(error)`` runs inside ``context`` exactly once: when the body is
-    exhausted and closed, closed early by the server (the client went away), or
-    finalized by the garbage collector on any thread.
+    exhausted (every chunk has been handed to the server), when the server
+    closes it early (the client went away), or when the garbage collector
+    finalizes it on any thread.
     """
 
     __slots__ = ("_context", "_iterator", "_finish", "_lock", "_done", "_error")
@@ -50,6 +51,7 @@ class ContextBody:
         try:
             chunk = self._context.run(next, self._iterator)
         except StopIteration:
+            self.close()
             raise
         except BaseException as e:
             self._error = e
