@@ -9,6 +9,7 @@ drift on a shared machine hits both alike; the report is the median over rounds.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 import typing as t
@@ -52,6 +53,7 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any
 def time_requests(app: t.Any, path: str, query: str, n: int) -> float:
     """Microseconds per request, through the whole WSGI call and body."""
     environ = EnvironBuilder(path=path, query_string=query).get_environ()
+    gc.collect()
     timer = time.perf_counter
     start = timer()
     for _ in range(n):
@@ -69,6 +71,7 @@ def time_contexts(app: t.Any, n: int) -> dict[str, float]:
     (contexts built beforehand, outside the timing) and create+push+pop."""
     environ = EnvironBuilder(path="/user/42", query_string="q=x").get_environ()
     timer = time.perf_counter
+    gc.collect()
     start = timer()
     for _ in range(n):
         ctx = app.app_context()
@@ -76,12 +79,14 @@ def time_contexts(app: t.Any, n: int) -> dict[str, float]:
         ctx.pop()
     app_ctx = (timer() - start) / n * 1e6
     contexts = [app.request_context(environ.copy()) for _ in range(n)]
+    gc.collect()
     start = timer()
     for ctx in contexts:
         ctx.push()
         ctx.pop()
     push_pop = (timer() - start) / n * 1e6
     del contexts
+    gc.collect()
     start = timer()
     for _ in range(n):
         ctx = app.request_context(environ.copy())

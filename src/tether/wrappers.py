@@ -42,18 +42,28 @@ class Request(_Request):
 
     @cached_property
     def args(self) -> MultiDict[str, str]:  # type: ignore[override]
-        """The parsed query string. One without ``%`` or ``+`` is split directly,
-        which gives exactly what ``parse_qsl`` gives at a third of its cost
-        (1.2 µs vs 0.4 µs for ``q=x``, bench/micro_bench.py)."""
+        """The parsed query string.
+
+        One without ``%`` or ``+`` is split directly, which gives exactly what
+        ``parse_qsl`` gives, and the MultiDict is filled with its documented
+        inner form (a list of values per key) instead of pair by pair: for
+        ``q=x``, creating a request and reading ``args`` takes 2.9 µs instead of
+        4.3 µs (bench/micro_bench.py).
+        """
         query = self.query_string.decode()
         if "%" in query or "+" in query:
             return super().args
-        pairs = []
+        values: dict[str, list[str]] = {}
         for part in query.split("&"):
             if part:
                 key, _, value = part.partition("=")
-                pairs.append((key, value))
-        return self.parameter_storage_class(pairs)
+                if key in values:
+                    values[key].append(value)
+                else:
+                    values[key] = [value]
+        args = self.parameter_storage_class()
+        dict.update(args, values)
+        return args
 
     def __getattr__(self, name: str) -> t.Any:
         if name not in _ROUTING:
