@@ -3,10 +3,13 @@ test tools and command line."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import typing as t
 
 from .application import Application
 from .commands import AppGroup
+from .steps import run_coroutine
 from .testing import TetherClient, TetherCliRunner
 from .wsgi import serve as serve_wsgi
 
@@ -34,8 +37,16 @@ class Tether(Application):
         return self.wsgi_app(environ, start_response)
 
     def ensure_sync(self, func: F) -> F:
-        """The function to call from synchronous code (async views come with ASGI support)."""
-        return func
+        """``func``, callable from synchronous code: an ``async def`` function runs to
+        completion on the current thread's event loop."""
+        if not inspect.iscoroutinefunction(func):
+            return func
+
+        @functools.wraps(func)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return run_coroutine(func(*args, **kwargs))
+
+        return t.cast(F, wrapper)
 
     def test_client(self, use_cookies: bool = True, **kwargs: t.Any) -> TetherClient:
         """A client that sends requests to the app without a server, as Flask's."""

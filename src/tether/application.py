@@ -4,11 +4,12 @@ protocol and send the ``Response`` that :meth:`Application.handle` returns."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
 import typing as t
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from itertools import chain
 
@@ -24,7 +25,6 @@ from werkzeug.urls import quote as _url_quote
 from werkzeug.utils import redirect as _redirect
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from . import signals
 from .blueprints import Blueprint
 from .config import Config, ConfigAttribute
 from .ctx import AppContext, RequestContext, _AppCtxGlobals
@@ -33,6 +33,14 @@ from .json.provider import DefaultJSONProvider, JSONProvider
 from .routing import FastRouter
 from .scaffold import Scaffold, _endpoint_from_view_func
 from .sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
+from .signals import (
+    appcontext_tearing_down,
+    got_request_exception,
+    request_finished,
+    request_started,
+    request_tearing_down,
+)
+from .steps import NO_KWARGS, Steps, run, run_async
 from .templating import Environment, _default_template_ctx_processor
 from .wrappers import Request, Response
 
@@ -73,13 +81,13 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
 }
 
 
-def _run_all(funcs: t.Iterable[t.Callable[..., t.Any]], arg: t.Any, logger: logging.Logger, what: str) -> None:
+def _call_all(funcs: t.Iterable[t.Callable[..., t.Any]], arg: t.Any, logger: logging.Logger, what: str) -> Steps[None]:
     """Call every function even if some raise; log each error and re-raise the
     first once all have run, so one broken teardown cannot skip the others."""
     first: Exception | None = None
     for func in funcs:
         try:
-            func(arg)
+            yield func, (arg,), NO_KWARGS
         except Exception as e:
             logger.exception("Error in %s function %r", what, func)
             if first is None:
@@ -447,10 +455,11 @@ class Application(Scaffold):
     def redirect(self, location: str, code: int = 302) -> Response:
         return _redirect(location, code=code, Response=self.response_class)  # type: ignore[return-value]
 
-    # Request handling
+    # Request handling: the pipeline is written once as steps (see tether.steps)
+    # and driven synchronously (WSGI, sync views under ASGI) or on the event loop.
 
     def handle(self, ctx: RequestContext) -> tuple[Response, t.Callable[[BaseException | None], None] | None]:
-        """Answer the request of ``ctx``.
+        """Answer the request of ``ctx`` synchronously.
 
         Returns the response and ``None`` once the context is popped; or, for a
         streamed body, the response with the context still pushed and a
@@ -458,27 +467,52 @@ class Application(Scaffold):
         produces the body and calls ``finish`` in the contextvars Context this
         ran in, so the body sees ``request`` and ``g`` and teardown runs after it.
         """
-        error: BaseException | None = None
+        error: Exception | None = None
         ctx.push()
         try:
             try:
-                response = self.full_dispatch_request(ctx)
+                response = run(self._dispatch_steps(ctx))
             except Exception as e:
                 error = e
-                response = self.handle_exception(e)
+                response = run(self._handle_exception_steps(e, ctx))
         except BaseException as e:
             ctx.pop(e)
             raise
+        error = self._settle(ctx, error)
+        if response.is_streamed:
+            return response, lambda body_error: self._finish_stream(ctx, response, body_error or error)
+        ctx.pop(error)
+        return response, None
+
+    async def handle_async(
+        self, ctx: RequestContext
+    ) -> tuple[Response, t.Callable[[BaseException | None], t.Awaitable[None]] | None]:
+        """:meth:`handle` on the event loop, for a request whose view is async."""
+        error: Exception | None = None
+        ctx.push()
+        try:
+            try:
+                response = await run_async(self._dispatch_steps(ctx))
+            except Exception as e:
+                error = e
+                response = await run_async(self._handle_exception_steps(e, ctx))
+        except BaseException as e:
+            await ctx.pop_async(e)
+            raise
+        error = self._settle(ctx, error)
+        if response.is_streamed:
+            return response, lambda body_error: self._finish_stream_async(ctx, response, body_error or error)
+        await ctx.pop_async(error)
+        return response, None
+
+    def _settle(self, ctx: RequestContext, error: Exception | None) -> Exception | None:
         preserve = ctx.request.environ.get("werkzeug.debug.preserve_context")
         if preserve is not None:
             preserve(_cv_app.get())
             preserve(ctx.copy())
         if error is not None and self.should_ignore_error(error):
-            error = None
-        if response.is_streamed:
-            return response, lambda body_error: self._finish_stream(ctx, response, body_error or error)
-        ctx.pop(error)
-        return response, None
+            return None
+        return error
 
     def _finish_stream(self, ctx: RequestContext, response: Response, error: BaseException | None) -> None:
         try:
@@ -486,96 +520,91 @@ class Application(Scaffold):
         finally:
             ctx.pop(error)
 
+    async def _finish_stream_async(self, ctx: RequestContext, response: Response, error: BaseException | None) -> None:
+        try:
+            aclose = getattr(response.response, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            response.close()
+        finally:
+            await ctx.pop_async(error)
+
     def should_ignore_error(self, error: BaseException | None) -> bool:
         """Return ``True`` to hide ``error`` from teardown functions."""
         return False
 
-    def full_dispatch_request(self, ctx: RequestContext | None = None) -> Response:
-        """Run the before hooks, the view, and the after hooks; errors go to the handlers."""
-        if ctx is None:
-            ctx = _cv_request.get()
-        self._got_first_request = True
-        try:
-            if signals.request_started.receivers:
-                signals.request_started.send(self)
-            rv = self.preprocess_request(ctx)
-            if rv is None:
-                rv = self.dispatch_request(ctx)
-        except Exception as e:
-            rv = self.handle_user_exception(e)
-        return self.finalize_request(rv, ctx=ctx)
+    def is_async_view(self, request: Request) -> bool:
+        """Whether the view that will answer ``request`` is a coroutine function."""
+        rule = request.url_rule
+        if rule is None or request.routing_exception is not None:
+            return False
+        view = self.view_functions.get(rule.endpoint)
+        return view is not None and _is_coroutine_function(view)
 
-    def preprocess_request(self, ctx: RequestContext | None = None) -> t.Any:
-        """Run URL value preprocessors and ``before_request`` functions; the first
-        non-``None`` return value stops the request and becomes the response."""
-        if ctx is None:
-            ctx = _cv_request.get()
+    def _dispatch_steps(self, ctx: RequestContext) -> Steps[Response]:
+        self._got_first_request = True
+        request = ctx.request
+        try:
+            if request_started.receivers:
+                request_started.send(self)
+            rv = None
+            if self.url_value_preprocessors or self.before_request_funcs:
+                rv = yield from self._preprocess_steps(ctx)
+            if rv is None:
+                rv = yield from self._view_steps(ctx)
+        except Exception as e:
+            rv = yield from self._handle_user_exception_steps(e, ctx)
+        return (yield from self._finalize_steps(rv, ctx))
+
+    def _preprocess_steps(self, ctx: RequestContext) -> Steps[t.Any]:
         request = ctx.request
         if request.url_rule is None or "." not in request.url_rule.endpoint:
             names: t.Iterable[str | None] = (None,)
         else:
             names = (None, *reversed(request.blueprints))
-        preprocessors = self.url_value_preprocessors
-        before = self.before_request_funcs
         for name in names:
-            for url_func in preprocessors.get(name, ()):
-                url_func(request.endpoint, request.view_args)
+            for url_func in self.url_value_preprocessors.get(name, ()):
+                yield url_func, (request.endpoint, request.view_args), NO_KWARGS
         for name in names:
-            for before_func in before.get(name, ()):
-                rv = before_func()
+            for before_func in self.before_request_funcs.get(name, ()):
+                rv = yield before_func, (), NO_KWARGS
                 if rv is not None:
                     return rv
         return None
 
-    def dispatch_request(self, ctx: RequestContext | None = None) -> t.Any:
-        """Call the view of the matched rule with the URL's arguments."""
-        if ctx is None:
-            ctx = _cv_request.get()
+    def _view_steps(self, ctx: RequestContext) -> Steps[t.Any]:
         request = ctx.request
         if request.routing_exception is not None:
             self.raise_routing_exception(request)
         rule = request.url_rule
         if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
             return self.make_default_options_response(ctx)
-        return self.view_functions[rule.endpoint](**request.view_args)  # type: ignore[union-attr,arg-type]
+        return (yield self.view_functions[rule.endpoint], (), request.view_args)  # type: ignore[union-attr]
 
-    def raise_routing_exception(self, request: Request) -> t.NoReturn:
-        raise request.routing_exception  # type: ignore[misc]
-
-    def make_default_options_response(self, ctx: RequestContext | None = None) -> Response:
-        if ctx is None:
-            ctx = _cv_request.get()
-        methods = ctx.url_adapter.allowed_methods()  # type: ignore[union-attr]
-        rv = self.response_class()
-        rv.allow.update(methods)
-        return rv
-
-    def finalize_request(self, rv: t.Any, from_error_handler: bool = False, ctx: RequestContext | None = None) -> Response:
-        if ctx is None:
-            ctx = _cv_request.get()
+    def _finalize_steps(self, rv: t.Any, ctx: RequestContext, from_error_handler: bool = False) -> Steps[Response]:
         response = self.make_response(rv)
         try:
-            response = self.process_response(response, ctx)
-            if signals.request_finished.receivers:
-                signals.request_finished.send(self, response=response)
+            if ctx._after_request_functions or self.after_request_funcs:
+                response = yield from self._after_request_steps(response, ctx)
+            self._save_session(response, ctx)
+            if request_finished.receivers:
+                request_finished.send(self, response=response)
         except Exception:
             if not from_error_handler:
                 raise
             self.logger.exception("Request finalizing failed with an error while handling an error")
         return response
 
-    def process_response(self, response: Response, ctx: RequestContext | None = None) -> Response:
-        """Run ``after_this_request`` and ``after_request`` functions, then save the
-        session; after this the session's cookie is final."""
-        if ctx is None:
-            ctx = _cv_request.get()
+    def _after_request_steps(self, response: Response, ctx: RequestContext) -> Steps[Response]:
         for func in ctx._after_request_functions:
-            response = func(response)
-        after = self.after_request_funcs
-        if after:
-            for name in chain(ctx.request.blueprints, (None,)):
-                for func in reversed(after.get(name, ())):
-                    response = func(response)
+            response = yield func, (response,), NO_KWARGS
+        for name in chain(ctx.request.blueprints, (None,)):
+            for func in reversed(self.after_request_funcs.get(name, ())):
+                response = yield func, (response,), NO_KWARGS
+        return response
+
+    def _save_session(self, response: Response, ctx: RequestContext) -> None:
+        """Save the session into the response; after this its cookie is final."""
         session = ctx._session
         # A request that sent cookies may carry a permanent session to refresh, as
         # in Flask; one that sent none never opens the session. (Every adapter
@@ -595,7 +624,80 @@ class Application(Scaffold):
                     "the session in the view (or a before/after_request hook), before the "
                     "streamed body starts."
                 )
+
+    def _handle_user_exception_steps(self, e: Exception, ctx: RequestContext) -> Steps[t.Any]:
+        if isinstance(e, BadRequestKeyError) and (self.debug or self.config["TRAP_BAD_REQUEST_ERRORS"]):
+            e.show_exception = True
+        if isinstance(e, HTTPException) and not self.trap_http_exception(e):
+            if e.code is None or isinstance(e, RoutingException):
+                return e
+            handler = self._find_error_handler(e, ctx.request.blueprints)
+            return e if handler is None else (yield handler, (e,), NO_KWARGS)
+        handler = self._find_error_handler(e, ctx.request.blueprints)
+        if handler is None:
+            raise e
+        return (yield handler, (e,), NO_KWARGS)
+
+    def _handle_exception_steps(self, e: Exception, ctx: RequestContext) -> Steps[Response]:
+        exc_info = sys.exc_info()
+        if got_request_exception.receivers:
+            got_request_exception.send(self, exception=e)
+        if self.propagate_exceptions:
+            if exc_info[1] is e:
+                raise
+            raise e
+        self.log_exception(exc_info)
+        server_error: t.Any = InternalServerError(original_exception=e)
+        handler = self._find_error_handler(server_error, ctx.request.blueprints)
+        if handler is not None:
+            server_error = yield handler, (server_error,), NO_KWARGS
+        return (yield from self._finalize_steps(server_error, ctx, from_error_handler=True))
+
+    # Flask's synchronous API over the same steps
+
+    def full_dispatch_request(self) -> Response:
+        """Run the before hooks, the view and the after hooks of the current request."""
+        return run(self._dispatch_steps(_cv_request.get()))
+
+    def preprocess_request(self) -> t.Any:
+        """Run URL value preprocessors and ``before_request`` functions; the first
+        non-``None`` return value stops the request and becomes the response."""
+        return run(self._preprocess_steps(_cv_request.get()))
+
+    def dispatch_request(self) -> t.Any:
+        """Call the view of the matched rule with the URL's arguments."""
+        return run(self._view_steps(_cv_request.get()))
+
+    def finalize_request(self, rv: t.Any, from_error_handler: bool = False) -> Response:
+        return run(self._finalize_steps(rv, _cv_request.get(), from_error_handler))
+
+    def process_response(self, response: Response) -> Response:
+        """Run ``after_this_request`` and ``after_request`` functions, then save the session."""
+        ctx = _cv_request.get()
+        response = run(self._after_request_steps(response, ctx))
+        self._save_session(response, ctx)
         return response
+
+    def handle_user_exception(self, e: Exception) -> t.Any:
+        """Handle an exception from a hook or view with a registered handler;
+        re-raise it when none fits (it then becomes a 500)."""
+        return run(self._handle_user_exception_steps(e, _cv_request.get()))
+
+    def handle_exception(self, e: Exception) -> Response:
+        """An unhandled exception: re-raised when propagating (``TESTING``,
+        ``DEBUG`` or ``PROPAGATE_EXCEPTIONS``), else logged and turned into a 500."""
+        return run(self._handle_exception_steps(e, _cv_request.get()))
+
+    def raise_routing_exception(self, request: Request) -> t.NoReturn:
+        raise request.routing_exception  # type: ignore[misc]
+
+    def make_default_options_response(self, ctx: RequestContext | None = None) -> Response:
+        if ctx is None:
+            ctx = _cv_request.get()
+        methods = ctx.url_adapter.allowed_methods()  # type: ignore[union-attr]
+        rv = self.response_class()
+        rv.allow.update(methods)
+        return rv
 
     def open_request_session(self, ctx: RequestContext) -> SessionMixin:
         """Open the session for ``ctx`` (on first use of ``session``)."""
@@ -643,7 +745,7 @@ class Application(Scaffold):
         elif kind is dict or kind is list:
             rv = self.json.response(rv)
         elif not isinstance(rv, self.response_class):
-            if isinstance(rv, (str, bytes, bytearray)) or isinstance(rv, Iterator):
+            if isinstance(rv, (str, bytes, bytearray, Iterator, AsyncIterator)):
                 rv = self.response_class(rv, status=status, headers=headers)
                 status = headers = None
             elif isinstance(rv, (dict, list)):
@@ -664,7 +766,8 @@ class Application(Scaffold):
                 raise TypeError(
                     f"The view function for {self._endpoint_name()!r} did not return a valid "
                     "response. The return type must be a string, dict, list, tuple with headers "
-                    "or status, Response instance, iterator, or WSGI callable, but it was a "
+                    "or status, Response instance, iterator, async iterator, or WSGI callable, "
+                    "but it was a "
                     f"{type(rv).__name__}."
                 )
         rv = t.cast(Response, rv)
@@ -707,43 +810,6 @@ class Application(Scaffold):
             return isinstance(e, HTTPException) and e.code == 400
         return False
 
-    def handle_http_exception(self, e: HTTPException) -> t.Any:
-        if e.code is None or isinstance(e, RoutingException):
-            return e
-        handler = self._find_error_handler(e, _request_blueprints())
-        if handler is None:
-            return e
-        return handler(e)
-
-    def handle_user_exception(self, e: Exception) -> t.Any:
-        """Handle an exception raised by a hook or view with a registered handler;
-        re-raise it when none fits (it then becomes a 500)."""
-        if isinstance(e, BadRequestKeyError) and (self.debug or self.config["TRAP_BAD_REQUEST_ERRORS"]):
-            e.show_exception = True
-        if isinstance(e, HTTPException) and not self.trap_http_exception(e):
-            return self.handle_http_exception(e)
-        handler = self._find_error_handler(e, _request_blueprints())
-        if handler is None:
-            raise e
-        return handler(e)
-
-    def handle_exception(self, e: Exception) -> Response:
-        """An unhandled exception: re-raised when propagating (``TESTING``,
-        ``DEBUG`` or ``PROPAGATE_EXCEPTIONS``), else logged and turned into a 500."""
-        exc_info = sys.exc_info()
-        if signals.got_request_exception.receivers:
-            signals.got_request_exception.send(self, exception=e)
-        if self.propagate_exceptions:
-            if exc_info[1] is e:
-                raise
-            raise e
-        self.log_exception(exc_info)
-        server_error: InternalServerError | t.Any = InternalServerError(original_exception=e)
-        handler = self._find_error_handler(server_error, _request_blueprints())
-        if handler is not None:
-            server_error = handler(server_error)
-        return self.finalize_request(server_error, from_error_handler=True)
-
     def log_exception(self, exc_info: t.Any) -> None:
         ctx = _cv_request.get(None)
         where = f" on {ctx.request.path} [{ctx.request.method}]" if ctx is not None else ""
@@ -753,32 +819,34 @@ class Application(Scaffold):
 
     def do_teardown_request(self, exc: BaseException | None = None) -> None:
         """Run ``teardown_request`` functions (blueprints' first), newest first."""
-        ctx = _cv_request.get(None)
-        funcs = self.teardown_request_funcs
-        try:
-            if funcs:
-                blueprints = ctx.request.blueprints if ctx is not None else []
-                _run_all(
-                    chain.from_iterable(reversed(funcs.get(name, ())) for name in (*blueprints, None)),
-                    exc,
-                    self.logger,
-                    "teardown_request",
-                )
-        finally:
-            if signals.request_tearing_down.receivers:
-                signals.request_tearing_down.send(self, exc=exc)
+        run(self._teardown_request_steps(exc))
 
     def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
         """Run ``teardown_appcontext`` functions, newest first."""
+        run(self._teardown_appcontext_steps(exc))
+
+    def _teardown_request_steps(self, exc: BaseException | None) -> Steps[None]:
+        ctx = _cv_request.get(None)
+        blueprints = ctx.request.blueprints if ctx is not None else []
+        funcs = self.teardown_request_funcs
         try:
-            if self.teardown_appcontext_funcs:
-                _run_all(reversed(self.teardown_appcontext_funcs), exc, self.logger, "teardown_appcontext")
+            yield from _call_all(
+                chain.from_iterable(reversed(funcs.get(name, ())) for name in (*blueprints, None)),
+                exc,
+                self.logger,
+                "teardown_request",
+            )
         finally:
-            if signals.appcontext_tearing_down.receivers:
-                signals.appcontext_tearing_down.send(self, exc=exc)
+            if request_tearing_down.receivers:
+                request_tearing_down.send(self, exc=exc)
+
+    def _teardown_appcontext_steps(self, exc: BaseException | None) -> Steps[None]:
+        try:
+            yield from _call_all(reversed(self.teardown_appcontext_funcs), exc, self.logger, "teardown_appcontext")
+        finally:
+            if appcontext_tearing_down.receivers:
+                appcontext_tearing_down.send(self, exc=exc)
 
 
-def _request_blueprints() -> list[str]:
-    ctx = _cv_request.get(None)
-    return ctx.request.blueprints if ctx is not None else []
-
+def _is_coroutine_function(func: t.Callable[..., t.Any]) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))

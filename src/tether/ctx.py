@@ -14,6 +14,7 @@ from contextvars import Token
 
 from .globals import _cv_app, _cv_request, _cv_request_object, _ended
 from .signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down, request_tearing_down
+from .steps import run, run_async
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import MapAdapter
@@ -104,12 +105,21 @@ class AppContext:
         if current is not self:
             raise _wrong_pop("app", self, current)
         try:
-            if len(self._tokens) == 1 and (
-                self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers
-            ):
-                if exc is _sentinel:
-                    exc = sys.exc_info()[1]
-                self.app.do_teardown_appcontext(exc)
+            if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+                run(self.app._teardown_appcontext_steps(sys.exc_info()[1] if exc is _sentinel else exc))
+        finally:
+            _cv_app.reset(self._tokens.pop())
+        if appcontext_popped.receivers:
+            appcontext_popped.send(self.app)
+
+    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
+        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
+        current = _cv_app.get(None)
+        if current is not self:
+            raise _wrong_pop("app", self, current)
+        try:
+            if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+                await run_async(self.app._teardown_appcontext_steps(sys.exc_info()[1] if exc is _sentinel else exc))
         finally:
             _cv_app.reset(self._tokens.pop())
         if appcontext_popped.receivers:
@@ -199,35 +209,59 @@ class RequestContext:
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_request`` functions,
         pop the app context this push opened, and close the request's files."""
-        current = _cv_request.get(None)
-        if current is not self:
-            raise _wrong_pop("request", self, current)
-        tokens = self._tokens
-        if exc is _sentinel:
-            exc = sys.exc_info()[1]
-        if len(tokens) > 1:
-            app_ctx, token, request_token = tokens.pop()
-            _cv_request_object.reset(request_token)
-            _cv_request.reset(token)
+        exc = self._check_pop(exc)
+        if len(self._tokens) > 1:
+            app_ctx = self._reset()
             if app_ctx is not None:
                 app_ctx.pop(exc)
             return
-        app = self.app
-        request = self.request
         try:
-            if app.teardown_request_funcs or request_tearing_down.receivers:
-                app.do_teardown_request(exc)
+            if self.app.teardown_request_funcs or request_tearing_down.receivers:
+                run(self.app._teardown_request_steps(exc))
         finally:
-            app_ctx, token, request_token = tokens.pop()
-            _cv_request_object.reset(request_token)
-            _cv_request.reset(token)
-            _ended.request = request
+            app_ctx = self._reset()
+            _ended.request = self.request
             try:
                 if app_ctx is not None:
                     app_ctx.pop(exc)
             finally:
-                if "files" in request.__dict__:
-                    request.close()
+                self._close_files()
+
+    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
+        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
+        exc = self._check_pop(exc)
+        if len(self._tokens) > 1:
+            app_ctx = self._reset()
+            if app_ctx is not None:
+                await app_ctx.pop_async(exc)
+            return
+        try:
+            if self.app.teardown_request_funcs or request_tearing_down.receivers:
+                await run_async(self.app._teardown_request_steps(exc))
+        finally:
+            app_ctx = self._reset()
+            _ended.request = self.request
+            try:
+                if app_ctx is not None:
+                    await app_ctx.pop_async(exc)
+            finally:
+                self._close_files()
+
+    def _check_pop(self, exc: BaseException | None) -> BaseException | None:
+        current = _cv_request.get(None)
+        if current is not self:
+            raise _wrong_pop("request", self, current)
+        return sys.exc_info()[1] if exc is _sentinel else exc
+
+    def _reset(self) -> AppContext | None:
+        app_ctx, token, request_token = self._tokens.pop()
+        _cv_request_object.reset(request_token)
+        _cv_request.reset(token)
+        return app_ctx
+
+    def _close_files(self) -> None:
+        if "files" in self.request.__dict__:
+            self.request.close()
 
     def __enter__(self) -> RequestContext:
         self.push()

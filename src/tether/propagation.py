@@ -14,6 +14,7 @@ import threading
 import typing as t
 
 from .globals import _cv_request
+from .steps import run_coroutine
 
 __all__ = ["ContextBody", "copy_current_request_context", "stream_with_context"]
 
@@ -38,7 +39,7 @@ class ContextBody:
         finish: t.Callable[[BaseException | None], None],
     ) -> None:
         self._context = context
-        self._iterator = iter(iterable)
+        self._iterator = _sync_iterator(iterable)
         self._finish = finish
         self._lock = threading.Lock()
         self._done = False
@@ -68,6 +69,28 @@ class ContextBody:
     def __del__(self) -> None:
         if not self._done:
             self.close()
+
+
+def _sync_iterator(iterable: t.Iterable[t.Any] | t.AsyncIterable[t.Any]) -> t.Iterator[t.Any]:
+    """An async body, served synchronously: each chunk is awaited on this
+    thread's event loop (inside the request's Context, as every chunk is)."""
+    if not hasattr(iterable, "__aiter__"):
+        return iter(iterable)  # type: ignore[arg-type]
+    iterator = iterable.__aiter__()
+
+    def chunks() -> t.Iterator[t.Any]:
+        try:
+            while True:
+                try:
+                    yield run_coroutine(iterator.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                run_coroutine(aclose())
+
+    return chunks()
 
 
 def copy_current_request_context(f: F) -> F:

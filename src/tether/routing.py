@@ -150,8 +150,10 @@ class FastRouter:
         if rule.methods is not None and method not in rule.methods:
             return None
         converters = found.converters
+        args = {}
         try:
-            args = {name: converters[name].to_python(value) for name, value in groups.groupdict().items()}  # type: ignore[union-attr]
+            for name, value in groups.groupdict().items():  # type: ignore[union-attr]
+                args[name] = converters[name].to_python(value)
         except ValidationError:
             return None
         return rule, args

@@ -95,7 +95,7 @@ class DefaultJSONProvider(JSONProvider):
         return json.loads(s, **kwargs)
 
     def response(self, *args: t.Any, **kwargs: t.Any) -> Response:
-        obj = self._prepare_response_obj(args, kwargs)
+        obj = args[0] if len(args) == 1 and not kwargs else self._prepare_response_obj(args, kwargs)
         if self.compact is False or (self.compact is None and self._app.debug):
             body = self.dumps(obj, indent=2)
         else:
