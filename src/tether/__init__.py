@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from . import json as json
 from .app import Tether as Tether
+from .asgi import stream_body as stream_body
+from .asgi_websocket import WebSocketDisconnect as WebSocketDisconnect
 from .blueprints import Blueprint as Blueprint
 from .config import Config as Config
 from .ctx import after_this_request as after_this_request
 from .ctx import has_app_context as has_app_context
 from .ctx import has_request_context as has_request_context
+from .ctx import has_websocket_context as has_websocket_context
 from .globals import ContextError as ContextError
 from .globals import current_app as current_app
 from .globals import g as g
 from .globals import request as request
 from .globals import session as session
+from .globals import websocket as websocket
 from .helpers import abort as abort
 from .helpers import flash as flash
 from .helpers import get_flashed_messages as get_flashed_messages

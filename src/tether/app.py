@@ -8,6 +8,9 @@ import inspect
 import typing as t
 
 from .application import Application
+from .asgi import serve_http
+from .asgi_lifespan import serve_lifespan
+from .asgi_websocket import serve_websocket
 from .commands import AppGroup
 from .steps import run_coroutine
 from .testing import TetherClient, TetherCliRunner
@@ -28,13 +31,29 @@ class Tether(Application):
     def __init__(self, import_name: str, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(import_name, *args, **kwargs)
         self.cli = AppGroup(name=self.name)
+        self.__dict__["__call__"] = _ProtocolEntry(self)
 
     def wsgi_app(self, environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]) -> t.Iterable[bytes]:
         """The WSGI application; wrap this attribute in middleware to keep ``app`` itself."""
         return serve_wsgi(self, environ, start_response)
 
-    def __call__(self, environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]) -> t.Iterable[bytes]:
-        return self.wsgi_app(environ, start_response)
+    async def asgi_app(self, scope: dict[str, t.Any], receive: t.Callable[..., t.Any], send: t.Callable[..., t.Any]) -> None:
+        """The ASGI 3 application; wrap this attribute in ASGI middleware."""
+        kind = scope["type"]
+        if kind == "http":
+            await serve_http(self, scope, receive, send)
+        elif kind == "websocket":
+            await serve_websocket(self, scope, receive, send)
+        elif kind == "lifespan":
+            await serve_lifespan(self, scope, receive, send)
+        else:
+            raise ValueError(f"tether cannot serve ASGI scope type {kind!r}.")
+
+    def __call__(self, *args: t.Any) -> t.Any:
+        """WSGI with two arguments (``environ, start_response``), ASGI 3 with three."""
+        if len(args) == 2:
+            return self.wsgi_app(*args)
+        return self.asgi_app(*args)
 
     def ensure_sync(self, func: F) -> F:
         """``func``, callable from synchronous code: an ``async def`` function runs to
@@ -65,3 +84,34 @@ class Tether(Application):
         options.setdefault("use_debugger", self.debug)
         options.setdefault("threaded", True)
         run_simple(host, port, self, **options)
+
+
+async def _asgi_signature(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+    """Lends its code object (a coroutine's) to :class:`_ProtocolEntry`."""
+
+
+class _ProtocolEntry:
+    """``app.__call__`` as read through the instance: how one object is served by
+    WSGI and ASGI servers alike, with no flag.
+
+    ASGI servers pick the interface by asking whether ``app.__call__`` is a
+    coroutine function (uvicorn: ``asyncio.iscoroutinefunction``, hypercorn:
+    ``inspect.iscoroutinefunction``); WSGI servers just call ``app(environ,
+    start_response)``, which goes through the class's ``__call__`` and never
+    sees this. So this function-like object carries a coroutine's code object,
+    which makes both checks say yes, and calling it calls the app.
+    """
+
+    def __init__(self, app: Tether) -> None:
+        self._app = app
+        self.__name__ = self.__qualname__ = "__call__"
+        self.__code__ = _asgi_signature.__code__
+        self.__defaults__ = None
+        self.__kwdefaults__ = None
+        self.__annotations__: dict[str, t.Any] = {}
+        mark = getattr(inspect, "markcoroutinefunction", None)
+        if mark is not None:
+            mark(self)
+
+    def __call__(self, *args: t.Any) -> t.Any:
+        return type(self._app).__call__(self._app, *args)

@@ -4,10 +4,12 @@ protocol and send the ``Response`` that :meth:`Application.handle` returns."""
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import os
 import sys
+import threading
 import typing as t
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -16,11 +18,12 @@ from itertools import chain
 from werkzeug.datastructures import Headers, ImmutableDict
 from werkzeug.exceptions import (
     Aborter,
+    BadRequest,
     BadRequestKeyError,
     HTTPException,
     InternalServerError,
 )
-from werkzeug.routing import BuildError, Map, MapAdapter, RoutingException, Rule
+from werkzeug.routing import BuildError, Map, MapAdapter, RoutingException, Rule, WebsocketMismatch
 from werkzeug.urls import quote as _url_quote
 from werkzeug.utils import redirect as _redirect
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -78,6 +81,10 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "TEMPLATES_AUTO_RELOAD": None,
     "MAX_COOKIE_SIZE": 4093,
     "PROVIDE_AUTOMATIC_OPTIONS": True,
+    "SYNC_THREADS": 40,
+    "SSE_KEEPALIVE_INTERVAL": 15.0,
+    "SSE_SEND_TIMEOUT": 30.0,
+    "WEBSOCKET_ALLOWED_ORIGINS": None,
 }
 
 
@@ -142,6 +149,10 @@ class Application(Scaffold):
         self.url_build_error_handlers: list[t.Callable[[Exception, str, dict[str, t.Any]], str]] = []
         self.teardown_appcontext_funcs: list[t.Callable[[BaseException | None], None]] = []
         self.shell_context_processors: list[t.Callable[[], dict[str, t.Any]]] = []
+        self.before_serving_funcs: list[t.Callable[[], t.Any]] = []
+        self.after_serving_funcs: list[t.Callable[[], t.Any]] = []
+        self._serving_lock = threading.Lock()
+        self._serving = False
         self.blueprints: dict[str, Blueprint] = {}
         self.extensions: dict[str, t.Any] = {}
         self.url_map = self.url_map_class(host_matching=host_matching)
@@ -293,6 +304,19 @@ class Application(Scaffold):
         self.teardown_appcontext_funcs.append(f)
         return f
 
+    def before_serving(self, f: F) -> F:
+        """Run ``f()`` (sync or async) once per worker, in an app context, when it
+        starts serving: at ASGI lifespan startup, or under WSGI before the first
+        request. If it raises, the worker does not serve."""
+        self.before_serving_funcs.append(f)
+        return f
+
+    def after_serving(self, f: F) -> F:
+        """Run ``f()`` once per worker, in an app context, when it stops serving: at
+        ASGI lifespan shutdown, or under WSGI when the process exits."""
+        self.after_serving_funcs.append(f)
+        return f
+
     def shell_context_processor(self, f: F) -> F:
         self.shell_context_processors.append(f)
         return f
@@ -378,6 +402,8 @@ class Application(Scaffold):
         if trusted is not None:
             request.trusted_hosts = trusted
             request.host  # noqa: B018 - raises SecurityError (400) for an untrusted host
+        if request.is_websocket:
+            return self.create_url_adapter(request).match(return_rule=True, websocket=True)  # type: ignore[union-attr,return-value]
         router = self._router
         if router is None:
             router = self._router = FastRouter(self.url_map)
@@ -385,7 +411,17 @@ class Application(Scaffold):
             found = router.match(request.path, request.method)
             if found is not None:
                 return found
-        return self.create_url_adapter(request).match(return_rule=True)  # type: ignore[union-attr,return-value]
+        try:
+            return self.create_url_adapter(request).match(return_rule=True)  # type: ignore[union-attr,return-value]
+        except WebsocketMismatch:
+            if "asgi.scope" in request.environ:
+                fix = "Connect with a WebSocket client (ws:// or wss://)."
+            else:
+                fix = (
+                    "WebSockets need an ASGI server: serve the app with uvicorn or hypercorn "
+                    "('uvicorn module:app', or 'tether run'), not a WSGI server."
+                )
+            raise BadRequest(f"{request.path} is a WebSocket endpoint. {fix}") from None
 
     def url_for(
         self,
@@ -454,6 +490,45 @@ class Application(Scaffold):
 
     def redirect(self, location: str, code: int = 302) -> Response:
         return _redirect(location, code=code, Response=self.response_class)  # type: ignore[return-value]
+
+    # Serving lifecycle
+
+    async def startup(self) -> None:
+        """Run the ``before_serving`` functions (ASGI lifespan startup)."""
+        await self._run_serving(self.before_serving_funcs)
+        self._serving = True
+
+    async def shutdown(self) -> None:
+        """Run the ``after_serving`` functions (ASGI lifespan shutdown)."""
+        self._serving = False
+        await self._run_serving(self.after_serving_funcs)
+
+    async def _run_serving(self, funcs: list[t.Callable[[], t.Any]]) -> None:
+        if not funcs:
+            return
+        ctx = self.app_context()
+        ctx.push()
+        try:
+            await run_async(_call_each(funcs))
+        finally:
+            await ctx.pop_async()
+
+    def start_serving(self) -> None:
+        """Under WSGI: run the ``before_serving`` functions once, before the first
+        request, and the ``after_serving`` ones at interpreter exit."""
+        with self._serving_lock:
+            if self._serving:
+                return
+            if self.before_serving_funcs:
+                with self.app_context():
+                    run(_call_each(self.before_serving_funcs))
+            self._serving = True
+            if self.after_serving_funcs:
+                atexit.register(self._stop_serving_at_exit)
+
+    def _stop_serving_at_exit(self) -> None:
+        with self.app_context():
+            run(_call_each(self.after_serving_funcs))
 
     # Request handling: the pipeline is written once as steps (see tether.steps)
     # and driven synchronously (WSGI, sync views under ASGI) or on the event loop.
@@ -653,6 +728,25 @@ class Application(Scaffold):
             server_error = yield handler, (server_error,), NO_KWARGS
         return (yield from self._finalize_steps(server_error, ctx, from_error_handler=True))
 
+    def _websocket_steps(self, ctx: RequestContext) -> Steps[t.Any]:
+        """The WebSocket pipeline: ``before_websocket`` functions, the handler,
+        ``after_websocket`` functions. A value returned before the handler ran, or
+        by a handler that never accepted, is the HTTP response that rejects it."""
+        request = ctx.request
+        if request.routing_exception is not None:
+            self.raise_routing_exception(request)
+        names = (None, *reversed(request.blueprints))
+        for name in names:
+            for before in self.before_websocket_funcs.get(name, ()):
+                rv = yield before, (), NO_KWARGS
+                if rv is not None:
+                    return rv
+        rv = yield self.view_functions[request.url_rule.endpoint], (), request.view_args  # type: ignore[union-attr]
+        for name in (*request.blueprints, None):
+            for after in reversed(self.after_websocket_funcs.get(name, ())):
+                yield after, (), NO_KWARGS
+        return rv
+
     # Flask's synchronous API over the same steps
 
     def full_dispatch_request(self) -> Response:
@@ -840,12 +934,28 @@ class Application(Scaffold):
             if request_tearing_down.receivers:
                 request_tearing_down.send(self, exc=exc)
 
+    def _teardown_websocket_steps(self, exc: BaseException | None) -> Steps[None]:
+        ctx = _cv_request.get(None)
+        blueprints = ctx.request.blueprints if ctx is not None else []
+        funcs = self.teardown_websocket_funcs
+        yield from _call_all(
+            chain.from_iterable(reversed(funcs.get(name, ())) for name in (*blueprints, None)),
+            exc,
+            self.logger,
+            "teardown_websocket",
+        )
+
     def _teardown_appcontext_steps(self, exc: BaseException | None) -> Steps[None]:
         try:
             yield from _call_all(reversed(self.teardown_appcontext_funcs), exc, self.logger, "teardown_appcontext")
         finally:
             if appcontext_tearing_down.receivers:
                 appcontext_tearing_down.send(self, exc=exc)
+
+
+def _call_each(funcs: t.Iterable[t.Callable[[], t.Any]]) -> Steps[None]:
+    for func in funcs:
+        yield func, (), NO_KWARGS
 
 
 def _is_coroutine_function(func: t.Callable[..., t.Any]) -> bool:

@@ -142,6 +142,9 @@ class Blueprint(Scaffold):
         extend(self.url_default_functions, app.url_default_functions)
         extend(self.url_value_preprocessors, app.url_value_preprocessors)
         extend(self.template_context_processors, app.template_context_processors)
+        extend(self.before_websocket_funcs, app.before_websocket_funcs)
+        extend(self.after_websocket_funcs, app.after_websocket_funcs)
+        extend(self.teardown_websocket_funcs, app.teardown_websocket_funcs)
 
     def add_url_rule(
         self,

@@ -12,9 +12,9 @@ import sys
 import typing as t
 from contextvars import Token
 
-from .globals import _cv_app, _cv_request, _cv_request_object, _ended
+from .globals import _cv_app, _cv_request, _cv_request_object, _cv_websocket, _ended
 from .signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down, request_tearing_down
-from .steps import run, run_async
+from .steps import Steps, run, run_async
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import MapAdapter
@@ -26,6 +26,8 @@ if t.TYPE_CHECKING:
 __all__ = [
     "AppContext",
     "RequestContext",
+    "WebSocketContext",
+    "has_websocket_context",
     "after_this_request",
     "has_app_context",
     "has_request_context",
@@ -216,8 +218,9 @@ class RequestContext:
                 app_ctx.pop(exc)
             return
         try:
-            if self.app.teardown_request_funcs or request_tearing_down.receivers:
-                run(self.app._teardown_request_steps(exc))
+            steps = self._teardown_steps(exc)
+            if steps is not None:
+                run(steps)
         finally:
             app_ctx = self._reset()
             _ended.request = self.request
@@ -236,8 +239,9 @@ class RequestContext:
                 await app_ctx.pop_async(exc)
             return
         try:
-            if self.app.teardown_request_funcs or request_tearing_down.receivers:
-                await run_async(self.app._teardown_request_steps(exc))
+            steps = self._teardown_steps(exc)
+            if steps is not None:
+                await run_async(steps)
         finally:
             app_ctx = self._reset()
             _ended.request = self.request
@@ -246,6 +250,12 @@ class RequestContext:
                     await app_ctx.pop_async(exc)
             finally:
                 self._close_files()
+
+    def _teardown_steps(self, exc: BaseException | None) -> Steps[None] | None:
+        """The teardown functions to run on the outermost pop, if any."""
+        if self.app.teardown_request_funcs or request_tearing_down.receivers:
+            return self.app._teardown_request_steps(exc)
+        return None
 
     def _check_pop(self, exc: BaseException | None) -> BaseException | None:
         current = _cv_request.get(None)
@@ -272,6 +282,43 @@ class RequestContext:
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method} {self.request.url!r} of {self.app.name!r}>"
+
+
+class WebSocketContext(RequestContext):
+    """Makes ``websocket`` available for one WebSocket connection, beside
+    ``request`` (its handshake), ``session`` (read only: no cookie can follow a
+    handshake), ``current_app`` and ``g``. Its teardown runs the
+    ``teardown_websocket`` functions."""
+
+    headers_sent = True
+
+    def __init__(self, app: Tether, environ: dict[str, t.Any], websocket: t.Any) -> None:
+        super().__init__(app, environ)
+        self.websocket = websocket
+        self._websocket_tokens: list[Token[t.Any]] = []
+
+    def push(self) -> None:
+        super().push()
+        self._websocket_tokens.append(_cv_websocket.set(self.websocket))
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        _cv_websocket.reset(self._websocket_tokens.pop())
+        super().pop(sys.exc_info()[1] if exc is _sentinel else exc)
+
+    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
+        _cv_websocket.reset(self._websocket_tokens.pop())
+        await super().pop_async(sys.exc_info()[1] if exc is _sentinel else exc)
+
+    def _teardown_steps(self, exc: BaseException | None) -> Steps[None] | None:
+        return self.app._teardown_websocket_steps(exc)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketContext {self.request.url!r} of {self.app.name!r}>"
+
+
+def has_websocket_context() -> bool:
+    """Whether a WebSocket context is current here."""
+    return _cv_websocket.get(None) is not None
 
 
 def has_app_context() -> bool:

@@ -21,13 +21,14 @@ if t.TYPE_CHECKING:
     from .sessions import SessionMixin
     from .wrappers import Request
 
-__all__ = ["ContextError", "app_ctx", "current_app", "g", "request", "request_ctx", "session"]
+__all__ = ["ContextError", "app_ctx", "current_app", "g", "request", "request_ctx", "session", "websocket"]
 
 _cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
 _cv_request: ContextVar[RequestContext] = ContextVar("tether.request_ctx")
 #: The request object itself, beside its context, so that ``request.x`` costs one
 #: ``ContextVar.get`` (bench/micro_bench.py).
 _cv_request_object: ContextVar[Request] = ContextVar("tether.request")
+_cv_websocket: ContextVar[t.Any] = ContextVar("tether.websocket")
 #: ``_ended.request``: the last request whose context ended on this thread, so a
 #: later use here can say "it ended". A thread-local, not a ContextVar: it is
 #: only read on the same thread, and a ContextVar set costs 0.1 µs per request.
@@ -68,7 +69,7 @@ _CARRY = (
 
 
 def _situation_error(proxy: str, kind: str) -> ContextError:
-    needs = "application" if kind == "app" else "request"
+    needs = {"app": "application", "request": "request", "websocket": "websocket"}[kind]
     head = f"Working outside of {needs} context: `{proxy}` was used where no {needs} context is current."
     task = _current_task_name()
     thread = threading.current_thread()
@@ -92,7 +93,9 @@ def _situation_error(proxy: str, kind: str) -> ContextError:
         )
     if thread is not threading.main_thread():
         return ContextError(f"{head} This runs in thread {thread.name!r}. {_CARRY}", proxy, "thread")
-    if kind == "app":
+    if kind == "websocket":
+        fix = "Use it in a WebSocket handler (`@app.websocket(rule)`) or a websocket hook."
+    elif kind == "app":
         fix = (
             "Code outside a request (a script, a shell, a test) must open one: "
             "`with app.app_context():`."
@@ -123,3 +126,4 @@ app_ctx: AppContext = LocalProxy(_cv_app, unbound_message=_unbound("app_ctx", "a
 request_ctx: RequestContext = LocalProxy(  # type: ignore[assignment]
     _cv_request, unbound_message=_unbound("request_ctx", "request")
 )
+websocket: t.Any = LocalProxy(_cv_websocket, unbound_message=_unbound("websocket", "websocket"))

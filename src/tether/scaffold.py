@@ -53,6 +53,11 @@ class Scaffold:
         self.template_context_processors: dict[str | None, list[t.Callable[[], dict[str, t.Any]]]] = defaultdict(list)
         self.url_value_preprocessors: dict[str | None, list[t.Callable[..., None]]] = defaultdict(list)
         self.url_default_functions: dict[str | None, list[t.Callable[..., None]]] = defaultdict(list)
+        self.before_websocket_funcs: dict[str | None, list[t.Callable[[], t.Any]]] = defaultdict(list)
+        self.after_websocket_funcs: dict[str | None, list[t.Callable[[], t.Any]]] = defaultdict(list)
+        self.teardown_websocket_funcs: dict[str | None, list[t.Callable[[BaseException | None], None]]] = (
+            defaultdict(list)
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -150,6 +155,17 @@ class Scaffold:
     def delete(self, rule: str, **options: t.Any) -> t.Callable[[F], F]:
         return self._method_route("DELETE", rule, options)
 
+    def websocket(self, rule: str, **options: t.Any) -> t.Callable[[F], F]:
+        """Register the decorated function (sync or async) as the WebSocket handler
+        for ``rule``; it is served under ASGI."""
+
+        def decorator(f: F) -> F:
+            endpoint = options.pop("endpoint", None)
+            self.add_url_rule(rule, endpoint, f, websocket=True, methods=["GET"], provide_automatic_options=False, **options)
+            return f
+
+        return decorator
+
     def endpoint(self, endpoint: str) -> t.Callable[[F], F]:
         """Register the decorated function as the view of an endpoint added by
         ``add_url_rule`` without a view."""
@@ -175,6 +191,22 @@ class Scaffold:
     def teardown_request(self, f: F) -> F:
         """Run ``f(exc)`` when the request context pops, whatever happened."""
         self.teardown_request_funcs[None].append(f)
+        return f
+
+    def before_websocket(self, f: F) -> F:
+        """Run ``f()`` before each WebSocket handler; a non-``None`` return rejects
+        the connection with that response."""
+        self.before_websocket_funcs[None].append(f)
+        return f
+
+    def after_websocket(self, f: F) -> F:
+        """Run ``f()`` after each WebSocket handler that returned normally."""
+        self.after_websocket_funcs[None].append(f)
+        return f
+
+    def teardown_websocket(self, f: F) -> F:
+        """Run ``f(exc)`` once when a WebSocket connection ends, however it ends."""
+        self.teardown_websocket_funcs[None].append(f)
         return f
 
     def context_processor(self, f: F) -> F:

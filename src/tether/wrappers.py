@@ -101,6 +101,12 @@ class Request(_Request):
         return self._config("MAX_FORM_PARTS", 1_000)
 
     @property
+    def is_websocket(self) -> bool:
+        """Whether this is the handshake of a WebSocket connection."""
+        scope = self.environ.get("asgi.scope")
+        return scope is not None and scope["type"] == "websocket"
+
+    @property
     def endpoint(self) -> str | None:
         return self.url_rule.endpoint if self.url_rule is not None else None
 

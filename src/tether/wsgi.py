@@ -25,6 +25,8 @@ _NO_BODY_STATUS = frozenset({204, 304})
 
 def serve(app: Application, environ: dict[str, t.Any], start_response: StartResponse) -> t.Iterable[bytes]:
     """Answer one WSGI request with ``app``."""
+    if not app._serving:
+        app.start_serving()
     context = contextvars.copy_context()
     return context.run(_serve, app, context, environ, start_response)
 
@@ -34,8 +36,8 @@ def _serve(
 ) -> t.Iterable[bytes]:
     response, finish = app.handle(app.request_context(environ))
     status = response.status_code
-    start_response(response.status, _headers(response, environ, status))
-    if environ["REQUEST_METHOD"] == "HEAD" or status < 200 or status in _NO_BODY_STATUS:
+    start_response(response.status, wsgi_headers(response, environ, status))
+    if not body_allowed(environ["REQUEST_METHOD"], status):
         if finish is not None:
             finish(None)
             return []
@@ -48,7 +50,12 @@ def _serve(
     return _ClosingBody(body, response.close) if response._on_close else body
 
 
-def _headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[str, str]]:
+def body_allowed(method: str, status: int) -> bool:
+    """Whether a response to ``method`` with ``status`` may have a body."""
+    return method != "HEAD" and status >= 200 and status not in _NO_BODY_STATUS
+
+
+def wsgi_headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[str, str]]:
     """The response's headers as WSGI wants them.
 
     Werkzeug's ``get_wsgi_headers`` copies and rescans the headers for every

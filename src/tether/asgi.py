@@ -1,0 +1,365 @@
+"""The ASGI 3 adapter: HTTP, WebSocket and lifespan scopes in, ASGI messages out.
+
+HTTP requests are answered in one of two ways:
+
+* a sync view (Flask's kind) runs the whole request, hooks included, in one hop
+  to a bounded thread pool, inside a ``contextvars.Context`` of its own, as under
+  WSGI. Its body is read lazily from the worker thread, chunk by chunk through
+  the loop, so the loop never blocks and uploads stream through Werkzeug's
+  parsers; a streamed sync body is iterated in the pool inside that Context.
+* an async view runs on the loop. Its body is read first, without blocking, into
+  a spooled buffer (``MAX_CONTENT_LENGTH`` enforced), so Flask-style
+  ``request.json`` works in it unchanged; a view marked with
+  :func:`tether.stream_body` instead reads it as it arrives with
+  ``async for chunk in request.iter_body()``.
+
+A streamed body is produced no faster than the client takes it (each chunk is
+sent before the next is asked for), and it ends when the client disconnects or
+the server starts shutting down; either way the generator is closed and the
+request's teardown runs, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import tempfile
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+from .wsgi import body_allowed, wsgi_headers
+
+if t.TYPE_CHECKING:
+    from .application import Application
+    from .wrappers import Response
+
+__all__ = ["RequestBody", "environ_from_scope", "executor", "serve_http", "stopping", "stream_body"]
+
+Scope = dict[str, t.Any]
+Message = dict[str, t.Any]
+Receive = t.Callable[[], t.Awaitable[Message]]
+Send = t.Callable[[Message], t.Awaitable[None]]
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+_SPOOL_SIZE = 1024 * 1024
+
+
+def stream_body(view: F) -> F:
+    """Mark an async view that reads its request body as it arrives
+    (``async for chunk in request.iter_body()``) instead of having it read first."""
+    view.tether_stream_body = True  # type: ignore[attr-defined]
+    return view
+
+
+class RequestBody:
+    """The request body of an ASGI request, as the file-like ``wsgi.input``.
+
+    Read from a worker thread, it fetches chunks through the loop; on the loop
+    it serves what :meth:`load` buffered, or :meth:`chunks` as they arrive.
+    Nothing else calls ``receive`` until the body is exhausted, so a chunk is
+    never taken by the disconnect watcher.
+    """
+
+    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
+        self._receive = receive
+        self._loop = loop
+        self._pending = b""
+        self._buffer: t.IO[bytes] | None = None
+        self._more = True
+        self._exhausted = asyncio.Event()
+        self.disconnected = False
+
+    def _end(self) -> None:
+        self._more = False
+        self._exhausted.set()
+
+    async def _next_chunk(self) -> bytes:
+        if not self._more:
+            return b""
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            self._end()
+            return b""
+        if not message.get("more_body", False):
+            self._end()
+        return message.get("body", b"")
+
+    async def chunks(self) -> t.AsyncIterator[bytes]:
+        """The body's chunks as they arrive (or from the buffer once loaded)."""
+        if self._buffer is not None:
+            while chunk := self._buffer.read(65536):
+                yield chunk
+            return
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            yield chunk
+        while self._more:
+            chunk = await self._next_chunk()
+            if chunk:
+                yield chunk
+
+    async def load(self, max_length: int | None) -> None:
+        """Read the rest of the body into a spooled buffer (in memory up to 1 MiB).
+
+        Past ``max_length`` it stops: the buffer then holds more than the limit
+        and Werkzeug answers the read with 413.
+        """
+        if self._buffer is not None:
+            return
+        buffer = tempfile.SpooledTemporaryFile(max_size=_SPOOL_SIZE)
+        buffer.write(self._pending)
+        size = len(self._pending)
+        self._pending = b""
+        while self._more:
+            chunk = await self._next_chunk()
+            buffer.write(chunk)
+            size += len(chunk)
+            if max_length is not None and size > max_length:
+                self._end()
+        buffer.seek(0)
+        self._buffer = buffer
+
+    async def wait_disconnect(self) -> None:
+        """Wait for the client to go away, once the body has been read."""
+        await self._exhausted.wait()
+        while not self.disconnected:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._buffer is not None:
+            return self._buffer.read(size)
+        if size is None or size < 0:
+            parts = [self._pending]
+            self._pending = b""
+            while self._more:
+                parts.append(self._fetch())
+            return b"".join(parts)
+        while len(self._pending) < size and self._more:
+            self._pending += self._fetch()
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        if self._buffer is not None:
+            return self._buffer.readline(size)
+        while b"\n" not in self._pending and self._more and (size < 0 or len(self._pending) < size):
+            self._pending += self._fetch()
+        end = self._pending.find(b"\n") + 1 or len(self._pending)
+        if size >= 0:
+            end = min(end, size)
+        data, self._pending = self._pending[:end], self._pending[end:]
+        return data
+
+    def _fetch(self) -> bytes:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError(
+                "The request body was read synchronously on the event loop before it was "
+                "loaded. An async view marked with @tether.stream_body reads it with "
+                "'async for chunk in request.iter_body()'."
+            )
+        return asyncio.run_coroutine_threadsafe(self._next_chunk(), self._loop).result()
+
+    def close(self) -> None:
+        if self._buffer is not None:
+            self._buffer.close()
+
+
+def environ_from_scope(scope: Scope, body: t.Any) -> dict[str, t.Any]:
+    """A WSGI-style environ for an HTTP or WebSocket scope: the request object of
+    both protocols is built from one, so ``request.environ`` works everywhere."""
+    root_path = scope.get("root_path", "")
+    path = scope["path"]
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path):]
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client")
+    scheme = scope.get("scheme", "http")
+    environ: dict[str, t.Any] = {
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "SCRIPT_NAME": root_path.encode().decode("latin-1"),
+        "PATH_INFO": path.encode().decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]) if server[1] is not None else "80",
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.url_scheme": {"ws": "http", "wss": "https"}.get(scheme, scheme),
+        "wsgi.input": body,
+        "wsgi.input_terminated": True,
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "asgi.scope": scope,
+    }
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = f"HTTP_{name}"
+        if name in environ:
+            value = f"{environ[name]}{'; ' if name == 'HTTP_COOKIE' else ','}{value}"
+        environ[name] = value
+    return environ
+
+
+def executor(app: Application) -> ThreadPoolExecutor:
+    """The app's bounded pool for sync views (``SYNC_THREADS`` workers)."""
+    pool = app.__dict__.get("_tether_executor")
+    if pool is None:
+        pool = app.__dict__["_tether_executor"] = ThreadPoolExecutor(
+            max_workers=app.config["SYNC_THREADS"], thread_name_prefix="tether-sync"
+        )
+    return pool
+
+
+def stopping(app: Application) -> asyncio.Event | None:
+    """Set when the server serving ``app`` starts shutting down (see tether.asgi_lifespan)."""
+    return app.__dict__.get("_tether_stopping")
+
+
+async def serve_http(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one ASGI HTTP request with ``app``."""
+    loop = asyncio.get_running_loop()
+    body = RequestBody(receive, loop)
+    environ = environ_from_scope(scope, body)
+    ctx = app.request_context(environ)
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    if app.is_async_view(ctx.request):
+        view = app.view_functions[ctx.request.url_rule.endpoint]  # type: ignore[union-attr]
+        streams_body = getattr(view, "tether_stream_body", False)
+        if not streams_body:
+            await body.load(limit)
+        response, finish = await app.handle_async(ctx)
+        if finish is None:
+            await _send_response(app, response, environ, send, body, None)
+            return
+        try:
+            await _send_response(app, response, environ, send, body, _async_chunks(response.response))
+        finally:
+            await finish(None)
+        return
+    context = contextvars.copy_context()
+    pool = executor(app)
+    response, sync_finish = await loop.run_in_executor(pool, context.run, app.handle, ctx)
+    if sync_finish is None:
+        await _send_response(app, response, environ, send, body, None)
+        return
+    try:
+        await body.load(limit)
+        source = response.response
+        if hasattr(source, "__aiter__"):
+            await _send_response(app, response, environ, send, body, _async_chunks(source), context)
+        else:
+            await _send_response(app, response, environ, send, body, _threaded_chunks(loop, pool, context, iter(source)))
+    finally:
+        await loop.run_in_executor(pool, context.run, sync_finish, None)
+
+
+async def _async_chunks(source: t.Any) -> t.AsyncIterator[bytes]:
+    if hasattr(source, "__aiter__"):
+        async for chunk in source:
+            yield chunk.encode() if isinstance(chunk, str) else chunk
+    else:
+        for chunk in source:
+            yield chunk.encode() if isinstance(chunk, str) else chunk
+
+
+async def _threaded_chunks(
+    loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor, context: contextvars.Context, iterator: t.Iterator[t.Any]
+) -> t.AsyncIterator[bytes]:
+    """A sync body's chunks, each produced in the pool inside the request's Context.
+
+    A chunk being produced when the stream is cancelled is waited for: the
+    Context can be entered by one thread at a time, and finishing the request
+    enters it next.
+    """
+    done = object()
+    while True:
+        future = loop.run_in_executor(pool, context.run, next, iterator, done)
+        try:
+            chunk = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait({future})
+            raise
+        if chunk is done:
+            return
+        yield chunk.encode() if isinstance(chunk, str) else chunk
+
+
+def _asgi_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+async def _send_response(
+    app: Application,
+    response: Response,
+    environ: dict[str, t.Any],
+    send: Send,
+    body: RequestBody,
+    chunks: t.AsyncIterator[bytes] | None,
+    context: contextvars.Context | None = None,
+) -> None:
+    status = response.status_code
+    headers = _asgi_headers(wsgi_headers(response, environ, status))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if not body_allowed(environ["REQUEST_METHOD"], status):
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if chunks is None:
+        data = b"".join(c.encode() if isinstance(c, str) else c for c in response.response)
+        await send({"type": "http.response.body", "body": data})
+        return
+    await stream_chunks(app, chunks, body, send, context)
+
+
+async def stream_chunks(
+    app: Application,
+    chunks: t.AsyncIterator[bytes],
+    body: RequestBody,
+    send: Send,
+    context: contextvars.Context | None = None,
+) -> None:
+    """Send ``chunks`` as they come until they end, the client disconnects or the
+    server starts shutting down; the source is closed in every case. Each chunk
+    is produced in a task of ``context`` (by default, the current one)."""
+    loop = asyncio.get_running_loop()
+    watchers = {asyncio.ensure_future(body.wait_disconnect())}
+    stop = stopping(app)
+    if stop is not None:
+        watchers.add(asyncio.ensure_future(stop.wait()))
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            pending = loop.create_task(chunks.__anext__(), context=context)  # type: ignore[arg-type]
+            done, _ = await asyncio.wait({pending, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+            if pending not in done:
+                return
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            finally:
+                if pending.done():
+                    pending = None
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await loop.create_task(chunks.aclose(), context=context)  # type: ignore[attr-defined]
