@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -14,10 +15,18 @@ import tether
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(params=["wsgi", "asgi"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    """Shared behaviour is tested through both adapters."""
+    return request.param
+
+
 @pytest.fixture
-def app() -> tether.Tether:
+def app(protocol: str) -> tether.Tether:
     app = tether.Tether("test_app", root_path=str(Path(__file__).parent))
     app.config.update(TESTING=True, SECRET_KEY="test key")
+    if protocol == "asgi":
+        app.test_client = functools.partial(app.test_client, asgi=True)  # type: ignore[method-assign]
     return app
 
 

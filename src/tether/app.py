@@ -68,7 +68,8 @@ class Tether(Application):
         return t.cast(F, wrapper)
 
     def test_client(self, use_cookies: bool = True, **kwargs: t.Any) -> TetherClient:
-        """A client that sends requests to the app without a server, as Flask's."""
+        """A client that sends requests to the app without a server, as Flask's;
+        ``asgi=True`` sends them through the ASGI adapter."""
         return self.test_client_class(self, self.response_class, use_cookies=use_cookies, **kwargs)
 
     def test_cli_runner(self, **kwargs: t.Any) -> TetherCliRunner:

@@ -12,6 +12,7 @@ import sys
 import threading
 import typing as t
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import chain
 
@@ -209,6 +210,20 @@ class Application(Scaffold):
     def propagate_exceptions(self) -> bool:
         rv = self.config["PROPAGATE_EXCEPTIONS"]
         return rv if rv is not None else bool(self.testing or self.debug)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The bounded thread pool (``SYNC_THREADS`` workers) where sync views,
+        sync WebSocket handlers and sync event sources run under ASGI."""
+        pool = self.__dict__.get("_executor")
+        if pool is None:
+            with self._serving_lock:
+                pool = self.__dict__.get("_executor")
+                if pool is None:
+                    pool = self.__dict__["_executor"] = ThreadPoolExecutor(
+                        max_workers=self.config["SYNC_THREADS"], thread_name_prefix="tether-sync"
+                    )
+        return pool
 
     @property
     def jinja_env(self) -> Environment:

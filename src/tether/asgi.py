@@ -34,7 +34,7 @@ if t.TYPE_CHECKING:
     from .application import Application
     from .wrappers import Response
 
-__all__ = ["RequestBody", "environ_from_scope", "executor", "serve_http", "stopping", "stream_body"]
+__all__ = ["RequestBody", "environ_from_scope", "serve_http", "stopping", "stream_body"]
 
 Scope = dict[str, t.Any]
 Message = dict[str, t.Any]
@@ -200,6 +200,7 @@ def environ_from_scope(scope: Scope, body: t.Any) -> dict[str, t.Any]:
         "wsgi.run_once": False,
         "asgi.scope": scope,
     }
+    environ.update(scope.get("tether.environ", ()))  # WSGI-only keys a test client passes
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
@@ -214,16 +215,6 @@ def environ_from_scope(scope: Scope, body: t.Any) -> dict[str, t.Any]:
     return environ
 
 
-def executor(app: Application) -> ThreadPoolExecutor:
-    """The app's bounded pool for sync views (``SYNC_THREADS`` workers)."""
-    pool = app.__dict__.get("_tether_executor")
-    if pool is None:
-        pool = app.__dict__["_tether_executor"] = ThreadPoolExecutor(
-            max_workers=app.config["SYNC_THREADS"], thread_name_prefix="tether-sync"
-        )
-    return pool
-
-
 def stopping(app: Application) -> asyncio.Event | None:
     """Set when the server serving ``app`` starts shutting down (see tether.asgi_lifespan)."""
     return app.__dict__.get("_tether_stopping")
@@ -236,6 +227,9 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
     environ = environ_from_scope(scope, body)
     ctx = app.request_context(environ)
     limit = app.config["MAX_CONTENT_LENGTH"]
+    declared = ctx.request.content_length
+    if limit is not None and declared is not None and declared > limit:
+        body._end()  # refused unread: Werkzeug answers a read of it with 413
     if app.is_async_view(ctx.request):
         view = app.view_functions[ctx.request.url_rule.endpoint]  # type: ignore[union-attr]
         streams_body = getattr(view, "tether_stream_body", False)
@@ -251,7 +245,7 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
             await finish(None)
         return
     context = contextvars.copy_context()
-    pool = executor(app)
+    pool = app.executor
     response, sync_finish = await loop.run_in_executor(pool, context.run, app.handle, ctx)
     if sync_finish is None:
         await _send_response(app, response, environ, send, body, None)
@@ -321,7 +315,7 @@ async def _send_response(
         data = b"".join(c.encode() if isinstance(c, str) else c for c in response.response)
         await send({"type": "http.response.body", "body": data})
         return
-    await stream_chunks(app, chunks, body, send, context)
+    await stream_chunks(app, chunks, body, send, context, getattr(response, "send_timeout", None))
 
 
 async def stream_chunks(
@@ -330,10 +324,12 @@ async def stream_chunks(
     body: RequestBody,
     send: Send,
     context: contextvars.Context | None = None,
+    send_timeout: float | None = None,
 ) -> None:
-    """Send ``chunks`` as they come until they end, the client disconnects or the
-    server starts shutting down; the source is closed in every case. Each chunk
-    is produced in a task of ``context`` (by default, the current one)."""
+    """Send ``chunks`` as they come until they end, the client disconnects, the
+    server starts shutting down, or one send takes longer than ``send_timeout``;
+    the source is closed in every case. Each chunk is produced in a task of
+    ``context`` (by default, the current one)."""
     loop = asyncio.get_running_loop()
     watchers = {asyncio.ensure_future(body.wait_disconnect())}
     stop = stopping(app)
@@ -355,7 +351,11 @@ async def stream_chunks(
                 if pending.done():
                     pending = None
             if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                try:
+                    await asyncio.wait_for(send({"type": "http.response.body", "body": chunk, "more_body": True}), send_timeout)
+                except TimeoutError:
+                    app.logger.warning("A streamed response was ended: a send took longer than %s s.", send_timeout)
+                    return
     finally:
         for watcher in watchers:
             watcher.cancel()

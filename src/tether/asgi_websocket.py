@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.exceptions import Forbidden, HTTPException
 
-from .asgi import environ_from_scope, executor, stopping
+from .asgi import environ_from_scope, stopping
 from .ctx import WebSocketContext
 from .steps import run, run_async
 
@@ -235,7 +235,7 @@ async def serve_websocket(
         await ctx.pop_async(None if isinstance(error, WebSocketDisconnect) else error)
         return
     context = contextvars.copy_context()
-    rv, error = await loop.run_in_executor(executor(app), context.run, _run_sync, app, ctx)
+    rv, error = await loop.run_in_executor(app.executor, context.run, _run_sync, app, ctx)
     await _conclude(app, websocket, rv, error)
 
 

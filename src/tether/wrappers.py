@@ -101,6 +101,24 @@ class Request(_Request):
         return self._config("MAX_FORM_PARTS", 1_000)
 
     @property
+    def last_event_id(self) -> str | None:
+        """The ``Last-Event-ID`` an EventSource sends when it reconnects."""
+        return self.headers.get("Last-Event-ID")
+
+    async def iter_body(self) -> t.AsyncIterator[bytes]:
+        """The body's chunks as they arrive, for an async view marked with
+        ``@tether.stream_body`` (under WSGI: read from the input stream)."""
+        body = self.environ.get("wsgi.input")
+        chunks = getattr(body, "chunks", None)
+        if chunks is not None:
+            async for chunk in chunks():
+                yield chunk
+            return
+        stream = self.stream
+        while chunk := stream.read(65536):
+            yield chunk
+
+    @property
     def is_websocket(self) -> bool:
         """Whether this is the handshake of a WebSocket connection."""
         scope = self.environ.get("asgi.scope")

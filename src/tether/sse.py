@@ -1,0 +1,151 @@
+"""Server-Sent Events: ``EventStream(source)`` is a response whose source is a
+sync or async iterable of ``str``, ``dict``/``list`` (sent as JSON) or
+:class:`ServerSentEvent`.
+
+The body is an async generator, under ASGI and WSGI alike (under WSGI it runs
+on the worker thread's loop, one thread per client). It sends a comment line
+when the source has been idle for ``keepalive`` seconds, so proxies keep the
+connection open and a vanished client is noticed. Under ASGI a send that hangs
+past ``send_timeout`` ends the stream, as do the client leaving and the server
+shutting down. A sync source is iterated in the app's thread pool, inside the
+request's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .globals import _cv_app
+from .wrappers import Response
+
+__all__ = ["EventStream", "ServerSentEvent"]
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass
+class ServerSentEvent:
+    """One event: ``data`` (a ``str``, or anything JSON-encodable), and the
+    optional ``event`` name, ``id`` and ``retry`` (milliseconds)."""
+
+    data: t.Any
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+    def encode(self, dumps: t.Callable[[t.Any], str]) -> str:
+        """The event's wire form; multi-line data becomes several ``data:`` lines."""
+        lines = []
+        for field, value in (("event", self.event), ("id", self.id)):
+            if value is not None:
+                if _LINE_BREAK.search(str(value)):
+                    raise ValueError(f"A Server-Sent Event's {field} cannot contain a line break: {value!r}")
+                lines.append(f"{field}: {value}")
+        if self.retry is not None:
+            lines.append(f"retry: {int(self.retry)}")
+        data = self.data if isinstance(self.data, str) else dumps(self.data)
+        lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
+        return "\n".join(lines) + "\n\n"
+
+
+class EventStream(Response):
+    """A ``text/event-stream`` response of the events ``source`` yields.
+
+    ``keepalive`` (seconds, default ``SSE_KEEPALIVE_INTERVAL``) is the idle time
+    after which a comment line is sent; ``send_timeout`` (default
+    ``SSE_SEND_TIMEOUT``) the longest a send may hang under ASGI.
+    """
+
+    def __init__(
+        self,
+        source: t.Iterable[t.Any] | t.AsyncIterable[t.Any],
+        *,
+        keepalive: float | None = None,
+        send_timeout: float | None = None,
+        status: int = 200,
+        headers: t.Any = None,
+    ) -> None:
+        app = _cv_app.get().app
+        self.keepalive = keepalive if keepalive is not None else app.config["SSE_KEEPALIVE_INTERVAL"]
+        self.send_timeout = send_timeout if send_timeout is not None else app.config["SSE_SEND_TIMEOUT"]
+        super().__init__(_frames(source, self.keepalive, app), status=status, headers=headers, mimetype="text/event-stream")
+        self.headers["Cache-Control"] = "no-cache"
+        self.headers["X-Accel-Buffering"] = "no"
+
+
+async def _frames(source: t.Any, keepalive: float, app: t.Any) -> t.AsyncIterator[str]:
+    dumps = app.json.dumps
+    feed = _AsyncSource(source) if hasattr(source, "__aiter__") else _ThreadedSource(source, app.executor)
+    pending: asyncio.Future[t.Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = feed.fetch()
+            done, _ = await asyncio.wait({pending}, timeout=keepalive)
+            if not done:
+                yield ": keep-alive\n\n"
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                pending = None
+                return
+            pending = None
+            if not isinstance(item, ServerSentEvent):
+                item = ServerSentEvent(item)
+            yield item.encode(dumps)
+    finally:
+        await feed.close(pending)
+
+
+class _AsyncSource:
+    def __init__(self, source: t.AsyncIterable[t.Any]) -> None:
+        self._iterator = source.__aiter__()
+
+    def fetch(self) -> asyncio.Future[t.Any]:
+        return asyncio.ensure_future(self._iterator.__anext__())
+
+    async def close(self, pending: asyncio.Future[t.Any] | None) -> None:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _ThreadedSource:
+    """A sync source, each item fetched in the pool inside the request's context."""
+
+    def __init__(self, source: t.Iterable[t.Any], pool: ThreadPoolExecutor) -> None:
+        self._iterator = iter(source)
+        self._pool = pool
+        self._context = contextvars.copy_context()
+        self._running: Future[t.Any] | None = None
+
+    def fetch(self) -> asyncio.Future[t.Any]:
+        self._running = self._pool.submit(self._context.run, _next_or_stop, self._iterator)
+        return asyncio.wrap_future(self._running)
+
+    async def close(self, pending: asyncio.Future[t.Any] | None) -> None:
+        close = getattr(self._iterator, "close", None)
+        if close is None:
+            return
+        running = self._running
+        if running is not None and not running.done():
+            # It is executing in a thread: close it once that item is produced.
+            running.add_done_callback(lambda _: self._pool.submit(self._context.run, close))
+        else:
+            self._context.run(close)
+
+
+def _next_or_stop(iterator: t.Iterator[t.Any]) -> t.Any:
+    try:
+        return next(iterator)
+    except StopIteration:
+        raise StopAsyncIteration from None
