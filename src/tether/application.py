@@ -633,7 +633,6 @@ class Application(Scaffold):
 
     def _dispatch_steps(self, ctx: RequestContext) -> Steps[Response]:
         self._got_first_request = True
-        request = ctx.request
         try:
             if request_started.receivers:
                 request_started.send(self)
@@ -974,4 +973,8 @@ def _call_each(funcs: t.Iterable[t.Callable[[], t.Any]]) -> Steps[None]:
 
 
 def _is_coroutine_function(func: t.Callable[..., t.Any]) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    """An ``async def`` function, or an object whose class has an async ``__call__``."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = type(func).__dict__.get("__call__")
+    return not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
