@@ -28,6 +28,8 @@ import tempfile
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
+from werkzeug.exceptions import RequestEntityTooLarge
+
 from .wsgi import body_allowed, wsgi_headers
 
 if t.TYPE_CHECKING:
@@ -61,9 +63,12 @@ class RequestBody:
     never taken by the disconnect watcher.
     """
 
-    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop, max_length: int | None) -> None:
         self._receive = receive
         self._loop = loop
+        self._max_length = max_length
+        self._received = 0
+        self.too_large = False
         self._pending = b""
         self._buffer: t.IO[bytes] | None = None
         self._more = True
@@ -84,7 +89,15 @@ class RequestBody:
             return b""
         if not message.get("more_body", False):
             self._end()
-        return message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        self._received += len(chunk)
+        if self._max_length is not None and self._received > self._max_length:
+            # Werkzeug's limit would hand the view the first bytes without error:
+            # refuse the whole body instead, so nothing is silently cut off.
+            self.too_large = True
+            self._end()
+            raise RequestEntityTooLarge()
+        return chunk
 
     async def chunks(self) -> t.AsyncIterator[bytes]:
         """The body's chunks as they arrive (or from the buffer once loaded)."""
@@ -100,24 +113,21 @@ class RequestBody:
             if chunk:
                 yield chunk
 
-    async def load(self, max_length: int | None) -> None:
+    async def load(self) -> None:
         """Read the rest of the body into a spooled buffer (in memory up to 1 MiB).
 
-        Past ``max_length`` it stops: the buffer then holds more than the limit
-        and Werkzeug answers the read with 413.
+        Past the limit it stops; reading the body then answers 413.
         """
         if self._buffer is not None:
             return
         buffer = tempfile.SpooledTemporaryFile(max_size=_SPOOL_SIZE)
         buffer.write(self._pending)
-        size = len(self._pending)
         self._pending = b""
-        while self._more:
-            chunk = await self._next_chunk()
-            buffer.write(chunk)
-            size += len(chunk)
-            if max_length is not None and size > max_length:
-                self._end()
+        try:
+            while self._more:
+                buffer.write(await self._next_chunk())
+        except RequestEntityTooLarge:
+            pass
         buffer.seek(0)
         self._buffer = buffer
 
@@ -130,6 +140,8 @@ class RequestBody:
                 self.disconnected = True
 
     def read(self, size: int = -1) -> bytes:
+        if self.too_large:
+            raise RequestEntityTooLarge()
         if self._buffer is not None:
             return self._buffer.read(size)
         if size is None or size < 0:
@@ -144,6 +156,8 @@ class RequestBody:
         return data
 
     def readline(self, size: int = -1) -> bytes:
+        if self.too_large:
+            raise RequestEntityTooLarge()
         if self._buffer is not None:
             return self._buffer.readline(size)
         while b"\n" not in self._pending and self._more and (size < 0 or len(self._pending) < size):
@@ -223,10 +237,10 @@ def stopping(app: Application) -> asyncio.Event | None:
 async def serve_http(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one ASGI HTTP request with ``app``."""
     loop = asyncio.get_running_loop()
-    body = RequestBody(receive, loop)
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = RequestBody(receive, loop, limit)
     environ = environ_from_scope(scope, body)
     ctx = app.request_context(environ)
-    limit = app.config["MAX_CONTENT_LENGTH"]
     declared = ctx.request.content_length
     if limit is not None and declared is not None and declared > limit:
         body._end()  # refused unread: Werkzeug answers a read of it with 413
@@ -234,7 +248,7 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
         view = app.view_functions[ctx.request.url_rule.endpoint]  # type: ignore[union-attr]
         streams_body = getattr(view, "tether_stream_body", False)
         if not streams_body:
-            await body.load(limit)
+            await body.load()
         response, finish = await app.handle_async(ctx)
         if finish is None:
             await _send_response(app, response, environ, send, body, None)
@@ -251,7 +265,7 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
         await _send_response(app, response, environ, send, body, None)
         return
     try:
-        await body.load(limit)
+        await body.load()
         source = response.response
         if hasattr(source, "__aiter__"):
             await _send_response(app, response, environ, send, body, _async_chunks(source), context)
@@ -340,7 +354,7 @@ async def stream_chunks(
         while True:
             pending = loop.create_task(chunks.__anext__(), context=context)  # type: ignore[arg-type]
             done, _ = await asyncio.wait({pending, *watchers}, return_when=asyncio.FIRST_COMPLETED)
-            if pending not in done:
+            if pending not in done or not watchers.isdisjoint(done):
                 return
             try:
                 chunk = pending.result()
