@@ -1,0 +1,157 @@
+"""Server-Sent Events: framing, headers, keep-alive, Last-Event-ID, ending."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from asgi_harness import Exchange, http_scope, run
+
+import tether
+from tether import EventStream, ServerSentEvent, g, request
+
+
+def test_framing() -> None:
+    dumps = json.dumps
+    assert ServerSentEvent("hi").encode(dumps) == "data: hi\n\n"
+    assert ServerSentEvent("a\nb\r\nc\rd").encode(dumps) == "data: a\ndata: b\ndata: c\ndata: d\n\n"
+    assert ServerSentEvent({"x": 1}, event="update", id="42", retry=5000).encode(dumps) == (
+        'event: update\nid: 42\nretry: 5000\ndata: {"x": 1}\n\n'
+    )
+    assert ServerSentEvent("").encode(dumps) == "data: \n\n"
+    with pytest.raises(ValueError, match="line break"):
+        ServerSentEvent("x", event="a\nb").encode(dumps)
+
+
+def test_event_stream_sources_and_headers(app: tether.Tether) -> None:
+    @app.route("/sync")
+    def sync_events() -> EventStream:
+        g.name = "sync"
+
+        def source() -> Iterator[object]:
+            yield f"{g.name} {request.args['q']}"
+            yield {"n": 1}
+            yield ServerSentEvent("multi\nline", event="note", id="3")
+
+        return EventStream(source())
+
+    @app.route("/async")
+    async def async_events() -> EventStream:
+        async def source() -> AsyncIterator[object]:
+            for n in range(2):
+                await asyncio.sleep(0)
+                yield {"n": n, "path": request.path}
+
+        return EventStream(source())
+
+    client = app.test_client()
+    response = client.get("/sync?q=x", buffered=False)
+    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    assert "Content-Encoding" not in response.headers
+    assert list(response.iter_events()) == [
+        {"data": "sync x"},
+        {"data": '{"n": 1}'},
+        {"event": "note", "id": "3", "data": "multi\nline"},
+    ]
+    events = list(client.get("/async", buffered=False).iter_events())
+    assert [json.loads(e["data"]) for e in events] == [{"n": 0, "path": "/async"}, {"n": 1, "path": "/async"}]
+
+
+def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
+    @app.route("/slow")
+    async def slow() -> EventStream:
+        async def source() -> AsyncIterator[str]:
+            await asyncio.sleep(0.25)
+            yield "late"
+
+        return EventStream(source(), keepalive=0.05)
+
+    @app.route("/slow-sync")
+    def slow_sync() -> EventStream:
+        def source() -> Iterator[str]:
+            time.sleep(0.25)
+            yield "late"
+
+        return EventStream(source(), keepalive=0.05)
+
+    for path in ("/slow", "/slow-sync"):
+        body = app.test_client().get(path).get_data(as_text=True)
+        assert body.startswith(": keep-alive\n\n") and body.endswith("data: late\n\n"), path
+
+
+def test_last_event_id_is_available(app: tether.Tether) -> None:
+    @app.route("/resume")
+    def resume() -> EventStream:
+        start = int(request.last_event_id or 0) + 1
+        return EventStream(ServerSentEvent(str(n), id=str(n)) for n in range(start, start + 2))
+
+    events = list(app.test_client().get("/resume", headers={"Last-Event-ID": "5"}, buffered=False).iter_events())
+    assert [e["id"] for e in events] == ["6", "7"]
+
+
+def test_stream_ends_when_the_client_leaves(app: tether.Tether) -> None:
+    ended: list[str] = []
+    app.teardown_request(lambda exc: ended.append("teardown"))
+
+    @app.route("/feed")
+    async def feed() -> EventStream:
+        async def source() -> AsyncIterator[int]:
+            try:
+                n = 0
+                while True:
+                    n += 1
+                    yield n
+                    await asyncio.sleep(0.001)
+            finally:
+                ended.append("source closed")
+
+        return EventStream(source())
+
+    exchange = Exchange(disconnect_after=3)
+    run(app(http_scope("/feed"), exchange.receive, exchange.send))
+    assert exchange.chunks[:3] == [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"]
+    assert ended == ["source closed", "teardown"]
+
+
+def test_a_send_that_hangs_ends_the_stream(app: tether.Tether) -> None:
+    ended: list[str] = []
+    app.teardown_request(lambda exc: ended.append("teardown"))
+
+    @app.route("/feed")
+    async def feed() -> EventStream:
+        async def source() -> AsyncIterator[int]:
+            n = 0
+            while True:
+                n += 1
+                yield n
+
+        return EventStream(source(), send_timeout=0.05)
+
+    class Stuck(Exchange):
+        async def send(self, message: dict[str, object]) -> None:
+            await super().send(message)
+            if len(self.chunks) >= 2:
+                await asyncio.Event().wait()
+
+    exchange = Stuck()
+    run(asyncio.wait_for(app(http_scope("/feed"), exchange.receive, exchange.send), 10))
+    assert exchange.chunks == [b"data: 1\n\n", b"data: 2\n\n"] and ended == ["teardown"]
+
+
+def test_seed_000_endpoints_with_event_stream(app: tether.Tether) -> None:
+    @app.post("/api/vm/new")
+    def vm_new() -> EventStream:
+        def generate() -> Iterator[dict[str, str]]:
+            data = request.json
+            yield {"type": "log", "message": f"creating {data['name']}"}
+            yield {"type": "success", "message": f"VM {data['name']} created"}
+
+        return EventStream(generate())
+
+    response = app.test_client().post("/api/vm/new", json={"name": "Carousell_HK_003"}, buffered=False)
+    messages = [json.loads(e["data"])["message"] for e in response.iter_events()]
+    assert messages == ["creating Carousell_HK_003", "VM Carousell_HK_003 created"]
