@@ -55,24 +55,30 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
     raise RuntimeError(f"server did not listen on {port} within {timeout}s")
 
 
-@pytest.fixture
-def serve() -> Iterator[object]:
-    """Start a server command on a free loopback port: ``serve(argv_with_{port}, cwd=..., env=...)``."""
-    procs: list[subprocess.Popen[bytes]] = []
+class Servers:
+    """Server processes started by a test, each on a free loopback port."""
 
-    def start(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` (``{port}`` filled in) and wait until it listens; returns the port."""
         port = free_port()
         full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT / "src")]), **(env or {})}
         proc = subprocess.Popen(
             [a.format(port=port) for a in argv], cwd=cwd, env=full_env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
-        procs.append(proc)
+        self.procs.append(proc)
         wait_for_port(port, proc)
         return port
 
-    yield start
-    for proc in procs:
+
+@pytest.fixture
+def serve() -> Iterator[Servers]:
+    servers = Servers()
+    yield servers
+    for proc in servers.procs:
         proc.terminate()
         try:
             proc.wait(timeout=10)

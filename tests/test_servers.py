@@ -19,7 +19,7 @@ COMMANDS = {
         PYTHON, "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-w", "1", "-k", "gthread", "--threads", "4",
         "stream_app:app",
     ],
-    "tether-run": [PYTHON, "-m", "tether", "--app", "stream_app:app", "run", "--port", "{port}"],
+    "tether-run-wsgi": [PYTHON, "-m", "tether", "--app", "stream_app:app", "run", "--wsgi", "--port", "{port}"],
 }
 
 

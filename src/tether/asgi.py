@@ -345,7 +345,8 @@ async def stream_chunks(
     the source is closed in every case. Each chunk is produced in a task of
     ``context`` (by default, the current one)."""
     loop = asyncio.get_running_loop()
-    watchers = {asyncio.ensure_future(body.wait_disconnect())}
+    disconnect = asyncio.ensure_future(body.wait_disconnect())
+    watchers = {disconnect}
     stop = stopping(app)
     if stop is not None:
         watchers.add(asyncio.ensure_future(stop.wait()))
@@ -355,6 +356,8 @@ async def stream_chunks(
             pending = loop.create_task(chunks.__anext__(), context=context)  # type: ignore[arg-type]
             done, _ = await asyncio.wait({pending, *watchers}, return_when=asyncio.FIRST_COMPLETED)
             if pending not in done or not watchers.isdisjoint(done):
+                if not disconnect.done():  # the server is stopping: end the response cleanly
+                    await send({"type": "http.response.body", "body": b""})
                 return
             try:
                 chunk = pending.result()

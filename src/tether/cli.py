@@ -16,22 +16,43 @@ from .globals import current_app
 __all__ = ["TetherGroup", "main"]
 
 
-@click.command("run", short_help="Run a development server.")
+@click.command("run", short_help="Serve the app (uvicorn; --wsgi for Werkzeug's server).")
 @click.option("--host", "-h", default="127.0.0.1", show_default=True, help="The interface to bind to.")
 @click.option("--port", "-p", default=5000, show_default=True, type=int, help="The port to bind to.")
 @click.option("--debug/--no-debug", default=None, help="Debug mode: reloader, debugger, propagated errors.")
 @click.option("--reload/--no-reload", default=None, help="Restart the server when code changes (default: with --debug).")
+@click.option("--wsgi", is_flag=True, help="Serve over WSGI with Werkzeug's development server (no WebSockets).")
 @pass_script_info
-def run_command(info: ScriptInfo, host: str, port: int, debug: bool | None, reload: bool | None) -> None:
-    """Serve the app with Werkzeug's development server (WSGI)."""
-    from werkzeug.serving import run_simple
-
+def run_command(info: ScriptInfo, host: str, port: int, debug: bool | None, reload: bool | None, wsgi: bool) -> None:
+    """Serve the app: over ASGI with uvicorn (HTTP, WebSockets, SSE), or with
+    ``--wsgi`` over Werkzeug's development server."""
     app = info.load_app()
     if debug is not None:
         app.debug = debug
     if reload is None:
         reload = app.debug
-    run_simple(host, port, app, use_reloader=reload, use_debugger=app.debug, threaded=True)
+    if wsgi:
+        from werkzeug.serving import run_simple
+
+        run_simple(host, port, app, use_reloader=reload, use_debugger=app.debug, threaded=True)
+        return
+    import uvicorn
+
+    if reload:
+        # uvicorn reloads from an import string: re-load the app as --app named it.
+        os.environ["TETHER_APP"] = info.app_import_path or os.environ.get("TETHER_APP", "")
+        os.environ["TETHER_RUN_DEBUG"] = "1" if app.debug else ""
+        uvicorn.run("tether.cli:reloaded_app", factory=True, reload=True, host=host, port=port)
+    else:
+        uvicorn.run(app, host=host, port=port, log_level="debug" if app.debug else "info")
+
+
+def reloaded_app() -> t.Any:
+    """The app for ``tether run --reload``, loaded again in uvicorn's worker process."""
+    app = ScriptInfo(os.environ.get("TETHER_APP") or None).load_app()
+    if os.environ.get("TETHER_RUN_DEBUG"):
+        app.debug = True
+    return app
 
 
 @click.command("routes", short_help="Show the routes of the app.")

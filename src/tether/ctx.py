@@ -302,12 +302,16 @@ class WebSocketContext(RequestContext):
         self._websocket_tokens.append(_cv_websocket.set(self.websocket))
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
-        _cv_websocket.reset(self._websocket_tokens.pop())
-        super().pop(sys.exc_info()[1] if exc is _sentinel else exc)
+        try:
+            super().pop(sys.exc_info()[1] if exc is _sentinel else exc)
+        finally:
+            _cv_websocket.reset(self._websocket_tokens.pop())
 
     async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
-        _cv_websocket.reset(self._websocket_tokens.pop())
-        await super().pop_async(sys.exc_info()[1] if exc is _sentinel else exc)
+        try:
+            await super().pop_async(sys.exc_info()[1] if exc is _sentinel else exc)
+        finally:
+            _cv_websocket.reset(self._websocket_tokens.pop())
 
     def _teardown_steps(self, exc: BaseException | None) -> Steps[None] | None:
         return self.app._teardown_websocket_steps(exc)

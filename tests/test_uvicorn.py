@@ -1,0 +1,127 @@
+"""The chat example under real ASGI servers, with real clients (websockets, httpx)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from conftest import Servers
+from test_servers import wait_for_lines
+
+ROOT = Path(__file__).parent.parent
+SERVERS = Path(__file__).parent / "servers"
+UVICORN = [sys.executable, "-m", "uvicorn", "--port", "{port}", "live_app:app"]
+
+
+@pytest.fixture
+def live(serve: Servers, tmp_path: Path) -> tuple[str, Path, object]:
+    events = tmp_path / "events.txt"
+    port = serve(UVICORN, cwd=SERVERS, env={"EVENTS_FILE": str(events), "PYTHONPATH": f"{SERVERS}:{ROOT}:{ROOT / 'src'}"})
+    return f"127.0.0.1:{port}", events, serve
+
+
+def test_chat_over_websockets_and_the_sse_feed(live: tuple[str, Path, object]) -> None:
+    host, _, _ = live
+
+    async def main() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        async with httpx.AsyncClient(timeout=10) as http, http.stream("GET", f"http://{host}/feed") as feed:
+            assert feed.headers["content-type"].startswith("text/event-stream")
+            async with websockets.connect(f"ws://{host}/chat?name=ada") as ada:
+                async with websockets.connect(f"ws://{host}/chat?name=bob") as bob:
+                    await bob.recv()  # bob joined
+                    await ada.send("hello bob")
+                    bob_got = [json.loads(await bob.recv())]
+                feed_events = []
+                async for line in feed.aiter_lines():
+                    if line.startswith("data: "):
+                        feed_events.append(json.loads(line[6:]))
+                        if feed_events[-1]["text"] == "hello bob":
+                            break
+                return bob_got, feed_events
+
+    bob_got, feed_events = asyncio.run(main())
+    assert bob_got == [{"from": "ada", "text": "hello bob"}]
+    assert {"from": "ada", "text": "hello bob"} in feed_events
+    assert {"from": "server", "text": "ada joined"} in feed_events
+
+
+def test_client_vanishing_mid_stream_and_mid_socket(live: tuple[str, Path, object]) -> None:
+    host, events, _ = live
+    address, port = host.split(":")
+    sock = socket.create_connection((address, int(port)))
+    sock.sendall(b"GET /ticks HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    while received.count(b"tick") < 3:
+        received += sock.recv(4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+    assert wait_for_lines(events, 2) == ["finally /ticks", "teardown /ticks"]
+
+    async def vanish() -> None:
+        ws = await websockets.connect(f"ws://{host}/hold")
+        await ws.send("x")
+        assert await ws.recv() == "x"
+        ws.transport.abort()  # no close frame: the client just disappears
+
+    asyncio.run(vanish())
+    lines = wait_for_lines(events, 4)
+    assert lines[2:] == ["finally /hold", "teardown ws /hold"]
+    assert httpx.get(f"http://{host}/ping").text == "pong"
+    assert wait_for_lines(events, 5)[4] == "teardown /ping"
+    assert lines.count("teardown ws /hold") == 1
+
+
+def test_sync_view_that_sleeps_does_not_block_async_views(live: tuple[str, Path, object]) -> None:
+    host, _, _ = live
+
+    async def main() -> list[str]:
+        order: list[str] = []
+        async with httpx.AsyncClient(timeout=10) as client:
+            async def fetch(path: str) -> None:
+                response = await client.get(f"http://{host}{path}")
+                order.append(response.text)
+
+            slow = asyncio.ensure_future(fetch("/slow"))
+            await asyncio.sleep(0.2)
+            await asyncio.gather(*(fetch("/ping") for _ in range(5)))
+            order.append("pings done")
+            await slow
+        return order
+
+    assert asyncio.run(main()) == ["pong"] * 5 + ["pings done", "slow"]
+
+
+def test_graceful_shutdown_with_open_streams_and_sockets(serve: Servers, tmp_path: Path) -> None:
+    events = tmp_path / "events.txt"
+    env = {"EVENTS_FILE": str(events), "PYTHONPATH": f"{SERVERS}:{ROOT}:{ROOT / 'src'}"}
+    port = serve(UVICORN, cwd=SERVERS, env=env)
+    server = serve.procs[-1]
+    host = f"127.0.0.1:{port}"
+
+    async def main() -> int | None:
+        async with httpx.AsyncClient(timeout=30) as http, http.stream("GET", f"http://{host}/ticks") as stream:
+            ws = await websockets.connect(f"ws://{host}/hold")
+            lines = stream.aiter_lines()
+            await lines.__anext__()
+            server.send_signal(signal.SIGTERM)
+            async for _ in lines:
+                pass
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+            return 0
+
+    assert asyncio.run(main()) == 1012
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
+    assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    lines = events.read_text().splitlines()
+    assert sorted(lines) == sorted(["finally /ticks", "teardown /ticks", "finally /hold", "teardown ws /hold", "after_serving"])
