@@ -9,10 +9,12 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from asgi_harness import Exchange, http_scope, run
 
 import tether
+from asgi_harness import Exchange, http_scope, run
 from tether import g, request
+
+CHUNKED = (b"transfer-encoding", b"chunked")
 
 
 def test_one_object_for_wsgi_and_asgi_servers(app: tether.Tether) -> None:
@@ -123,7 +125,7 @@ def test_body_in_chunks_for_sync_and_async_views(app: tether.Tether) -> None:
 
     for path in ("/sync", "/async"):
         exchange = Exchange([b'{"a": ', b"[1, 2", b"]}"])
-        scope = http_scope(path, "POST", headers=[(b"content-type", b"application/json")])
+        scope = http_scope(path, "POST", headers=[(b"content-type", b"application/json"), CHUNKED])
         run(app(scope, exchange.receive, exchange.send))
         assert exchange.chunks == [b'{"got":{"a":[1,2]}}\n'], path
 
@@ -139,7 +141,7 @@ def test_async_view_consumes_the_body_incrementally(app: tether.Tether) -> None:
             seen.append((chunk, exchange.received_calls))
         return "ok"
 
-    run(app(http_scope("/upload", "POST"), exchange.receive, exchange.send))
+    run(app(http_scope("/upload", "POST", headers=[CHUNKED]), exchange.receive, exchange.send))
     assert seen == [(b"one", 1), (b"two", 2), (b"three", 3)]
     assert exchange.chunks == [b"ok"]
 
@@ -160,7 +162,7 @@ def test_too_large_body_is_refused_before_it_is_read(app: tether.Tether, kind: s
     run(app(scope, exchange.receive, exchange.send))
     assert exchange.sent[0]["status"] == 413 and exchange.received_calls == 0
     chunked = Exchange([b"x" * 6, b"x" * 6, b"x" * 6])
-    run(app(http_scope("/", "POST"), chunked.receive, chunked.send))
+    run(app(http_scope("/", "POST", headers=[CHUNKED]), chunked.receive, chunked.send))
     assert chunked.sent[0]["status"] == 413
 
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from asgi_harness import Exchange, http_scope, run
 
 import tether
+from asgi_harness import Exchange, http_scope, run
 from tether import EventStream, ServerSentEvent, g, request
 
 

@@ -125,3 +125,18 @@ def test_graceful_shutdown_with_open_streams_and_sockets(serve: Servers, tmp_pat
     assert server.wait(timeout=30) in (0, -signal.SIGTERM)
     lines = events.read_text().splitlines()
     assert sorted(lines) == sorted(["finally /ticks", "teardown /ticks", "finally /hold", "teardown ws /hold", "after_serving"])
+
+
+def test_hypercorn_serves_the_same_object_over_asgi(serve: Servers, tmp_path: Path) -> None:
+    env = {"EVENTS_FILE": str(tmp_path / "events.txt"), "PYTHONPATH": f"{SERVERS}:{ROOT}:{ROOT / 'src'}"}
+    port = serve([sys.executable, "-m", "hypercorn", "--bind", "127.0.0.1:{port}", "live_app:app"], cwd=SERVERS, env=env)
+
+    async def main() -> tuple[str, str]:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/hold") as ws:
+            await ws.send("over hypercorn")
+            echoed = await ws.recv()
+        async with httpx.AsyncClient() as client:
+            pong = (await client.get(f"http://127.0.0.1:{port}/ping")).text
+        return str(echoed), pong
+
+    assert asyncio.run(main()) == ("over hypercorn", "pong")

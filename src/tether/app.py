@@ -37,17 +37,19 @@ class Tether(Application):
         """The WSGI application; wrap this attribute in middleware to keep ``app`` itself."""
         return serve_wsgi(self, environ, start_response)
 
-    async def asgi_app(self, scope: dict[str, t.Any], receive: t.Callable[..., t.Any], send: t.Callable[..., t.Any]) -> None:
-        """The ASGI 3 application; wrap this attribute in ASGI middleware."""
+    def asgi_app(
+        self, scope: dict[str, t.Any], receive: t.Callable[..., t.Any], send: t.Callable[..., t.Any]
+    ) -> t.Awaitable[None]:
+        """The ASGI 3 application (it returns the awaitable that serves the scope);
+        wrap this attribute in ASGI middleware."""
         kind = scope["type"]
         if kind == "http":
-            await serve_http(self, scope, receive, send)
-        elif kind == "websocket":
-            await serve_websocket(self, scope, receive, send)
-        elif kind == "lifespan":
-            await serve_lifespan(self, scope, receive, send)
-        else:
-            raise ValueError(f"tether cannot serve ASGI scope type {kind!r}.")
+            return serve_http(self, scope, receive, send)
+        if kind == "websocket":
+            return serve_websocket(self, scope, receive, send)
+        if kind == "lifespan":
+            return serve_lifespan(self, scope, receive, send)
+        raise ValueError(f"tether cannot serve ASGI scope type {kind!r}.")
 
     def __call__(self, *args: t.Any) -> t.Any:
         """WSGI with two arguments (``environ, start_response``), ASGI 3 with three."""

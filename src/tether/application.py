@@ -159,6 +159,8 @@ class Application(Scaffold):
         self.url_map = self.url_map_class(host_matching=host_matching)
         self.subdomain_matching = subdomain_matching
         self._router: FastRouter | None = None
+        #: Whether each view function is async, asked once per function.
+        self._async_views: dict[t.Callable[..., t.Any], bool] = {}
         self._got_first_request = False
         self.template_context_processors[None].append(_default_template_ctx_processor)
         if self.has_static_folder:
@@ -413,16 +415,18 @@ class Application(Scaffold):
     def match_request(self, request: Request) -> tuple[Rule, dict[str, t.Any]]:
         """The rule and view arguments for the request; raises the routing
         ``HTTPException`` (404, 405, redirect) when there is none."""
-        trusted = self.config["TRUSTED_HOSTS"]
+        config = self.config
+        trusted = config["TRUSTED_HOSTS"]
         if trusted is not None:
             request.trusted_hosts = trusted
             request.host  # noqa: B018 - raises SecurityError (400) for an untrusted host
-        if request.is_websocket:
+        scope = request.environ.get("asgi.scope")
+        if scope is not None and scope["type"] == "websocket":
             return self.create_url_adapter(request).match(return_rule=True, websocket=True)  # type: ignore[union-attr,return-value]
         router = self._router
         if router is None:
             router = self._router = FastRouter(self.url_map)
-        if self.config["SERVER_NAME"] is None or not self.subdomain_matching:
+        if config["SERVER_NAME"] is None or not self.subdomain_matching:
             found = router.match(request.path, request.method)
             if found is not None:
                 return found
@@ -592,7 +596,10 @@ class Application(Scaffold):
         error = self._settle(ctx, error)
         if response.is_streamed:
             return response, lambda body_error: self._finish_stream_async(ctx, response, body_error or error)
-        await ctx.pop_async(error)
+        if self.teardown_request_funcs or self.teardown_appcontext_funcs:
+            await ctx.pop_async(error)
+        else:
+            ctx.pop(error)  # the same, with no teardown function to await
         return response, None
 
     def _settle(self, ctx: RequestContext, error: Exception | None) -> Exception | None:
@@ -625,14 +632,24 @@ class Application(Scaffold):
 
     def is_async_view(self, request: Request) -> bool:
         """Whether the view that will answer ``request`` is a coroutine function."""
+        if "_tether_app" in request.__dict__:
+            request.route(request.__dict__.pop("_tether_app"))
         rule = request.url_rule
         if rule is None or request.routing_exception is not None:
             return False
         view = self.view_functions.get(rule.endpoint)
-        return view is not None and _is_coroutine_function(view)
+        if view is None:
+            return False
+        known = self._async_views.get(view)
+        if known is None:
+            known = self._async_views[view] = _is_coroutine_function(view)
+        return known
 
     def _dispatch_steps(self, ctx: RequestContext) -> Steps[Response]:
         self._got_first_request = True
+        request_dict = ctx.request.__dict__
+        if "_tether_app" in request_dict:
+            ctx.request.route(request_dict.pop("_tether_app"))
         try:
             if request_started.receivers:
                 request_started.send(self)
@@ -640,10 +657,22 @@ class Application(Scaffold):
             if self.url_value_preprocessors or self.before_request_funcs:
                 rv = yield from self._preprocess_steps(ctx)
             if rv is None:
-                rv = yield from self._view_steps(ctx)
+                request = ctx.request
+                if request.routing_exception is not None:
+                    self.raise_routing_exception(request)
+                rule = request.url_rule
+                if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
+                    rv = self.make_default_options_response(ctx)
+                else:
+                    rv = yield self.view_functions[rule.endpoint], (), request.view_args  # type: ignore[union-attr]
         except Exception as e:
             rv = yield from self._handle_user_exception_steps(e, ctx)
-        return (yield from self._finalize_steps(rv, ctx))
+            return (yield from self._finalize_steps(rv, ctx))
+        response = self.make_response(rv)
+        if ctx._after_request_functions or self.after_request_funcs:
+            response = yield from self._after_request_steps(response, ctx)
+        self._complete(response, ctx)
+        return response
 
     def _preprocess_steps(self, ctx: RequestContext) -> Steps[t.Any]:
         request = ctx.request
@@ -662,6 +691,7 @@ class Application(Scaffold):
         return None
 
     def _view_steps(self, ctx: RequestContext) -> Steps[t.Any]:
+        """The view alone (``dispatch_request``); the pipeline inlines the same."""
         request = ctx.request
         if request.routing_exception is not None:
             self.raise_routing_exception(request)
@@ -675,9 +705,7 @@ class Application(Scaffold):
         try:
             if ctx._after_request_functions or self.after_request_funcs:
                 response = yield from self._after_request_steps(response, ctx)
-            self._save_session(response, ctx)
-            if request_finished.receivers:
-                request_finished.send(self, response=response)
+            self._complete(response, ctx)
         except Exception:
             if not from_error_handler:
                 raise
@@ -692,6 +720,12 @@ class Application(Scaffold):
                 response = yield func, (response,), NO_KWARGS
         return response
 
+    def _complete(self, response: Response, ctx: RequestContext) -> None:
+        """Save the session and announce the finished response."""
+        self._save_session(response, ctx)
+        if request_finished.receivers:
+            request_finished.send(self, response=response)
+
     def _save_session(self, response: Response, ctx: RequestContext) -> None:
         """Save the session into the response; after this its cookie is final."""
         session = ctx._session
@@ -699,7 +733,10 @@ class Application(Scaffold):
         # in Flask; one that sent none never opens the session. (Every adapter
         # builds the request from an environ; a lookup there raises nothing, unlike
         # a missing key in ``request.headers``.)
-        if session is None and self.config["SESSION_REFRESH_EACH_REQUEST"] and "HTTP_COOKIE" in ctx.request.environ:
+        if session is None:
+            if "HTTP_COOKIE" not in ctx.request.environ or not self.config["SESSION_REFRESH_EACH_REQUEST"]:
+                ctx.headers_sent = True
+                return
             session = ctx.session
         if session is not None and not self.session_interface.is_null_session(session):
             self.session_interface.save_session(self, session, response)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
 import sys
 import tempfile
 import typing as t
@@ -30,13 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .ctx import RequestContext
 from .wsgi import body_allowed, wsgi_headers
 
 if t.TYPE_CHECKING:
     from .application import Application
-    from .wrappers import Response
+    from .wrappers import Request, Response
 
-__all__ = ["RequestBody", "environ_from_scope", "serve_http", "stopping", "stream_body"]
+__all__ = ["RequestBody", "request_from_scope", "serve_http", "stopping", "stream_body"]
 
 Scope = dict[str, t.Any]
 Message = dict[str, t.Any]
@@ -45,6 +47,8 @@ Send = t.Callable[[Message], t.Awaitable[None]]
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 _SPOOL_SIZE = 1024 * 1024
+#: The buffer of every request without a body: always at its end, never written.
+_NO_BODY = io.BytesIO()
 
 
 def stream_body(view: F) -> F:
@@ -63,6 +67,11 @@ class RequestBody:
     never taken by the disconnect watcher.
     """
 
+    __slots__ = (
+        "_receive", "_loop", "_max_length", "_received", "too_large", "_pending", "_buffer", "_more", "_exhausted",
+        "disconnected",
+    )
+
     def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop, max_length: int | None) -> None:
         self._receive = receive
         self._loop = loop
@@ -72,12 +81,18 @@ class RequestBody:
         self._pending = b""
         self._buffer: t.IO[bytes] | None = None
         self._more = True
-        self._exhausted = asyncio.Event()
+        self._exhausted: asyncio.Event | None = None
         self.disconnected = False
 
     def _end(self) -> None:
         self._more = False
-        self._exhausted.set()
+        if self._exhausted is not None:
+            self._exhausted.set()
+
+    def expect_none(self) -> None:
+        """The request declares no body: nothing is read, and reads give ``b""``."""
+        self._more = False
+        self._buffer = _NO_BODY
 
     async def _next_chunk(self) -> bytes:
         if not self._more:
@@ -113,14 +128,16 @@ class RequestBody:
             if chunk:
                 yield chunk
 
-    async def load(self) -> None:
-        """Read the rest of the body into a spooled buffer (in memory up to 1 MiB).
+    async def load(self, declared: int | None) -> None:
+        """Read the rest of the body into a buffer: in memory when its declared
+        length is at most 1 MiB, else spooled to a file past that size.
 
         Past the limit it stops; reading the body then answers 413.
         """
         if self._buffer is not None:
             return
-        buffer = tempfile.SpooledTemporaryFile(max_size=_SPOOL_SIZE)
+        small = declared is not None and declared <= _SPOOL_SIZE
+        buffer: t.IO[bytes] = io.BytesIO() if small else tempfile.SpooledTemporaryFile(max_size=_SPOOL_SIZE)
         buffer.write(self._pending)
         self._pending = b""
         try:
@@ -133,7 +150,9 @@ class RequestBody:
 
     async def wait_disconnect(self) -> None:
         """Wait for the client to go away, once the body has been read."""
-        await self._exhausted.wait()
+        if self._more:
+            self._exhausted = asyncio.Event()
+            await self._exhausted.wait()
         while not self.disconnected:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -182,51 +201,90 @@ class RequestBody:
         return asyncio.run_coroutine_threadsafe(self._next_chunk(), self._loop).result()
 
     def close(self) -> None:
-        if self._buffer is not None:
+        if self._buffer is not None and self._buffer is not _NO_BODY:
             self._buffer.close()
 
 
-def environ_from_scope(scope: Scope, body: t.Any) -> dict[str, t.Any]:
-    """A WSGI-style environ for an HTTP or WebSocket scope: the request object of
-    both protocols is built from one, so ``request.environ`` works everywhere."""
+_HEADER_KEYS: dict[bytes, str] = {}
+
+
+def _header_key(raw_name: bytes) -> str:
+    """The environ key of a header name (``b"x-token"`` -> ``HTTP_X_TOKEN``), cached:
+    a handful of names recur on every request."""
+    key = _HEADER_KEYS.get(raw_name)
+    if key is None:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+        if len(_HEADER_KEYS) < 512:
+            _HEADER_KEYS[raw_name] = key
+    return key
+
+
+def _wsgi_string(value: str) -> str:
+    return value if value.isascii() else value.encode().decode("latin-1")
+
+
+_BASE_ENVIRON: dict[str, t.Any] = {
+    "wsgi.input_terminated": True,
+    "wsgi.errors": sys.stderr,
+    "wsgi.version": (1, 0),
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+}
+_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
+
+
+def request_from_scope(app: Application, scope: Scope, body: t.Any) -> Request:
+    """The request object of an HTTP or WebSocket scope, with a WSGI-style
+    environ beside it, so that ``request.environ`` works under both protocols."""
     root_path = scope.get("root_path", "")
     path = scope["path"]
     if root_path and path.startswith(root_path):
         path = path[len(root_path):]
     server = scope.get("server") or ("localhost", 80)
+    scheme = _SCHEMES.get(scope.get("scheme", "http"), "http")
+    method = scope.get("method", "GET")
+    query = scope["query_string"]
+    version = scope.get("http_version", "1.1")
+    environ = _BASE_ENVIRON.copy()
+    environ["REQUEST_METHOD"] = method
+    environ["SCRIPT_NAME"] = root_path if root_path.isascii() else _wsgi_string(root_path)
+    environ["PATH_INFO"] = path if path.isascii() else _wsgi_string(path)
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["SERVER_NAME"] = server[0]
+    environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else "80"
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or f"HTTP/{version}"
+    environ["wsgi.url_scheme"] = scheme
+    environ["wsgi.input"] = body
+    environ["asgi.scope"] = scope
+    extra = scope.get("tether.environ")
+    if extra:
+        environ.update(extra)  # WSGI-only keys a test client passes
     client = scope.get("client")
-    scheme = scope.get("scheme", "http")
-    environ: dict[str, t.Any] = {
-        "REQUEST_METHOD": scope.get("method", "GET"),
-        "SCRIPT_NAME": root_path.encode().decode("latin-1"),
-        "PATH_INFO": path.encode().decode("latin-1"),
-        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-        "SERVER_NAME": server[0],
-        "SERVER_PORT": str(server[1]) if server[1] is not None else "80",
-        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-        "wsgi.url_scheme": {"ws": "http", "wss": "https"}.get(scheme, scheme),
-        "wsgi.input": body,
-        "wsgi.input_terminated": True,
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "asgi.scope": scope,
-    }
-    environ.update(scope.get("tether.environ", ()))  # WSGI-only keys a test client passes
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
-    for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
+    keys = _HEADER_KEYS
+    for raw_name, raw_value in scope["headers"]:
+        key = keys.get(raw_name) or _header_key(raw_name)
         value = raw_value.decode("latin-1")
-        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            name = f"HTTP_{name}"
-        if name in environ:
-            value = f"{environ[name]}{'; ' if name == 'HTTP_COOKIE' else ','}{value}"
-        environ[name] = value
-    return environ
+        if key in environ:
+            value = f"{environ[key]}{'; ' if key == 'HTTP_COOKIE' else ','}{value}"
+        environ[key] = value
+    return app.request_class.from_parts(
+        environ,
+        method=method,
+        scheme=scheme,
+        server=server,
+        root_path=root_path,
+        path=path,
+        query_string=query,
+        remote_addr=client[0] if client else None,
+    )
 
 
 def stopping(app: Application) -> asyncio.Event | None:
@@ -239,16 +297,22 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
     loop = asyncio.get_running_loop()
     limit = app.config["MAX_CONTENT_LENGTH"]
     body = RequestBody(receive, loop, limit)
-    environ = environ_from_scope(scope, body)
-    ctx = app.request_context(environ)
-    declared = ctx.request.content_length
-    if limit is not None and declared is not None and declared > limit:
+    ctx = RequestContext(app, request=request_from_scope(app, scope, body))
+    ctx.match_request()
+    environ = ctx.request.environ
+    length = environ.get("CONTENT_LENGTH")
+    declared = int(length) if length and length.isdigit() else None
+    if declared == 0 or (
+        declared is None and "HTTP_TRANSFER_ENCODING" not in environ and scope.get("http_version", "1.1")[0] == "1"
+    ):
+        body.expect_none()  # HTTP/1 frames every body with one of those headers
+    elif limit is not None and declared is not None and declared > limit:
         body._end()  # refused unread: Werkzeug answers a read of it with 413
     if app.is_async_view(ctx.request):
         view = app.view_functions[ctx.request.url_rule.endpoint]  # type: ignore[union-attr]
         streams_body = getattr(view, "tether_stream_body", False)
         if not streams_body:
-            await body.load()
+            await body.load(declared)
         response, finish = await app.handle_async(ctx)
         if finish is None:
             await _send_response(app, response, environ, send, body, None)
@@ -265,7 +329,7 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
         await _send_response(app, response, environ, send, body, None)
         return
     try:
-        await body.load()
+        await body.load(declared)
         source = response.response
         if hasattr(source, "__aiter__"):
             await _send_response(app, response, environ, send, body, _async_chunks(source), context)
@@ -306,10 +370,6 @@ async def _threaded_chunks(
         yield chunk.encode() if isinstance(chunk, str) else chunk
 
 
-def _asgi_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-
-
 async def _send_response(
     app: Application,
     response: Response,
@@ -320,16 +380,35 @@ async def _send_response(
     context: contextvars.Context | None = None,
 ) -> None:
     status = response.status_code
-    headers = _asgi_headers(wsgi_headers(response, environ, status))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": asgi_headers(response, environ, status)})
     if not body_allowed(environ["REQUEST_METHOD"], status):
         await send({"type": "http.response.body", "body": b""})
         return
     if chunks is None:
-        data = b"".join(c.encode() if isinstance(c, str) else c for c in response.response)
-        await send({"type": "http.response.body", "body": data})
+        data = response.response
+        if not (type(data) is list and len(data) == 1 and type(data[0]) is bytes):
+            data = [b"".join(c.encode() if isinstance(c, str) else c for c in data)]
+        await send({"type": "http.response.body", "body": data[0]})
         return
     await stream_chunks(app, chunks, body, send, context, getattr(response, "send_timeout", None))
+
+
+def asgi_headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[bytes, bytes]]:
+    """The response's headers as ASGI wants them: lowercase names, latin-1 bytes.
+    A plain response (the common case) is converted in one pass."""
+    if status >= 200 and status not in (204, 304) and not response.autocorrect_location_header:
+        headers = []
+        has_length = False
+        for name, value in response.headers:
+            lower = name.lower()
+            if lower in ("location", "content-location"):
+                break
+            has_length = has_length or lower == "content-length"
+            headers.append((lower.encode("latin-1"), value.encode("latin-1")))
+        else:
+            if has_length or response.is_streamed:
+                return headers
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in wsgi_headers(response, environ, status)]
 
 
 async def stream_chunks(

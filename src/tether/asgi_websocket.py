@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.exceptions import Forbidden, HTTPException
 
-from .asgi import environ_from_scope, stopping
+from .asgi import request_from_scope, stopping
 from .ctx import WebSocketContext
 from .steps import run, run_async
 
@@ -219,7 +219,8 @@ async def serve_websocket(
         return
     loop = asyncio.get_running_loop()
     websocket = WebSocket(app, scope, receive, send, loop)
-    ctx = WebSocketContext(app, environ_from_scope(scope, io.BytesIO()), websocket)
+    ctx = WebSocketContext(app, request_from_scope(app, scope, io.BytesIO()), websocket)
+    ctx.match_request()
     websocket.request = ctx.request
     problem = origin_problem(app, ctx.request)
     if problem is not None:

@@ -292,8 +292,8 @@ class WebSocketContext(RequestContext):
 
     headers_sent = True
 
-    def __init__(self, app: Tether, environ: dict[str, t.Any], websocket: t.Any) -> None:
-        super().__init__(app, environ)
+    def __init__(self, app: Tether, request: Request, websocket: t.Any) -> None:
+        super().__init__(app, request=request)
         self.websocket = websocket
         self._websocket_tokens: list[Token[t.Any]] = []
 

@@ -7,9 +7,10 @@ import typing as t
 from functools import lru_cache
 from http import HTTPStatus
 
-from werkzeug.datastructures import Headers, MultiDict
+from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.sansio.request import Request as _SansIORequest
 from werkzeug.utils import cached_property, get_content_type
 from werkzeug.wrappers import Request as _Request
 from werkzeug.wrappers import Response as _Response
@@ -64,6 +65,39 @@ class Request(_Request):
         args = self.parameter_storage_class()
         dict.update(args, values)
         return args
+
+    @classmethod
+    def from_parts(
+        cls,
+        environ: dict[str, t.Any],
+        *,
+        method: str,
+        scheme: str,
+        server: tuple[str, int | None] | None,
+        root_path: str,
+        path: str,
+        query_string: bytes,
+        remote_addr: str | None,
+    ) -> Request:
+        """A request from values an adapter already has parsed (an ASGI scope),
+        beside the environ that ``request.environ`` shows. Werkzeug's constructor
+        would parse them again from the environ (0.7 µs of the 1.6 µs it takes)."""
+        request = cls.__new__(cls)
+        _SansIORequest.__init__(
+            request,
+            method=method,
+            scheme=scheme,
+            server=server,
+            root_path=root_path,
+            path=path,
+            query_string=query_string,
+            headers=EnvironHeaders(environ),
+            remote_addr=remote_addr,
+        )
+        request.environ = environ
+        request.shallow = False
+        environ["werkzeug.request"] = request
+        return request
 
     def __getattr__(self, name: str) -> t.Any:
         if name not in _ROUTING:
@@ -195,7 +229,7 @@ class Response(_Response):
             and (status_line := _STATUS_LINES.get(status or self.default_status)) is not None
         ):
             body = response.encode() if kind is str else response  # type: ignore[union-attr]
-            self.headers = Headers()
+            self.headers = Headers.__new__(Headers)
             self.headers._list = [  # type: ignore[attr-defined]
                 ("Content-Type", _content_type(mimetype or self.default_mimetype)),
                 ("Content-Length", str(len(body))),

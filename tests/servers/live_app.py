@@ -6,6 +6,7 @@ import os
 import time
 
 from examples.chat.app import app
+
 from tether import request, websocket
 
 EVENTS = os.environ["EVENTS_FILE"]
