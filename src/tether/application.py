@@ -420,8 +420,7 @@ class Application(Scaffold):
         if trusted is not None:
             request.trusted_hosts = trusted
             request.host  # noqa: B018 - raises SecurityError (400) for an untrusted host
-        scope = request.environ.get("asgi.scope")
-        if scope is not None and scope["type"] == "websocket":
+        if request.is_websocket:
             return self.create_url_adapter(request).match(return_rule=True, websocket=True)  # type: ignore[union-attr,return-value]
         router = self._router
         if router is None:
@@ -433,7 +432,7 @@ class Application(Scaffold):
         try:
             return self.create_url_adapter(request).match(return_rule=True)  # type: ignore[union-attr,return-value]
         except WebsocketMismatch:
-            if "asgi.scope" in request.environ:
+            if request.is_asgi:
                 fix = "Connect with a WebSocket client (ws:// or wss://)."
             else:
                 fix = (
@@ -603,7 +602,7 @@ class Application(Scaffold):
         return response, None
 
     def _settle(self, ctx: RequestContext, error: Exception | None) -> Exception | None:
-        preserve = ctx.request.environ.get("werkzeug.debug.preserve_context")
+        preserve = ctx.request._environ_value("werkzeug.debug.preserve_context")
         if preserve is not None:
             preserve(_cv_app.get())
             preserve(ctx.copy())
@@ -632,18 +631,22 @@ class Application(Scaffold):
 
     def is_async_view(self, request: Request) -> bool:
         """Whether the view that will answer ``request`` is a coroutine function."""
+        return self.async_view(request) is not None
+
+    def async_view(self, request: Request) -> t.Callable[..., t.Any] | None:
+        """The view that will answer ``request``, if it is a coroutine function."""
         if "_tether_app" in request.__dict__:
             request.route(request.__dict__.pop("_tether_app"))
         rule = request.url_rule
         if rule is None or request.routing_exception is not None:
-            return False
+            return None
         view = self.view_functions.get(rule.endpoint)
         if view is None:
-            return False
+            return None
         known = self._async_views.get(view)
         if known is None:
             known = self._async_views[view] = _is_coroutine_function(view)
-        return known
+        return view if known else None
 
     def _dispatch_steps(self, ctx: RequestContext) -> Steps[Response]:
         self._got_first_request = True
@@ -730,11 +733,9 @@ class Application(Scaffold):
         """Save the session into the response; after this its cookie is final."""
         session = ctx._session
         # A request that sent cookies may carry a permanent session to refresh, as
-        # in Flask; one that sent none never opens the session. (Every adapter
-        # builds the request from an environ; a lookup there raises nothing, unlike
-        # a missing key in ``request.headers``.)
+        # in Flask; one that sent none never opens the session.
         if session is None:
-            if "HTTP_COOKIE" not in ctx.request.environ or not self.config["SESSION_REFRESH_EACH_REQUEST"]:
+            if not ctx.request._sends_cookies() or not self.config["SESSION_REFRESH_EACH_REQUEST"]:
                 ctx.headers_sent = True
                 return
             session = ctx.session

@@ -29,6 +29,7 @@ import tempfile
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .ctx import RequestContext
@@ -88,6 +89,17 @@ class RequestBody:
         self._more = False
         if self._exhausted is not None:
             self._exhausted.set()
+
+    @property
+    def unread(self) -> bool:
+        """Whether some of the body may still have to be received."""
+        return self._buffer is None
+
+    def refuse(self) -> None:
+        """The body is declared over the limit: it is not read, and reading it
+        raises 413."""
+        self.too_large = True
+        self._end()
 
     def expect_none(self) -> None:
         """The request declares no body: nothing is read, and reads give ``b""``."""
@@ -238,23 +250,74 @@ _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 _PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
 
 
-def request_from_scope(app: Application, scope: Scope, body: t.Any) -> Request:
-    """The request object of an HTTP or WebSocket scope, with a WSGI-style
-    environ beside it, so that ``request.environ`` works under both protocols."""
+class Framing(t.NamedTuple):
+    """How the request body is framed: its declared length, or chunked."""
+
+    length: int | None
+    chunked: bool
+
+
+def request_from_scope(app: Application, scope: Scope, body: t.Any) -> tuple[Request, Framing]:
+    """The request object of an HTTP or WebSocket scope, read in one pass over
+    its headers. Its WSGI-style environ is built when first used, so that
+    ``request.environ`` works under both protocols at no cost to the rest."""
     root_path = scope.get("root_path", "")
     path = scope["path"]
     if root_path and path.startswith(root_path):
         path = path[len(root_path):]
     server = scope.get("server") or ("localhost", 80)
     scheme = _SCHEMES.get(scope.get("scheme", "http"), "http")
-    method = scope.get("method", "GET")
-    query = scope["query_string"]
+    client = scope.get("client")
+    pairs: list[tuple[str, str]] = []
+    cookies: list[str] = []
+    length: int | None = None
+    chunked = False
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name == "cookie":
+            cookies.append(value)
+            continue
+        if name == "content-length":
+            length = int(value) if value.isdigit() else None
+        elif name == "transfer-encoding":
+            chunked = True
+        pairs.append((name, value))
+    if cookies:
+        pairs.append(("cookie", "; ".join(cookies)))
+    headers = Headers.__new__(Headers)
+    headers._list = pairs  # type: ignore[attr-defined]
+
+    def environ() -> dict[str, t.Any]:
+        return _environ(scope, root_path, path, server, scheme, client, body)
+
+    request = app.request_class.from_parts(
+        environ,
+        method=scope.get("method", "GET"),
+        scheme=scheme,
+        server=server,
+        root_path=root_path,
+        path=path,
+        query_string=scope["query_string"],
+        headers=headers,
+        remote_addr=client[0] if client else None,
+        body=body if isinstance(body, RequestBody) else None,
+        is_websocket=scope["type"] == "websocket",
+        extra_environ=scope.get("tether.environ"),
+        has_cookie=bool(cookies),
+    )
+    return request, Framing(length, chunked)
+
+
+def _environ(
+    scope: Scope, root_path: str, path: str, server: t.Any, scheme: str, client: t.Any, body: t.Any
+) -> dict[str, t.Any]:
     version = scope.get("http_version", "1.1")
     environ = _BASE_ENVIRON.copy()
-    environ["REQUEST_METHOD"] = method
-    environ["SCRIPT_NAME"] = root_path if root_path.isascii() else _wsgi_string(root_path)
-    environ["PATH_INFO"] = path if path.isascii() else _wsgi_string(path)
-    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["REQUEST_METHOD"] = scope.get("method", "GET")
+    environ["SCRIPT_NAME"] = _wsgi_string(root_path)
+    environ["PATH_INFO"] = _wsgi_string(path)
+    environ["QUERY_STRING"] = scope["query_string"].decode("latin-1")
     environ["SERVER_NAME"] = server[0]
     environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else "80"
     environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or f"HTTP/{version}"
@@ -264,7 +327,6 @@ def request_from_scope(app: Application, scope: Scope, body: t.Any) -> Request:
     extra = scope.get("tether.environ")
     if extra:
         environ.update(extra)  # WSGI-only keys a test client passes
-    client = scope.get("client")
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
@@ -275,16 +337,7 @@ def request_from_scope(app: Application, scope: Scope, body: t.Any) -> Request:
         if key in environ:
             value = f"{environ[key]}{'; ' if key == 'HTTP_COOKIE' else ','}{value}"
         environ[key] = value
-    return app.request_class.from_parts(
-        environ,
-        method=method,
-        scheme=scheme,
-        server=server,
-        root_path=root_path,
-        path=path,
-        query_string=query,
-        remote_addr=client[0] if client else None,
-    )
+    return environ
 
 
 def stopping(app: Application) -> asyncio.Event | None:
@@ -297,28 +350,23 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
     loop = asyncio.get_running_loop()
     limit = app.config["MAX_CONTENT_LENGTH"]
     body = RequestBody(receive, loop, limit)
-    ctx = RequestContext(app, request=request_from_scope(app, scope, body))
+    request, (declared, chunked) = request_from_scope(app, scope, body)
+    ctx = RequestContext(app, request=request)
     ctx.match_request()
-    environ = ctx.request.environ
-    length = environ.get("CONTENT_LENGTH")
-    declared = int(length) if length and length.isdigit() else None
-    if declared == 0 or (
-        declared is None and "HTTP_TRANSFER_ENCODING" not in environ and scope.get("http_version", "1.1")[0] == "1"
-    ):
+    if declared == 0 or (declared is None and not chunked and scope.get("http_version", "1.1")[0] == "1"):
         body.expect_none()  # HTTP/1 frames every body with one of those headers
     elif limit is not None and declared is not None and declared > limit:
-        body._end()  # refused unread: Werkzeug answers a read of it with 413
-    if app.is_async_view(ctx.request):
-        view = app.view_functions[ctx.request.url_rule.endpoint]  # type: ignore[union-attr]
-        streams_body = getattr(view, "tether_stream_body", False)
-        if not streams_body:
+        body.refuse()
+    view = app.async_view(request)
+    if view is not None:
+        if body.unread and not getattr(view, "tether_stream_body", False):
             await body.load(declared)
         response, finish = await app.handle_async(ctx)
         if finish is None:
-            await _send_response(app, response, environ, send, body, None)
+            await _send_response(app, response, request, send, body, None)
             return
         try:
-            await _send_response(app, response, environ, send, body, _async_chunks(response.response))
+            await _send_response(app, response, request, send, body, _async_chunks(response.response))
         finally:
             await finish(None)
         return
@@ -326,15 +374,16 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
     pool = app.executor
     response, sync_finish = await loop.run_in_executor(pool, context.run, app.handle, ctx)
     if sync_finish is None:
-        await _send_response(app, response, environ, send, body, None)
+        await _send_response(app, response, request, send, body, None)
         return
     try:
-        await body.load(declared)
+        if body.unread:
+            await body.load(declared)
         source = response.response
         if hasattr(source, "__aiter__"):
-            await _send_response(app, response, environ, send, body, _async_chunks(source), context)
+            await _send_response(app, response, request, send, body, _async_chunks(source), context)
         else:
-            await _send_response(app, response, environ, send, body, _threaded_chunks(loop, pool, context, iter(source)))
+            await _send_response(app, response, request, send, body, _threaded_chunks(loop, pool, context, iter(source)))
     finally:
         await loop.run_in_executor(pool, context.run, sync_finish, None)
 
@@ -373,15 +422,15 @@ async def _threaded_chunks(
 async def _send_response(
     app: Application,
     response: Response,
-    environ: dict[str, t.Any],
+    request: Request,
     send: Send,
     body: RequestBody,
     chunks: t.AsyncIterator[bytes] | None,
     context: contextvars.Context | None = None,
 ) -> None:
     status = response.status_code
-    await send({"type": "http.response.start", "status": status, "headers": asgi_headers(response, environ, status)})
-    if not body_allowed(environ["REQUEST_METHOD"], status):
+    await send({"type": "http.response.start", "status": status, "headers": asgi_headers(response, request, status)})
+    if not body_allowed(request.method, status):
         await send({"type": "http.response.body", "body": b""})
         return
     if chunks is None:
@@ -393,22 +442,32 @@ async def _send_response(
     await stream_chunks(app, chunks, body, send, context, getattr(response, "send_timeout", None))
 
 
-def asgi_headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[bytes, bytes]]:
+_NAMES: dict[str, bytes] = {}
+
+
+def asgi_headers(response: Response, request: Request, status: int) -> list[tuple[bytes, bytes]]:
     """The response's headers as ASGI wants them: lowercase names, latin-1 bytes.
-    A plain response (the common case) is converted in one pass."""
+    A plain response (the common case) is converted in one pass, with the
+    encoded names cached."""
     if status >= 200 and status not in (204, 304) and not response.autocorrect_location_header:
         headers = []
         has_length = False
+        names = _NAMES
         for name, value in response.headers:
-            lower = name.lower()
-            if lower in ("location", "content-location"):
+            encoded = names.get(name)
+            if encoded is None:
+                encoded = name.lower().encode("latin-1")
+                if len(names) < 512:
+                    names[name] = encoded
+            if encoded in (b"location", b"content-location"):
                 break
-            has_length = has_length or lower == "content-length"
-            headers.append((lower.encode("latin-1"), value.encode("latin-1")))
+            has_length = has_length or encoded == b"content-length"
+            headers.append((encoded, value.encode("latin-1")))
         else:
             if has_length or response.is_streamed:
                 return headers
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in wsgi_headers(response, environ, status)]
+    headers = wsgi_headers(response, request.environ, status)
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 async def stream_chunks(

@@ -219,7 +219,7 @@ async def serve_websocket(
         return
     loop = asyncio.get_running_loop()
     websocket = WebSocket(app, scope, receive, send, loop)
-    ctx = WebSocketContext(app, request_from_scope(app, scope, io.BytesIO()), websocket)
+    ctx = WebSocketContext(app, request_from_scope(app, scope, io.BytesIO())[0], websocket)
     ctx.match_request()
     websocket.request = ctx.request
     problem = origin_problem(app, ctx.request)

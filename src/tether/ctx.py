@@ -210,25 +210,36 @@ class RequestContext:
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_request`` functions,
-        pop the app context this push opened, and close the request's files."""
-        exc = self._check_pop(exc)
-        if len(self._tokens) > 1:
+        pop the app context this push opened, and close the request's files.
+        (:meth:`pop_async` is the same with its helpers; this one inlines them,
+        as it runs on every request.)"""
+        current = _cv_request.get(None)
+        if current is not self:
+            raise _wrong_pop("request", self, current)
+        if exc is _sentinel:
+            exc = sys.exc_info()[1]
+        tokens = self._tokens
+        if len(tokens) > 1:
             app_ctx = self._reset()
             if app_ctx is not None:
                 app_ctx.pop(exc)
             return
+        request = self.request
         try:
             steps = self._teardown_steps(exc)
             if steps is not None:
                 run(steps)
         finally:
-            app_ctx = self._reset()
-            _ended.request = self.request
+            app_ctx, token, request_token = tokens.pop()
+            _cv_request_object.reset(request_token)
+            _cv_request.reset(token)
+            _ended.request = request
             try:
                 if app_ctx is not None:
                     app_ctx.pop(exc)
             finally:
-                self._close_files()
+                if "files" in request.__dict__:
+                    request.close()
 
     async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
         """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
