@@ -4,7 +4,7 @@ Both apps use async endpoints (Starlette's usual form); tether's sync views,
 which run in its thread pool, are reported beside them. Rounds are interleaved
 and the report gives medians and tether's time as a multiple of Starlette's.
 
-    python bench/asgi_bench.py [--rounds 7] [--requests 5000]
+    python bench/asgi_bench.py [--rounds 15] [--requests 2000]
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ async def run_rounds(rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     results = asyncio.run(run_rounds(args.rounds, args.requests))
     print(f"medians of {args.rounds} interleaved rounds, {args.requests} requests each (µs per request)\n")

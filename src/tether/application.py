@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import chain
+from types import CoroutineType
 
 from werkzeug.datastructures import Headers, ImmutableDict
 from werkzeug.exceptions import (
@@ -572,7 +573,7 @@ class Application(Scaffold):
             ctx.pop(e)
             raise
         error = self._settle(ctx, error)
-        if response.is_streamed:
+        if type(response.response) is not list and response.is_streamed:
             return response, lambda body_error: self._finish_stream(ctx, response, body_error or error)
         ctx.pop(error)
         return response, None
@@ -585,7 +586,10 @@ class Application(Scaffold):
         ctx.push()
         try:
             try:
-                response = await run_async(self._dispatch_steps(ctx))
+                if self._hookless(ctx):
+                    response = await self._call_view_alone(ctx)
+                else:
+                    response = await run_async(self._dispatch_steps(ctx))
             except Exception as e:
                 error = e
                 response = await run_async(self._handle_exception_steps(e, ctx))
@@ -593,7 +597,7 @@ class Application(Scaffold):
             await ctx.pop_async(e)
             raise
         error = self._settle(ctx, error)
-        if response.is_streamed:
+        if type(response.response) is not list and response.is_streamed:
             return response, lambda body_error: self._finish_stream_async(ctx, response, body_error or error)
         if self.teardown_request_funcs or self.teardown_appcontext_funcs:
             await ctx.pop_async(error)
@@ -601,8 +605,42 @@ class Application(Scaffold):
             ctx.pop(error)  # the same, with no teardown function to await
         return response, None
 
+    def _hookless(self, ctx: RequestContext) -> bool:
+        """Whether nothing but the view runs for this request: no hook, no
+        ``after_this_request``, no signal receiver, a matched rule."""
+        request = ctx.request
+        return not (
+            self.url_value_preprocessors
+            or self.before_request_funcs
+            or self.after_request_funcs
+            or ctx._after_request_functions
+            or request_started.receivers
+            or request.routing_exception is not None
+            or request.method == "OPTIONS"
+        )
+
+    async def _call_view_alone(self, ctx: RequestContext) -> Response:
+        """The pipeline of :meth:`_dispatch_steps` when :meth:`_hookless`: the view,
+        then the response (its errors go to the handlers as usual). It skips the
+        step machinery, a fifth of a plain async request (bench/asgi_bench.py)."""
+        self._got_first_request = True
+        request = ctx.request
+        try:
+            rv = self.view_functions[request.url_rule.endpoint](**request.view_args)  # type: ignore[union-attr,arg-type]
+            if type(rv) is CoroutineType:
+                rv = await rv
+        except Exception as e:
+            rv = await run_async(self._handle_user_exception_steps(e, ctx))
+            return await run_async(self._finalize_steps(rv, ctx))
+        response = self.make_response(rv)
+        self._complete(response, ctx)
+        return response
+
     def _settle(self, ctx: RequestContext, error: Exception | None) -> Exception | None:
-        preserve = ctx.request._environ_value("werkzeug.debug.preserve_context")
+        request = ctx.request
+        preserve = None
+        if request._extra_environ is not None or "environ" in request.__dict__:
+            preserve = request._environ_value("werkzeug.debug.preserve_context")
         if preserve is not None:
             preserve(_cv_app.get())
             preserve(ctx.copy())
@@ -725,7 +763,10 @@ class Application(Scaffold):
 
     def _complete(self, response: Response, ctx: RequestContext) -> None:
         """Save the session and announce the finished response."""
-        self._save_session(response, ctx)
+        if ctx._session is None and not ctx.request._sends_cookies():
+            ctx.headers_sent = True  # no session to save, none to refresh
+        else:
+            self._save_session(response, ctx)
         if request_finished.receivers:
             request_finished.send(self, response=response)
 
@@ -863,6 +904,9 @@ class Application(Scaffold):
         """Turn a view's return value into a ``Response``: ``str``/``bytes``, a dict or
         list (JSON), a response, an iterator (streamed), or a tuple adding status
         and/or headers. Anything else, ``None`` included, is a ``TypeError``."""
+        kind = type(rv)
+        if kind is str or kind is bytes:
+            return self.response_class(rv)
         status: t.Any = None
         headers: t.Any = None
         if isinstance(rv, tuple):

@@ -352,7 +352,7 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
     body = RequestBody(receive, loop, limit)
     request, (declared, chunked) = request_from_scope(app, scope, body)
     ctx = RequestContext(app, request=request)
-    ctx.match_request()
+    request.route(app)
     if declared == 0 or (declared is None and not chunked and scope.get("http_version", "1.1")[0] == "1"):
         body.expect_none()  # HTTP/1 frames every body with one of those headers
     elif limit is not None and declared is not None and declared > limit:
@@ -363,7 +363,9 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
             await body.load(declared)
         response, finish = await app.handle_async(ctx)
         if finish is None:
-            await _send_response(app, response, request, send, body, None)
+            start, whole = _response_messages(response, request)
+            await send(start)
+            await send(whole)
             return
         try:
             await _send_response(app, response, request, send, body, _async_chunks(response.response))
@@ -419,6 +421,18 @@ async def _threaded_chunks(
         yield chunk.encode() if isinstance(chunk, str) else chunk
 
 
+def _response_messages(response: Response, request: Request) -> tuple[Message, Message]:
+    """The two messages of a response whose body is complete."""
+    status = response.status_code
+    start = {"type": "http.response.start", "status": status, "headers": asgi_headers(response, request, status)}
+    if not body_allowed(request.method, status):
+        return start, {"type": "http.response.body", "body": b""}
+    data = response.response
+    if not (type(data) is list and len(data) == 1 and type(data[0]) is bytes):
+        data = [b"".join(c.encode() if isinstance(c, str) else c for c in data)]
+    return start, {"type": "http.response.body", "body": data[0]}
+
+
 async def _send_response(
     app: Application,
     response: Response,
@@ -428,16 +442,15 @@ async def _send_response(
     chunks: t.AsyncIterator[bytes] | None,
     context: contextvars.Context | None = None,
 ) -> None:
+    if chunks is None:
+        start, whole = _response_messages(response, request)
+        await send(start)
+        await send(whole)
+        return
     status = response.status_code
     await send({"type": "http.response.start", "status": status, "headers": asgi_headers(response, request, status)})
     if not body_allowed(request.method, status):
         await send({"type": "http.response.body", "body": b""})
-        return
-    if chunks is None:
-        data = response.response
-        if not (type(data) is list and len(data) == 1 and type(data[0]) is bytes):
-            data = [b"".join(c.encode() if isinstance(c, str) else c for c in data)]
-        await send({"type": "http.response.body", "body": data[0]})
         return
     await stream_chunks(app, chunks, body, send, context, getattr(response, "send_timeout", None))
 

@@ -12,7 +12,7 @@ import sys
 import typing as t
 from contextvars import Token
 
-from .globals import _cv_app, _cv_request, _cv_request_object, _cv_websocket, _ended
+from .globals import _cv_app, _cv_request, _cv_websocket, _ended
 from .signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down, request_tearing_down
 from .steps import Steps, run, run_async
 
@@ -167,7 +167,7 @@ class RequestContext:
             request._tether_app = app  # routes the URL on first use of url_rule & co.
         self.request: Request = request
         self._session = session
-        self._tokens: list[tuple[AppContext | None, Token[RequestContext], Token[Request]]] = []
+        self._tokens: list[tuple[AppContext | None, Token[RequestContext]]] = []
 
     @property
     def url_adapter(self) -> MapAdapter | None:
@@ -203,10 +203,12 @@ class RequestContext:
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = self.app.app_context()
-            app_ctx.push()
+            app_ctx._tokens.append(_cv_app.set(app_ctx))  # AppContext.push, inlined: every request runs it
+            if appcontext_pushed.receivers:
+                appcontext_pushed.send(self.app)
         else:
             app_ctx = None
-        self._tokens.append((app_ctx, _cv_request.set(self), _cv_request_object.set(self.request)))
+        self._tokens.append((app_ctx, _cv_request.set(self)))
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_request`` functions,
@@ -230,8 +232,7 @@ class RequestContext:
             if steps is not None:
                 run(steps)
         finally:
-            app_ctx, token, request_token = tokens.pop()
-            _cv_request_object.reset(request_token)
+            app_ctx, token = tokens.pop()
             _cv_request.reset(token)
             _ended.request = request
             try:
@@ -275,8 +276,7 @@ class RequestContext:
         return sys.exc_info()[1] if exc is _sentinel else exc
 
     def _reset(self) -> AppContext | None:
-        app_ctx, token, request_token = self._tokens.pop()
-        _cv_request_object.reset(request_token)
+        app_ctx, token = self._tokens.pop()
         _cv_request.reset(token)
         return app_ctx
 

@@ -25,9 +25,6 @@ __all__ = ["ContextError", "app_ctx", "current_app", "g", "request", "request_ct
 
 _cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
 _cv_request: ContextVar[RequestContext] = ContextVar("tether.request_ctx")
-#: The request object itself, beside its context, so that ``request.x`` costs one
-#: ``ContextVar.get`` (bench/micro_bench.py).
-_cv_request_object: ContextVar[Request] = ContextVar("tether.request")
 _cv_websocket: ContextVar[t.Any] = ContextVar("tether.websocket")
 #: ``_ended.request``: the last request whose context ended on this thread, so a
 #: later use here can say "it ended". A thread-local, not a ContextVar: it is
@@ -117,7 +114,7 @@ current_app: Tether = LocalProxy(  # type: ignore[assignment]
 )
 g: _AppCtxGlobals = LocalProxy(_cv_app, "g", unbound_message=_unbound("g", "app"))  # type: ignore[assignment]
 request: Request = LocalProxy(  # type: ignore[assignment]
-    _cv_request_object, unbound_message=_unbound("request", "request")
+    _cv_request, "request", unbound_message=_unbound("request", "request")
 )
 session: SessionMixin = LocalProxy(  # type: ignore[assignment]
     _cv_request, "session", unbound_message=_unbound("session", "request")
