@@ -326,3 +326,29 @@ def test_before_serving_under_wsgi_runs_once_before_the_first_request() -> None:
     client.get("/")
     client.get("/")
     assert calls == ["start"]
+
+
+def test_request_environ_and_headers_under_asgi(app: tether.Tether) -> None:
+    @app.route("/where")
+    async def where() -> dict[str, object]:
+        environ = request.environ
+        return {
+            "path": environ["PATH_INFO"],
+            "query": environ["QUERY_STRING"],
+            "header": environ["HTTP_X_TOKEN"],
+            "cookie": environ["HTTP_COOKIE"],
+            "scope": environ["asgi.scope"]["type"],
+            "lookup": request.headers.get("x-TOKEN"),
+            "remote": request.remote_addr,
+            "cookies": request.cookies.to_dict(),
+        }
+
+    exchange = Exchange()
+    headers = [(b"x-token", b"abc"), (b"cookie", b"a=1"), (b"cookie", b"b=2")]
+    run(app(http_scope("/where", query=b"x=1", headers=headers), exchange.receive, exchange.send))
+    import json
+
+    assert json.loads(exchange.chunks[0]) == {
+        "path": "/where", "query": "x=1", "header": "abc", "cookie": "a=1; b=2", "scope": "http",
+        "lookup": "abc", "remote": "127.0.0.1", "cookies": {"a": "1", "b": "2"},
+    }

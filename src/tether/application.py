@@ -162,7 +162,6 @@ class Application(Scaffold):
         self._router: FastRouter | None = None
         #: Whether each view function is async, asked once per function.
         self._async_views: dict[t.Callable[..., t.Any], bool] = {}
-        self._got_first_request = False
         self.template_context_processors[None].append(_default_template_ctx_processor)
         if self.has_static_folder:
             assert bool(static_host) == host_matching, "Invalid static_host/host_matching combination"
@@ -623,7 +622,6 @@ class Application(Scaffold):
         """The pipeline of :meth:`_dispatch_steps` when :meth:`_hookless`: the view,
         then the response (its errors go to the handlers as usual). It skips the
         step machinery, a fifth of a plain async request (bench/asgi_bench.py)."""
-        self._got_first_request = True
         request = ctx.request
         try:
             rv = self.view_functions[request.url_rule.endpoint](**request.view_args)  # type: ignore[union-attr,arg-type]
@@ -673,8 +671,7 @@ class Application(Scaffold):
 
     def async_view(self, request: Request) -> t.Callable[..., t.Any] | None:
         """The view that will answer ``request``, if it is a coroutine function."""
-        if "_tether_app" in request.__dict__:
-            request.route(request.__dict__.pop("_tether_app"))
+        request.route_pending()
         rule = request.url_rule
         if rule is None or request.routing_exception is not None:
             return None
@@ -687,10 +684,7 @@ class Application(Scaffold):
         return view if known else None
 
     def _dispatch_steps(self, ctx: RequestContext) -> Steps[Response]:
-        self._got_first_request = True
-        request_dict = ctx.request.__dict__
-        if "_tether_app" in request_dict:
-            ctx.request.route(request_dict.pop("_tether_app"))
+        ctx.request.route_pending()
         try:
             if request_started.receivers:
                 request_started.send(self)

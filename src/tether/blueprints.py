@@ -75,7 +75,6 @@ class Blueprint(Scaffold):
         self.deferred_functions: list[DeferredSetupFunction] = []
         self.url_values_defaults = url_defaults or {}
         self._blueprints: list[tuple[Blueprint, dict[str, t.Any]]] = []
-        self._registered = False
 
     def record(self, func: DeferredSetupFunction) -> None:
         """Run ``func(state)`` when the blueprint is registered."""
@@ -109,7 +108,6 @@ class Blueprint(Scaffold):
             )
         first_bp_registration = not any(bp is self for bp in app.blueprints.values())
         app.blueprints[name] = self
-        self._registered = True
         state = BlueprintSetupState(self, app, options, first_bp_registration)
         if self.has_static_folder:
             state.add_url_rule(f"{self.static_url_path}/<path:filename>", view_func=self.send_static_file, endpoint="static")

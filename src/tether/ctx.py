@@ -186,10 +186,6 @@ class RequestContext:
     def session(self, value: SessionMixin) -> None:
         self._session = value
 
-    @property
-    def session_opened(self) -> bool:
-        return self._session is not None
-
     def copy(self) -> RequestContext:
         """A new context for the same request object and session, to push elsewhere."""
         return type(self)(self.app, request=self.request, session=self._session)

@@ -152,6 +152,12 @@ class Request(_Request):
         self.route(app)
         return self.__dict__[name]
 
+    def route_pending(self) -> None:
+        """Match the URL now, if its context has not had it matched yet."""
+        app = self.__dict__.pop("_tether_app", None)
+        if app is not None:
+            self.route(app)
+
     def route(self, app: t.Any) -> None:
         """Match this request's URL with ``app`` and set ``url_rule`` and
         ``view_args``, or ``routing_exception`` (a 404, 405 or redirect)."""
