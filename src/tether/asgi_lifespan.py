@@ -30,35 +30,36 @@ async def serve_lifespan(
     receive: t.Callable[[], t.Awaitable[Message]],
     send: t.Callable[[Message], t.Awaitable[None]],
 ) -> None:
+    stopping = asyncio.Event()
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            stopping = asyncio.Event()
             app.__dict__["_tether_stopping"] = stopping
-            try:
-                await app.startup()
-            except BaseException as e:
-                app.logger.exception("A before_serving function failed; the app does not start.")
-                await send({"type": "lifespan.startup.failed", "message": _failure("before_serving", e)})
+            if not await _phase(app.startup, "before_serving", "lifespan.startup", app, send):
                 return
             _watch_signals(asyncio.get_running_loop(), stopping)
-            await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            stopping = app.__dict__.get("_tether_stopping")
-            if stopping is not None:
-                stopping.set()
-            try:
-                await app.shutdown()
-            except BaseException as e:
-                app.logger.exception("An after_serving function failed.")
-                await send({"type": "lifespan.shutdown.failed", "message": _failure("after_serving", e)})
-                return
-            await send({"type": "lifespan.shutdown.complete"})
+            stopping.set()
+            await _phase(app.shutdown, "after_serving", "lifespan.shutdown", app, send)
             return
 
 
-def _failure(hook: str, error: BaseException) -> str:
-    return f"A {hook} function failed with {type(error).__name__}: {error}"
+async def _phase(
+    run: t.Callable[[], t.Awaitable[None]],
+    hook: str,
+    event: str,
+    app: Application,
+    send: t.Callable[[Message], t.Awaitable[None]],
+) -> bool:
+    """Run one lifespan phase and tell the server how it went."""
+    try:
+        await run()
+    except BaseException as e:
+        app.logger.exception("A %s function failed.", hook)
+        await send({"type": f"{event}.failed", "message": f"A {hook} function failed with {type(e).__name__}: {e}"})
+        return False
+    await send({"type": f"{event}.complete"})
+    return True
 
 
 def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
