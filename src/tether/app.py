@@ -3,6 +3,7 @@ test tools and command line."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import typing as t
@@ -11,6 +12,7 @@ from .application import Application
 from .asgi import serve_http
 from .asgi_lifespan import serve_lifespan
 from .asgi_websocket import serve_websocket
+from .background import Background, Job, PeriodicService, _name
 from .commands import AppGroup
 from .steps import run_coroutine
 from .testing import TetherClient, TetherCliRunner
@@ -31,7 +33,60 @@ class Tether(Application):
     def __init__(self, import_name: str, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(import_name, *args, **kwargs)
         self.cli = AppGroup(name=self.name)
+        self.background = Background(self)
         self.__dict__["__call__"] = _ProtocolEntry(self)
+
+    def spawn(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Job:
+        """Run ``fn(*args, **kwargs)`` in the background and return its :class:`Job`.
+
+        A sync function runs in the ``SPAWN_THREADS`` pool, an async one as a task
+        on the serving loop. It runs in an app context of its own; spawned from a
+        request, it also sees a copy of that request (``request.args``,
+        ``headers``, ``json``, ``form``, ``files``) that stays readable after the
+        response is sent. An exception is logged through ``app.logger`` with the
+        function's name and sent as the ``spawned_work_failed`` signal.
+        """
+        return self.background.spawn(fn, args, kwargs)
+
+    def periodic(self, seconds: float, name: str | None = None) -> t.Callable[[F], F]:
+        """Run the decorated function (sync or async) every ``seconds`` while the app
+        serves, in each worker: each run in a fresh app context, runs never
+        overlapping, a failing run logged without stopping the service.
+        ``app.periodic_services[name].run_once()`` runs it once by hand."""
+
+        def decorator(f: F) -> F:
+            service_name = name or _name(f)
+            self.background.services[service_name] = PeriodicService(self, f, seconds, service_name)
+            return f
+
+        return decorator
+
+    @property
+    def periodic_services(self) -> dict[str, PeriodicService]:
+        return self.background.services
+
+    def _services_started(self, loop: t.Any) -> None:
+        if loop is None:
+            loop = self.background.loop()
+            for service in self.background.services.values():
+                loop.call_soon_threadsafe(service.start, loop)
+            return
+        self.background.serving_loop = loop
+        for service in self.background.services.values():
+            service.start(loop)
+
+    async def _services_stopping(self) -> None:
+        for service in self.background.services.values():
+            await service.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.background.shutdown)
+        self.background.serving_loop = None
+
+    def _services_stopped_at_exit(self) -> None:
+        if self.background.services:
+            loop = self.background.loop()
+            for service in self.background.services.values():
+                asyncio.run_coroutine_threadsafe(service.stop(), loop).result(10)
+        self.background.shutdown()
 
     def wsgi_app(self, environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]) -> t.Iterable[bytes]:
         """The WSGI application; wrap this attribute in middleware to keep ``app`` itself."""

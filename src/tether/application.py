@@ -4,6 +4,7 @@ protocol and send the ``Response`` that :meth:`Application.handle` returns."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import inspect
 import logging
@@ -84,6 +85,8 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "MAX_COOKIE_SIZE": 4093,
     "PROVIDE_AUTOMATIC_OPTIONS": True,
     "SYNC_THREADS": 40,
+    "SPAWN_THREADS": 8,
+    "SPAWN_GRACE_PERIOD": 10.0,
     "SSE_KEEPALIVE_INTERVAL": 15.0,
     "SSE_SEND_TIMEOUT": 30.0,
     "WEBSOCKET_ALLOWED_ORIGINS": None,
@@ -512,14 +515,27 @@ class Application(Scaffold):
     # Serving lifecycle
 
     async def startup(self) -> None:
-        """Run the ``before_serving`` functions (ASGI lifespan startup)."""
+        """Run the ``before_serving`` functions (ASGI lifespan startup), then start
+        the services that run while the app serves."""
         await self._run_serving(self.before_serving_funcs)
         self._serving = True
+        self._services_started(asyncio.get_running_loop())
 
     async def shutdown(self) -> None:
-        """Run the ``after_serving`` functions (ASGI lifespan shutdown)."""
+        """Stop the services, then run the ``after_serving`` functions (ASGI
+        lifespan shutdown)."""
         self._serving = False
+        await self._services_stopping()
         await self._run_serving(self.after_serving_funcs)
+
+    def _services_started(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Start what runs while the app serves, on ``loop`` (``None`` under WSGI)."""
+
+    async def _services_stopping(self) -> None:
+        """Stop what :meth:`_services_started` started."""
+
+    def _services_stopped_at_exit(self) -> None:
+        """Under WSGI, at interpreter exit: stop what :meth:`_services_started` started."""
 
     async def _run_serving(self, funcs: list[t.Callable[[], t.Any]]) -> None:
         if not funcs:
@@ -541,12 +557,14 @@ class Application(Scaffold):
                 with self.app_context():
                     run(_call_each(self.before_serving_funcs))
             self._serving = True
-            if self.after_serving_funcs:
-                atexit.register(self._stop_serving_at_exit)
+            self._services_started(None)
+            atexit.register(self._stop_serving_at_exit)
 
     def _stop_serving_at_exit(self) -> None:
-        with self.app_context():
-            run(_call_each(self.after_serving_funcs))
+        self._services_stopped_at_exit()
+        if self.after_serving_funcs:
+            with self.app_context():
+                run(_call_each(self.after_serving_funcs))
 
     # Request handling: the pipeline is written once as steps (see tether.steps)
     # and driven synchronously (WSGI, sync views under ASGI) or on the event loop.

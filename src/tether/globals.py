@@ -58,10 +58,10 @@ def _current_task_name() -> str | None:
 
 _CARRY = (
     "Contexts are local to a thread or task and are not inherited by a plain "
-    "threading.Thread or executor job. Carry the request with "
-    "`@copy_current_request_context` on the function you start, run it with "
-    "`contextvars.copy_context().run`, or open a context inside it with "
-    "`with app.app_context():`."
+    "threading.Thread or executor job. Start the work with `app.spawn(fn)`, which "
+    "gives it an app context and a copy of the request; or decorate the function "
+    "you start with `@copy_current_request_context`; or open a context inside it "
+    "with `with app.app_context():`."
 )
 
 

@@ -20,3 +20,7 @@ appcontext_tearing_down = _signals.signal("appcontext-tearing-down")
 appcontext_pushed = _signals.signal("appcontext-pushed")
 appcontext_popped = _signals.signal("appcontext-popped")
 message_flashed = _signals.signal("message-flashed")
+#: Spawned work (``app.spawn``) raised: sent with ``function`` and ``exception``.
+spawned_work_failed = _signals.signal("spawned-work-failed")
+#: A periodic service's run raised: sent with ``service`` and ``exception``.
+periodic_run_failed = _signals.signal("periodic-run-failed")
