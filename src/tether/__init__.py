@@ -7,6 +7,7 @@ from .app import Tether as Tether
 from .asgi import stream_body as stream_body
 from .asgi_websocket import WebSocketDisconnect as WebSocketDisconnect
 from .blueprints import Blueprint as Blueprint
+from .broadcast import Broadcast as Broadcast
 from .config import Config as Config
 from .ctx import after_this_request as after_this_request
 from .ctx import has_app_context as has_app_context

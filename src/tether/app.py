@@ -13,6 +13,7 @@ from .asgi import serve_http
 from .asgi_lifespan import serve_lifespan
 from .asgi_websocket import serve_websocket
 from .background import Background, Job, PeriodicService, _name
+from .broadcast import Broadcast
 from .commands import AppGroup
 from .steps import run_coroutine
 from .testing import TetherClient, TetherCliRunner
@@ -60,6 +61,19 @@ class Tether(Application):
             return f
 
         return decorator
+
+    @property
+    def broadcast(self) -> Broadcast:
+        """The app's :class:`~tether.broadcast.Broadcast`, from ``BROADCAST_URL``
+        (default ``memory://``: fan-out within one worker)."""
+        broadcast = self.__dict__.get("_broadcast")
+        if broadcast is None:
+            broadcast = self.__dict__["_broadcast"] = Broadcast(
+                self.config["BROADCAST_URL"],
+                maxsize=self.config["BROADCAST_QUEUE_SIZE"],
+                overflow=self.config["BROADCAST_OVERFLOW"],
+            )
+        return broadcast
 
     @property
     def periodic_services(self) -> dict[str, PeriodicService]:

@@ -391,12 +391,19 @@ async def serve_http(app: Application, scope: Scope, receive: Receive, send: Sen
 
 
 async def _async_chunks(source: t.Any) -> t.AsyncIterator[bytes]:
-    if hasattr(source, "__aiter__"):
-        async for chunk in source:
-            yield chunk.encode() if isinstance(chunk, str) else chunk
-    else:
-        for chunk in source:
-            yield chunk.encode() if isinstance(chunk, str) else chunk
+    """The body's chunks as bytes; the source is closed here, on the loop that
+    iterated it, however the stream ends."""
+    try:
+        if hasattr(source, "__aiter__"):
+            async for chunk in source:
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+        else:
+            for chunk in source:
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _threaded_chunks(

@@ -162,6 +162,56 @@ class WebSocket:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
         self.closed = True
 
+    def relay(self, source: t.AsyncIterable[t.Any] | t.Iterable[t.Any], *, as_json: bool = True) -> t.Any:
+        """Send each item of ``source`` (JSON-encoded unless ``as_json=False``)
+        until it ends or the client goes away, then close ``source``.
+
+        A handler that only sends never calls ``receive()``, so it would not see
+        the client leave; this watches for that while it waits for items::
+
+            await websocket.relay(app.broadcast.subscribe(f"user:{user_id}"))
+        """
+        return self._io(self._relay(source, as_json))
+
+    async def _relay(self, source: t.Any, as_json: bool) -> None:
+        await self._accept()
+        iterator = source.__aiter__() if hasattr(source, "__aiter__") else _threaded(iter(source))
+        gone = asyncio.ensure_future(self._until_closed())
+        pending: asyncio.Future[t.Any] | None = None
+        try:
+            while True:
+                pending = asyncio.ensure_future(iterator.__anext__())
+                await asyncio.wait({pending, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if gone.done():
+                    return
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                await self._send_data(self._app.json.dumps(item) if as_json else item)
+        finally:
+            gone.cancel()
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            for close in (getattr(iterator, "aclose", None), getattr(source, "aclose", None)):
+                if close is not None:
+                    await close()
+                    break
+            else:
+                close_sync = getattr(source, "close", None)
+                if close_sync is not None:
+                    close_sync()
+
+    async def _until_closed(self) -> None:
+        """Read (and drop) client messages until it goes away."""
+        try:
+            while True:
+                await self._receive()
+        except WebSocketDisconnect:
+            return
+
     async def _reject(self, response: Response) -> None:
         """Refuse the handshake with an HTTP response, where the server can send one."""
         if "websocket.http.response" in self._scope.get("extensions", {}):
@@ -187,6 +237,13 @@ class WebSocket:
                 yield self.receive()
             except WebSocketDisconnect:
                 return
+
+
+async def _threaded(iterator: t.Iterator[t.Any]) -> t.AsyncIterator[t.Any]:
+    """A sync iterable's items, each fetched in a thread (it may block)."""
+    done = object()
+    while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+        yield item
 
 
 def origin_problem(app: Application, request: Request) -> str | None:

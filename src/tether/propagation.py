@@ -64,7 +64,17 @@ class ContextBody:
             if self._done:
                 return
             self._done = True
-        self._context.run(self._finish, self._error)
+        self._context.run(self._close_and_finish)
+
+    def _close_and_finish(self) -> None:
+        # The iterator first (an async body's wrapper closes it on its own loop),
+        # then the request.
+        close = getattr(self._iterator, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            self._finish(self._error)
 
     def __del__(self) -> None:
         if not self._done:

@@ -236,7 +236,9 @@ class TestResponse(werkzeug.test.TestResponse):
 
     def iter_events(self) -> t.Iterator[dict[str, str]]:
         """The events of a ``text/event-stream`` body as they arrive (request it
-        with ``buffered=False``): dicts of their fields, ``data`` lines joined."""
+        with ``buffered=False``): dicts of their fields, ``data`` lines joined.
+        Werkzeug's client returns a response once its first chunk arrived, so
+        the stream must send something (an event, or a keep-alive) by then."""
         pending = ""
         for chunk in self.response:
             pending += chunk.decode() if isinstance(chunk, bytes) else chunk

@@ -1,0 +1,170 @@
+"""In-process fan-out: channels, bounded queues, overflow policies, unsubscribing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+import tether
+from tether import Broadcast, EventStream, websocket
+from tether.broadcast import SubscriberTooSlow
+
+
+def test_subscribers_get_only_their_channels() -> None:
+    broadcast = Broadcast()
+    alice = broadcast.subscribe("user:alice")
+    bob = broadcast.subscribe("user:bob")
+    everyone = broadcast.subscribe("all")
+    broadcast.publish("user:alice", {"balance": 10})
+    broadcast.publish("user:bob", {"balance": 20})
+    broadcast.publish("all", "news")
+    assert next(alice) == {"balance": 10} and next(bob) == {"balance": 20} and next(everyone) == "news"
+    assert alice._queue == collections_empty() and bob._queue == collections_empty()
+    for subscription in (alice, bob, everyone):
+        subscription.close()
+    assert broadcast.subscriber_count() == 0 and broadcast._subscriptions == {}
+
+
+def collections_empty() -> object:
+    import collections
+
+    return collections.deque()
+
+
+def test_async_subscription_and_async_publish() -> None:
+    broadcast = Broadcast()
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        async with broadcast.subscribe("ticks") as subscription:
+            async def consume() -> None:
+                async for message in subscription:
+                    got.append(message)
+                    if len(got) == 3:
+                        return
+
+            consumer = asyncio.ensure_future(consume())
+            await asyncio.sleep(0)
+            for n in range(3):
+                await broadcast.apublish("ticks", n)
+            await asyncio.wait_for(consumer, 5)
+        return got
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    assert broadcast.subscriber_count("ticks") == 0
+
+
+def test_publish_from_another_thread_wakes_an_async_subscriber() -> None:
+    broadcast = Broadcast()
+
+    async def main() -> object:
+        subscription = broadcast.subscribe("x")
+        threading.Timer(0.05, lambda: broadcast.publish("x", "from a thread")).start()
+        try:
+            return await asyncio.wait_for(subscription.__anext__(), 5)
+        finally:
+            subscription.close()
+
+    assert asyncio.run(main()) == "from a thread"
+
+
+def test_slow_subscriber_is_bounded_and_does_not_slow_others() -> None:
+    broadcast = Broadcast(maxsize=5)
+    slow = broadcast.subscribe("prices")
+    fast = broadcast.subscribe("prices")
+    fast_got: list[int] = []
+    for n in range(100):
+        broadcast.publish("prices", n)
+        fast_got.append(next(fast))
+    assert fast_got == list(range(100))
+    assert len(slow._queue) == 5 and slow.dropped == 95
+    assert [next(slow) for _ in range(5)] == [95, 96, 97, 98, 99]
+
+
+def test_disconnect_policy_ends_a_slow_subscription() -> None:
+    broadcast = Broadcast()
+    subscription = broadcast.subscribe("prices", maxsize=2, overflow="disconnect")
+    for n in range(3):
+        broadcast.publish("prices", n)
+    with pytest.raises(SubscriberTooSlow):
+        next(subscription)
+    assert broadcast.subscriber_count("prices") == 0
+    with pytest.raises(ValueError, match="overflow"):
+        broadcast.subscribe("x", overflow="block")
+
+
+def test_closing_ends_a_blocked_sync_consumer() -> None:
+    broadcast = Broadcast()
+    subscription = broadcast.subscribe("quiet")
+    received: list[object] = []
+    consumer = threading.Thread(target=lambda: received.extend(subscription))
+    consumer.start()
+    broadcast.publish("quiet", "one")
+    subscription.close()
+    consumer.join(5)
+    assert not consumer.is_alive() and received == ["one"]
+
+
+def test_app_broadcast_feeds_event_streams_and_websockets(app: tether.Tether) -> None:
+    app.config["BROADCAST_QUEUE_SIZE"] = 10
+
+    @app.route("/feed/<user>")
+    def feed(user: str) -> EventStream:
+        return EventStream(app.broadcast.subscribe(f"user:{user}"))
+
+    @app.websocket("/live/<user>")
+    async def live(user: str) -> None:
+        updates = app.broadcast.subscribe(f"user:{user}")
+        await websocket.send("subscribed")
+        await websocket.relay(updates)
+
+    @app.post("/publish/<user>")
+    def publish(user: str) -> str:
+        app.broadcast.publish(f"user:{user}", tether.request.json)
+        return "ok"
+
+    client = app.test_client()
+    with client.websocket("/live/alice") as alice_ws:
+        assert alice_ws.receive() == "subscribed"
+        client.post("/publish/bob", json={"for": "bob"})
+        client.post("/publish/alice", json={"for": "alice"})
+        assert alice_ws.receive_json() == {"for": "alice"}
+    assert app.broadcast.subscriber_count("user:alice") == 0
+
+    def publish_later() -> None:
+        while app.broadcast.subscriber_count("user:carol") == 0:
+            threading.Event().wait(0.01)
+        app.broadcast.publish("user:carol", {"n": 1})
+
+    # Werkzeug's client returns once the first chunk arrived: publish meanwhile.
+    threading.Thread(target=publish_later).start()
+    response = client.get("/feed/carol", buffered=False)
+    events = response.iter_events()
+    assert json.loads(next(events)["data"]) == {"n": 1}
+    response.close()
+    assert app.broadcast.subscriber_count("user:carol") == 0
+
+
+def test_publish_from_spawned_work_and_periodic_services(app: tether.Tether) -> None:
+    got: list[object] = []
+    subscription = app.broadcast.subscribe("jobs")
+
+    @app.periodic(0.01, name="ticker")
+    async def ticker() -> None:
+        await app.broadcast.apublish("jobs", "periodic")
+
+    def job() -> None:
+        app.broadcast.publish("jobs", "spawned")
+
+    with app.app_context():
+        app.spawn(job).result(5)
+    got.append(next(subscription))
+    with app.test_client().lifespan():
+        got.append(next(subscription))
+    subscription.close()
+    assert got == ["spawned", "periodic"]
+
+
