@@ -13,6 +13,9 @@ from .ctx import after_this_request as after_this_request
 from .ctx import has_app_context as has_app_context
 from .ctx import has_request_context as has_request_context
 from .ctx import has_websocket_context as has_websocket_context
+from .dispatcher import DispatcherMiddleware as DispatcherMiddleware
+from .forwarding import forward as forward
+from .forwarding import forward_async as forward_async
 from .globals import ContextError as ContextError
 from .globals import current_app as current_app
 from .globals import g as g

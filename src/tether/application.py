@@ -87,6 +87,7 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "SYNC_THREADS": 40,
     "SPAWN_THREADS": 8,
     "SPAWN_GRACE_PERIOD": 10.0,
+    "FORWARD_MAX_DEPTH": 8,
     "BROADCAST_URL": "memory://",
     "BROADCAST_QUEUE_SIZE": 100,
     "BROADCAST_OVERFLOW": "drop-oldest",

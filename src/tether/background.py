@@ -52,14 +52,18 @@ class RequestSnapshot:
         self.url_rule = request.url_rule
         self.view_args = copy.copy(request.view_args)
 
-    def request(self, app: Application) -> Request:
-        environ = dict(self.environ)
+    def request(self, app: Application, environ: dict[str, t.Any] | None = None) -> Request:
+        """A request with this snapshot's data. Given an ``environ`` (a changed
+        copy of :attr:`environ`, as ``forward`` makes), its URL is matched anew."""
+        rerouted = environ is not None
+        environ = dict(self.environ if environ is None else environ)
         environ["wsgi.input"] = io.BytesIO(self.data)
         request = app.request_class(environ)
-        request.__dict__.update(
-            form=self.form, files=self.files, _cached_data=self.data, url_rule=self.url_rule,
-            view_args=self.view_args, routing_exception=None,
-        )
+        request.__dict__.update(form=self.form, files=self.files, _cached_data=self.data)
+        if rerouted:
+            request._tether_app = app
+        else:
+            request.__dict__.update(url_rule=self.url_rule, view_args=self.view_args, routing_exception=None)
         return request
 
 
