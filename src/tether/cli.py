@@ -10,7 +10,7 @@ import typing as t
 
 import click
 
-from .commands import AppGroup, NoAppException, ScriptInfo, pass_script_info, with_appcontext
+from .commands import AppGroup, NoAppException, ScriptInfo, main_app, pass_script_info, with_appcontext
 from .globals import current_app
 
 __all__ = ["TetherGroup", "main"]
@@ -28,30 +28,30 @@ def run_command(info: ScriptInfo, host: str, port: int, debug: bool | None, relo
     ``--wsgi`` over Werkzeug's development server."""
     app = info.load_app()
     if debug is not None:
-        app.debug = debug
+        main_app(app).debug = debug
     if reload is None:
-        reload = app.debug
+        reload = main_app(app).debug
     if wsgi:
         from werkzeug.serving import run_simple
 
-        run_simple(host, port, app, use_reloader=reload, use_debugger=app.debug, threaded=True)
+        run_simple(host, port, app, use_reloader=reload, use_debugger=main_app(app).debug, threaded=True)
         return
     import uvicorn
 
     if reload:
         # uvicorn reloads from an import string: re-load the app as --app named it.
         os.environ["TETHER_APP"] = info.app_import_path or os.environ.get("TETHER_APP", "")
-        os.environ["TETHER_RUN_DEBUG"] = "1" if app.debug else ""
+        os.environ["TETHER_RUN_DEBUG"] = "1" if main_app(app).debug else ""
         uvicorn.run("tether.cli:reloaded_app", factory=True, reload=True, host=host, port=port)
     else:
-        uvicorn.run(app, host=host, port=port, log_level="debug" if app.debug else "info")
+        uvicorn.run(app, host=host, port=port, log_level="debug" if main_app(app).debug else "info")
 
 
 def reloaded_app() -> t.Any:
     """The app for ``tether run --reload``, loaded again in uvicorn's worker process."""
     app = ScriptInfo(os.environ.get("TETHER_APP") or None).load_app()
     if os.environ.get("TETHER_RUN_DEBUG"):
-        app.debug = True
+        main_app(app).debug = True
     return app
 
 
@@ -129,7 +129,7 @@ class TetherGroup(AppGroup):
 
     def _app_commands(self, ctx: click.Context) -> AppGroup | None:
         try:
-            return ctx.ensure_object(ScriptInfo).load_app().cli
+            return main_app(ctx.ensure_object(ScriptInfo).load_app()).cli
         except NoAppException as e:
             click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
             return None

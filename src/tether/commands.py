@@ -15,11 +15,12 @@ import click
 
 from .application import Application
 from .globals import _cv_app
+from .locals import LocalProxy
 
 if t.TYPE_CHECKING:
     from .app import Tether
 
-__all__ = ["AppGroup", "NoAppException", "ScriptInfo", "locate_app", "with_appcontext"]
+__all__ = ["AppGroup", "NoAppException", "ScriptInfo", "locate_app", "main_app", "with_appcontext"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -29,7 +30,17 @@ class NoAppException(click.UsageError):
 
 
 def _is_app(obj: object) -> bool:
-    return isinstance(obj, Application)
+    """A tether app, or a ``DispatcherMiddleware`` serving one (its ``app``)."""
+    if isinstance(obj, Application):
+        return True
+    if isinstance(obj, LocalProxy):  # e.g. a module's imported current_app
+        return False
+    return isinstance(getattr(obj, "app", None), Application)
+
+
+def main_app(obj: t.Any) -> Tether:
+    """The app itself, for commands that need one (``routes``, ``shell``, ``app.cli``)."""
+    return obj if isinstance(obj, Application) else obj.app
 
 
 def find_best_app(module: t.Any) -> Tether:
@@ -186,7 +197,7 @@ def with_appcontext(f: F) -> F:
     @click.pass_context
     def decorator(ctx: click.Context, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
         if _cv_app.get(None) is None:
-            app = ctx.ensure_object(ScriptInfo).load_app()
+            app = main_app(ctx.ensure_object(ScriptInfo).load_app())
             ctx.with_resource(app.app_context())
         return ctx.invoke(f, *args, **kwargs)
 
