@@ -687,10 +687,6 @@ class Application(Scaffold):
         """Return ``True`` to hide ``error`` from teardown functions."""
         return False
 
-    def is_async_view(self, request: Request) -> bool:
-        """Whether the view that will answer ``request`` is a coroutine function."""
-        return self.async_view(request) is not None
-
     def async_view(self, request: Request) -> t.Callable[..., t.Any] | None:
         """The view that will answer ``request``, if it is a coroutine function."""
         request.route_pending()

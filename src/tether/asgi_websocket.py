@@ -286,7 +286,7 @@ async def serve_websocket(
     if ctx.request.routing_exception is not None:
         await websocket._reject(app.make_response(ctx.request.routing_exception))
         return
-    if app.is_async_view(ctx.request):
+    if app.async_view(ctx.request) is not None:
         ctx.push()
         rv, error = await _run_async(app, ctx)
         await _conclude(app, websocket, rv, error)

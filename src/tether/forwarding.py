@@ -14,9 +14,9 @@ import asyncio
 import typing as t
 from urllib.parse import urlsplit
 
-from .background import RequestSnapshot
 from .ctx import RequestContext
 from .globals import _cv_request
+from .propagation import RequestSnapshot
 from .steps import run, run_async
 
 if t.TYPE_CHECKING:
