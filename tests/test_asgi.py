@@ -352,3 +352,17 @@ def test_request_environ_and_headers_under_asgi(app: tether.Tether) -> None:
         "path": "/where", "query": "x=1", "header": "abc", "cookie": "a=1; b=2", "scope": "http",
         "lookup": "abc", "remote": "127.0.0.1", "cookies": {"a": "1", "b": "2"},
     }
+
+
+def test_after_this_request_in_an_async_view_without_hooks(app: tether.Tether) -> None:
+    @app.route("/")
+    async def index() -> str:
+        @tether.after_this_request
+        def add_header(response: tether.Response) -> tether.Response:
+            response.headers["X-Later"] = "yes"
+            return response
+
+        return "ok"
+
+    response = app.test_client(asgi=True).get("/")
+    assert response.text == "ok" and response.headers["X-Later"] == "yes"

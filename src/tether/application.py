@@ -653,6 +653,8 @@ class Application(Scaffold):
             rv = await run_async(self._handle_user_exception_steps(e, ctx))
             return await run_async(self._finalize_steps(rv, ctx))
         response = self.make_response(rv)
+        if ctx._after_request_functions:  # registered by the view itself
+            response = await run_async(self._after_request_steps(response, ctx))
         self._complete(response, ctx)
         return response
 
