@@ -220,3 +220,16 @@ def test_http_request_to_a_websocket_route_explains(app: tether.Tether) -> None:
     assert "/ws is a WebSocket endpoint" in text
     wsgi_response = app.test_client(asgi=False).get("/ws", headers={"Upgrade": "websocket"})
     assert "need an ASGI server" in wsgi_response.get_data(as_text=True)
+
+
+def test_relay_a_sync_source_that_reads_the_request(app: tether.Tether) -> None:
+    @app.websocket("/count")
+    async def count() -> None:
+        def numbers() -> object:
+            for n in range(int(websocket.args["to"])):
+                yield {"n": n, "path": tether.request.path}
+
+        await websocket.relay(numbers())
+
+    with app.test_client().websocket("/count?to=3") as ws:
+        assert [ws.receive_json() for _ in range(3)] == [{"n": n, "path": "/count"} for n in range(3)]

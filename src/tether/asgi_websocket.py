@@ -24,6 +24,7 @@ from werkzeug.exceptions import Forbidden, HTTPException
 
 from .asgi import request_from_scope, stopping
 from .ctx import WebSocketContext
+from .propagation import ThreadedIterator
 from .steps import run, run_async
 
 if t.TYPE_CHECKING:
@@ -175,7 +176,7 @@ class WebSocket:
 
     async def _relay(self, source: t.Any, as_json: bool) -> None:
         await self._accept()
-        iterator = source.__aiter__() if hasattr(source, "__aiter__") else _threaded(iter(source))
+        iterator = source.__aiter__() if hasattr(source, "__aiter__") else ThreadedIterator(source, self._app.executor)
         gone = asyncio.ensure_future(self._until_closed())
         pending: asyncio.Future[t.Any] | None = None
         try:
@@ -237,13 +238,6 @@ class WebSocket:
                 yield self.receive()
             except WebSocketDisconnect:
                 return
-
-
-async def _threaded(iterator: t.Iterator[t.Any]) -> t.AsyncIterator[t.Any]:
-    """A sync iterable's items, each fetched in a thread (it may block)."""
-    done = object()
-    while (item := await asyncio.to_thread(next, iterator, done)) is not done:
-        yield item
 
 
 def origin_problem(app: Application, request: Request) -> str | None:

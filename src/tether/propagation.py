@@ -8,12 +8,14 @@ iterates, closes or garbage-collects the body.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import copy
 import functools
 import io
 import threading
 import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
 from tempfile import SpooledTemporaryFile
 
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -25,7 +27,7 @@ if t.TYPE_CHECKING:
     from .application import Application
     from .wrappers import Request
 
-__all__ = ["ContextBody", "RequestSnapshot", "copy_current_request_context", "stream_with_context"]
+__all__ = ["ContextBody", "RequestSnapshot", "ThreadedIterator", "copy_current_request_context", "stream_with_context"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -110,6 +112,46 @@ def _sync_iterator(iterable: t.Iterable[t.Any] | t.AsyncIterable[t.Any]) -> t.It
                 run_coroutine(aclose())
 
     return chunks()
+
+
+class ThreadedIterator:
+    """A sync iterable, iterated from async code: each item is fetched in
+    ``pool`` (it may block) inside a copy of the context it was created in, so a
+    generator source still sees ``request`` and ``g``. Closing it while an item
+    is being fetched closes the source once that fetch returns: a generator
+    cannot be closed while it runs, and a blocked one must not hold up the close.
+    """
+
+    def __init__(self, iterable: t.Iterable[t.Any], pool: ThreadPoolExecutor) -> None:
+        self._iterator = iter(iterable)
+        self._pool = pool
+        self._context = contextvars.copy_context()
+        self._running: Future[t.Any] | None = None
+
+    def __aiter__(self) -> ThreadedIterator:
+        return self
+
+    def __anext__(self) -> asyncio.Future[t.Any]:
+        self._running = self._pool.submit(self._context.run, _next_or_stop, self._iterator)
+        return asyncio.wrap_future(self._running)
+
+    async def aclose(self) -> None:
+        close = getattr(self._iterator, "close", None)
+        if close is None:
+            return
+        running = self._running
+        if running is not None and not running.done():
+            # Called in the fetching thread once the generator has stopped running.
+            running.add_done_callback(lambda _: self._context.run(close))
+        else:
+            self._context.run(close)
+
+
+def _next_or_stop(iterator: t.Iterator[t.Any]) -> t.Any:
+    try:
+        return next(iterator)
+    except StopIteration:
+        raise StopAsyncIteration from None
 
 
 def copy_current_request_context(f: F) -> F:

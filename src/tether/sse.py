@@ -14,13 +14,12 @@ request's context.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import re
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .globals import _cv_app
+from .propagation import ThreadedIterator
 from .wrappers import Response
 
 __all__ = ["EventStream", "ServerSentEvent"]
@@ -80,7 +79,7 @@ class EventStream(Response):
 
 async def _frames(source: t.Any, keepalive: float, app: t.Any) -> t.AsyncIterator[str]:
     dumps = app.json.dumps
-    feed = _AsyncSource(source) if hasattr(source, "__aiter__") else _ThreadedSource(source, app.executor)
+    feed = _AsyncSource(source if hasattr(source, "__aiter__") else ThreadedIterator(source, app.executor))
     pending: asyncio.Future[t.Any] | None = None
     try:
         while True:
@@ -117,35 +116,3 @@ class _AsyncSource:
         aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-class _ThreadedSource:
-    """A sync source, each item fetched in the pool inside the request's context."""
-
-    def __init__(self, source: t.Iterable[t.Any], pool: ThreadPoolExecutor) -> None:
-        self._iterator = iter(source)
-        self._pool = pool
-        self._context = contextvars.copy_context()
-        self._running: Future[t.Any] | None = None
-
-    def fetch(self) -> asyncio.Future[t.Any]:
-        self._running = self._pool.submit(self._context.run, _next_or_stop, self._iterator)
-        return asyncio.wrap_future(self._running)
-
-    async def close(self, pending: asyncio.Future[t.Any] | None) -> None:
-        close = getattr(self._iterator, "close", None)
-        if close is None:
-            return
-        running = self._running
-        if running is not None and not running.done():
-            # It is executing in a thread: close it once that item is produced.
-            running.add_done_callback(lambda _: self._pool.submit(self._context.run, close))
-        else:
-            self._context.run(close)
-
-
-def _next_or_stop(iterator: t.Iterator[t.Any]) -> t.Any:
-    try:
-        return next(iterator)
-    except StopIteration:
-        raise StopAsyncIteration from None

@@ -76,7 +76,6 @@ class Request(_Request):
     def from_parts(
         cls,
         environ_factory: t.Callable[[], dict[str, t.Any]],
-        *,
         method: str,
         scheme: str,
         server: tuple[str, int | None] | None,
