@@ -19,9 +19,9 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tether import Response
+from tether.application.routing import FastRouter
+from tether.application.wrappers import Request as TetherRequest
 from tether.locals import LocalProxy
-from tether.routing import FastRouter
-from tether.wrappers import Request as TetherRequest
 
 
 class _GetattrProxy:

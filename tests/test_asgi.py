@@ -253,7 +253,7 @@ def test_stream_ends_when_the_server_stops(app: tether.Tether) -> None:
 
     async def main() -> Exchange:
         stopping = asyncio.Event()
-        app.__dict__["_tether_stopping"] = stopping
+        app.serving.stopping = stopping
         exchange = Exchange()
         task = asyncio.ensure_future(app(http_scope("/"), exchange.receive, exchange.send))
         while len(exchange.chunks) < 2:

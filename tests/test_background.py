@@ -16,7 +16,7 @@ from tether import ContextError, current_app, g, request
 
 def test_spawned_job_reads_the_request_after_the_response(app: tether.Tether) -> None:
     release = threading.Event()
-    jobs: list[tether.background.Job] = []
+    jobs: list[tether.live.background.Job] = []
     torn: list[str] = []
     app.teardown_request(lambda exc: torn.append(f"request {request.path}"))
 
@@ -65,7 +65,7 @@ def test_spawned_async_work_and_its_teardown(app: tether.Tether) -> None:
         g.n = n
         return f"{current_app.name} {g.n} {request.path}"
 
-    job_holder: list[tether.background.Job] = []
+    job_holder: list[tether.live.background.Job] = []
 
     @app.route("/spawn")
     def spawn_view() -> str:

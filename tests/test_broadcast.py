@@ -10,7 +10,7 @@ import pytest
 
 import tether
 from tether import Broadcast, EventStream, websocket
-from tether.broadcast import SubscriberTooSlow
+from tether.live.broadcast import SubscriberTooSlow
 
 
 def test_subscribers_get_only_their_channels() -> None:

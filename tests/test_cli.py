@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tether.cli import cli
-from tether.commands import NoAppException, ScriptInfo
+from tether.cli.commands import cli
+from tether.cli.discovery import NoAppException, ScriptInfo
 
 APPS = Path(__file__).parent / "cli_apps"
 

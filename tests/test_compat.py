@@ -59,7 +59,7 @@ from flask.signals import request_started
 from flask.views import MethodView
 from flask.blueprints import Blueprint
 assert request is tether.request and Flask is tether.Tether and FlaskClient is tether.testing.TetherClient
-assert AppContext is tether.ctx.AppContext and Config is tether.Config
+assert AppContext is tether.contexts.ctx.AppContext and Config is tether.Config
 for stmt in ["import flask.debughelpers", "from flask import no_such_thing"]:
     try:
         exec(stmt)

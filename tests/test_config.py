@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import tether
-from tether.config import Config
+from tether.application.config import Config
 
 
 class Settings:

@@ -10,7 +10,7 @@ import pytest
 
 import tether
 from tether import ContextError, current_app, g, request, session
-from tether.ctx import AppContext, RequestContext
+from tether.contexts.ctx import AppContext, RequestContext
 
 
 def test_app_context_makes_current_app_and_g(app: tether.Tether) -> None:
@@ -61,8 +61,8 @@ def test_request_context_pushes_and_pops_app_context(app: tether.Tether) -> None
     assert not tether.has_app_context()
     with app.app_context() as app_ctx:
         with app.test_request_context("/"):
-            assert tether.globals._cv_app.get() is app_ctx
-        assert tether.globals._cv_app.get() is app_ctx
+            assert tether.contexts.ctx._cv_app.get() is app_ctx
+        assert tether.contexts.ctx._cv_app.get() is app_ctx
 
 
 def test_popping_the_wrong_context_names_both(app: tether.Tether) -> None:

@@ -8,7 +8,7 @@ import pytest
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect, Rule
 
-from tether.routing import FastRouter
+from tether.application.routing import FastRouter
 
 RULE_SETS = {
     "overlaps": [

@@ -10,7 +10,7 @@ import pytest
 
 import tether
 from tether import session
-from tether.sessions import SecureCookieSession, SessionInterface
+from tether.application.sessions import SecureCookieSession, SessionInterface
 
 
 def cookie_header(response: object) -> str | None:

@@ -11,8 +11,8 @@ import pytest
 
 import tether
 from tether import Response, current_app, g, request, session
-from tether.globals import _cv_app, _cv_request
-from tether.sessions import SessionSealedError
+from tether.application.sessions import SessionSealedError
+from tether.contexts.ctx import _cv_app, _cv_request
 
 
 def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:

@@ -123,7 +123,7 @@ def test_teardown_once_when_the_server_stops(app: tether.Tether, events: list[st
     client = app.test_client()
     with client.lifespan():
         with client.websocket("/forever") as ws:
-            client.transport.loop.call_soon_threadsafe(app.__dict__["_tether_stopping"].set)
+            client.transport.loop.call_soon_threadsafe(app.serving.stopping.set)
             with pytest.raises(ConnectionClosed) as closed:
                 ws.receive()
             assert closed.value.code == 1012

@@ -12,25 +12,25 @@ import typing as t
 
 __all__ = ["alias_flask"]
 
-#: flask module name -> tether module providing it.
-MODULES = {
-    "flask": "tether",
-    "flask.app": "tether.app",
-    "flask.blueprints": "tether.blueprints",
-    "flask.cli": "tether.commands",
-    "flask.config": "tether.config",
-    "flask.ctx": "tether.ctx",
-    "flask.globals": "tether.globals",
-    "flask.helpers": "tether.helpers",
-    "flask.json": "tether.json",
-    "flask.json.provider": "tether.json.provider",
-    "flask.json.tag": "tether.json.tag",
-    "flask.sessions": "tether.sessions",
-    "flask.signals": "tether.signals",
-    "flask.templating": "tether.templating",
-    "flask.testing": "tether.testing",
-    "flask.views": "tether.views",
-    "flask.wrappers": "tether.wrappers",
+#: flask module name -> the tether modules providing it (their names merged).
+MODULES: dict[str, tuple[str, ...]] = {
+    "flask": ("tether",),
+    "flask.app": ("tether.app",),
+    "flask.blueprints": ("tether.application.blueprints",),
+    "flask.cli": ("tether.cli.discovery", "tether.cli.groups", "tether.cli.commands"),
+    "flask.config": ("tether.application.config",),
+    "flask.ctx": ("tether.contexts.ctx",),
+    "flask.globals": ("tether.contexts.globals",),
+    "flask.helpers": ("tether.application.helpers",),
+    "flask.json": ("tether.application.json",),
+    "flask.json.provider": ("tether.application.json.provider",),
+    "flask.json.tag": ("tether.application.json.tag",),
+    "flask.sessions": ("tether.application.sessions",),
+    "flask.signals": ("tether.signals",),
+    "flask.templating": ("tether.application.templating",),
+    "flask.testing": ("tether.testing",),
+    "flask.views": ("tether.application.views",),
+    "flask.wrappers": ("tether.application.wrappers",),
 }
 
 #: Flask names that tether spells differently.
@@ -51,16 +51,13 @@ def _missing(flask_name: str, attribute: str | None = None) -> ImportError:
 
 
 def _alias_module(flask_name: str) -> types.ModuleType:
-    target = importlib.import_module(MODULES[flask_name])
-    renames = NAMES.get(flask_name, {})
-    module = types.ModuleType(flask_name, target.__doc__)
-    module.__dict__.update({k: v for k, v in target.__dict__.items() if not k.startswith("__")})
-    for flask_attr, tether_attr in renames.items():
-        if flask_name == "flask.cli" and tether_attr == "TetherGroup":
-            module.__dict__[flask_attr] = importlib.import_module("tether.cli").TetherGroup
-        else:
-            module.__dict__[flask_attr] = getattr(target, tether_attr)
-    module.__file__ = getattr(target, "__file__", None)
+    targets = [importlib.import_module(name) for name in MODULES[flask_name]]
+    module = types.ModuleType(flask_name, targets[0].__doc__)
+    for target in targets:
+        module.__dict__.update({k: v for k, v in target.__dict__.items() if not k.startswith("__")})
+    for flask_attr, tether_attr in NAMES.get(flask_name, {}).items():
+        module.__dict__[flask_attr] = module.__dict__[tether_attr]
+    module.__file__ = getattr(targets[0], "__file__", None)
     if flask_name == "flask" or flask_name == "flask.json":
         module.__path__ = []  # a package, so its submodules import
 
@@ -69,7 +66,7 @@ def _alias_module(flask_name: str) -> types.ModuleType:
             raise AttributeError(name)
         raise _missing(flask_name, name)
 
-    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    module.__dict__["__getattr__"] = __getattr__
     return module
 
 

@@ -14,7 +14,7 @@ import typing as t
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware as _WSGIDispatcher
 
-from .app import _ProtocolEntry
+from .serving.entry import serve_both
 
 __all__ = ["DispatcherMiddleware"]
 
@@ -29,7 +29,7 @@ class DispatcherMiddleware:
         self.mounts = dict(mounts or {})
         self._wsgi = _WSGIDispatcher(app, self.mounts)
         self._prefixes = sorted(self.mounts, key=len, reverse=True)
-        self.__dict__["__call__"] = _ProtocolEntry(self)  # served as ASGI 3 too
+        serve_both(self)  # served as ASGI 3 too
 
     def __call__(self, *args: t.Any) -> t.Any:
         """WSGI with two arguments, ASGI 3 with three."""

@@ -17,10 +17,10 @@ from click.testing import CliRunner, Result
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import ClosingIterator, get_current_url
 
-from .sessions import SessionMixin
-
-if t.TYPE_CHECKING:
-    from .app import Tether
+from .application.pipeline import Application
+from .application.sessions import SessionMixin
+from .cli.discovery import ScriptInfo
+from .typing import ASGIApp
 
 __all__ = [
     "ASGITransport",
@@ -40,7 +40,7 @@ class EnvironBuilder(werkzeug.test.EnvironBuilder):
 
     def __init__(
         self,
-        app: Tether,
+        app: Application,
         path: str = "/",
         base_url: str | None = None,
         subdomain: str | None = None,
@@ -84,10 +84,10 @@ class TetherClient(werkzeug.test.Client):
     event stream one event at a time (``response.iter_events()``).
     """
 
-    application: Tether
+    application: Application
 
     def __init__(
-        self, application: Tether, response_wrapper: type[t.Any] | None = None, *args: t.Any, asgi: bool = False, **kwargs: t.Any
+        self, application: Application, response_wrapper: type[t.Any] | None = None, *args: t.Any, asgi: bool = False, **kwargs: t.Any
     ) -> None:
         wrapper = TestResponse
         if response_wrapper is not None and not issubclass(TestResponse, response_wrapper):
@@ -106,7 +106,11 @@ class TetherClient(werkzeug.test.Client):
         if self._cookies is None:
             raise TypeError("Cookies are disabled. Create a client with 'use_cookies=True'.")
         app = self.application
-        ctx = app.test_request_context(*args, **kwargs)
+        builder = EnvironBuilder(app, *args, **kwargs)
+        try:
+            ctx = app.request_context(builder.get_environ())
+        finally:
+            builder.close()
         self._add_cookies_to_wsgi(ctx.request.environ)
         with ctx:
             sess = app.session_interface.open_session(app, ctx.request)
@@ -163,7 +167,7 @@ class TetherClient(werkzeug.test.Client):
     def transport(self) -> ASGITransport:
         """The loop thread that serves this client's ASGI requests."""
         if self._transport is None:
-            self._transport = ASGITransport(self.application)
+            self._transport = ASGITransport(t.cast(ASGIApp, self.application))
         return self._transport
 
     def run_wsgi_app(self, environ: dict[str, t.Any], buffered: bool = False) -> t.Any:
@@ -217,13 +221,11 @@ class TetherClient(werkzeug.test.Client):
 class TetherCliRunner(CliRunner):
     """Invokes the app's CLI commands with the app loaded, for tests."""
 
-    def __init__(self, app: Tether, **kwargs: t.Any) -> None:
+    def __init__(self, app: Application, **kwargs: t.Any) -> None:
         self.app = app
         super().__init__(**kwargs)
 
     def invoke(self, cli: t.Any = None, args: t.Any = None, **kwargs: t.Any) -> Result:  # type: ignore[override]
-        from .commands import ScriptInfo
-
         if cli is None:
             cli = self.app.cli
         if "obj" not in kwargs:
@@ -268,7 +270,7 @@ class ASGITransport:
     """Runs the app's ASGI side on an event loop in a background thread, so that
     synchronous tests drive HTTP, WebSockets and the lifespan through it."""
 
-    def __init__(self, app: Tether) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="tether-test-loop", daemon=True)

@@ -4,7 +4,7 @@ import os
 import time
 
 from tether import Tether, g, request
-from tether.globals import _cv_app, _cv_request
+from tether.contexts.ctx import _cv_app, _cv_request
 
 app = Tether(__name__)
 EVENTS = os.environ["EVENTS_FILE"]

@@ -1,0 +1,187 @@
+"""``app.config``: a dict with loaders from objects, files, mappings and the environment."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import types
+import typing as t
+from datetime import timedelta
+
+from werkzeug.utils import import_string
+
+__all__ = ["DEFAULT_CONFIG", "Config", "ConfigAttribute"]
+
+T = t.TypeVar("T")
+
+#: Every key an app starts with: Flask's, then tether's own.
+DEFAULT_CONFIG: dict[str, t.Any] = {
+    "DEBUG": None,
+    "TESTING": False,
+    "PROPAGATE_EXCEPTIONS": None,
+    "SECRET_KEY": None,
+    "SECRET_KEY_FALLBACKS": [],
+    "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
+    "USE_X_SENDFILE": False,
+    "TRUSTED_HOSTS": None,
+    "SERVER_NAME": None,
+    "APPLICATION_ROOT": "/",
+    "SESSION_COOKIE_NAME": "session",
+    "SESSION_COOKIE_DOMAIN": None,
+    "SESSION_COOKIE_PATH": None,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_PARTITIONED": False,
+    "SESSION_COOKIE_SAMESITE": None,
+    "SESSION_REFRESH_EACH_REQUEST": True,
+    "MAX_CONTENT_LENGTH": None,
+    "MAX_FORM_MEMORY_SIZE": 500_000,
+    "MAX_FORM_PARTS": 1_000,
+    "SEND_FILE_MAX_AGE_DEFAULT": None,
+    "TRAP_BAD_REQUEST_ERRORS": None,
+    "TRAP_HTTP_EXCEPTIONS": False,
+    "EXPLAIN_TEMPLATE_LOADING": False,
+    "PREFERRED_URL_SCHEME": "http",
+    "TEMPLATES_AUTO_RELOAD": None,
+    "MAX_COOKIE_SIZE": 4093,
+    "PROVIDE_AUTOMATIC_OPTIONS": True,
+    "SYNC_THREADS": 40,
+    "SPAWN_THREADS": 8,
+    "SPAWN_GRACE_PERIOD": 10.0,
+    "FORWARD_MAX_DEPTH": 8,
+    "BROADCAST_URL": "memory://",
+    "BROADCAST_QUEUE_SIZE": 100,
+    "BROADCAST_OVERFLOW": "drop-oldest",
+    "SSE_KEEPALIVE_INTERVAL": 15.0,
+    "SSE_SEND_TIMEOUT": 30.0,
+    "WEBSOCKET_ALLOWED_ORIGINS": None,
+}
+
+
+class ConfigAttribute(t.Generic[T]):
+    """Makes an app attribute read and write a config key."""
+
+    def __init__(self, name: str, get_converter: t.Callable[[t.Any], T] | None = None) -> None:
+        self.__name__ = name
+        self.get_converter = get_converter
+
+    def __get__(self, obj: t.Any, owner: t.Any = None) -> t.Any:
+        if obj is None:
+            return self
+        rv = obj.config[self.__name__]
+        return self.get_converter(rv) if self.get_converter is not None else rv
+
+    def __set__(self, obj: t.Any, value: t.Any) -> None:
+        obj.config[self.__name__] = value
+
+
+class Config(dict[str, t.Any]):
+    """Configuration values; only UPPERCASE keys are taken from objects and files."""
+
+    def __init__(self, root_path: str | os.PathLike[str], defaults: dict[str, t.Any] | None = None) -> None:
+        super().__init__(defaults or {})
+        self.root_path = root_path
+
+    def from_envvar(self, variable_name: str, silent: bool = False) -> bool:
+        """Load the Python file named by an environment variable."""
+        rv = os.environ.get(variable_name)
+        if not rv:
+            if silent:
+                return False
+            raise RuntimeError(
+                f"The environment variable {variable_name!r} is not set and as such "
+                "configuration could not be loaded. Set this variable and make it point "
+                "to a configuration file."
+            )
+        return self.from_pyfile(rv, silent=silent)
+
+    def from_prefixed_env(self, prefix: str = "TETHER", *, loads: t.Callable[[str], t.Any] = json.loads) -> bool:
+        """Load ``PREFIX_KEY`` environment variables; values are parsed as JSON when
+        they can be, and ``__`` in a key sets a nested dict item."""
+        prefix = f"{prefix}_"
+        for key in sorted(os.environ):
+            if not key.startswith(prefix):
+                continue
+            value: t.Any = os.environ[key]
+            key = key.removeprefix(prefix)
+            try:
+                value = loads(value)
+            except Exception:
+                pass
+            if "__" not in key:
+                self[key] = value
+                continue
+            current: dict[str, t.Any] = self
+            *parts, tail = key.split("__")
+            for part in parts:
+                current = current.setdefault(part, {})
+            current[tail] = value
+        return True
+
+    def from_pyfile(self, filename: str | os.PathLike[str], silent: bool = False) -> bool:
+        """Execute a Python file and load its UPPERCASE names."""
+        filename = os.path.join(self.root_path, filename)
+        module = types.ModuleType("config")
+        module.__file__ = str(filename)
+        try:
+            with open(filename, mode="rb") as config_file:
+                exec(compile(config_file.read(), filename, "exec"), module.__dict__)
+        except OSError as e:
+            if silent and e.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
+                return False
+            e.strerror = f"Unable to load configuration file ({e.strerror})"
+            raise
+        self.from_object(module)
+        return True
+
+    def from_object(self, obj: object | str) -> None:
+        """Load the UPPERCASE attributes of an object, or of the object at an import path."""
+        if isinstance(obj, str):
+            obj = import_string(obj)
+        for key in dir(obj):
+            if key.isupper():
+                self[key] = getattr(obj, key)
+
+    def from_file(
+        self,
+        filename: str | os.PathLike[str],
+        load: t.Callable[[t.IO[t.Any]], t.Mapping[str, t.Any]],
+        silent: bool = False,
+        text: bool = True,
+    ) -> bool:
+        """Load a file with ``load`` (``json.load``, ``tomllib.load``, ...)."""
+        filename = os.path.join(self.root_path, filename)
+        try:
+            with open(filename, "r" if text else "rb") as f:
+                obj = load(f)
+        except OSError as e:
+            if silent and e.errno in (errno.ENOENT, errno.EISDIR):
+                return False
+            e.strerror = f"Unable to load configuration file ({e.strerror})"
+            raise
+        return self.from_mapping(obj)
+
+    def from_mapping(self, mapping: t.Mapping[str, t.Any] | None = None, **kwargs: t.Any) -> bool:
+        """Load the UPPERCASE keys of a mapping and of keyword arguments."""
+        mappings: dict[str, t.Any] = {}
+        if mapping is not None:
+            mappings.update(mapping)
+        mappings.update(kwargs)
+        for key, value in mappings.items():
+            if key.isupper():
+                self[key] = value
+        return True
+
+    def get_namespace(self, namespace: str, lowercase: bool = True, trim_namespace: bool = True) -> dict[str, t.Any]:
+        """The keys that start with ``namespace``, e.g. ``"IMAGE_STORE_"``."""
+        rv = {}
+        for k, v in self.items():
+            if not k.startswith(namespace):
+                continue
+            key = k[len(namespace):] if trim_namespace else k
+            rv[key.lower() if lowercase else key] = v
+        return rv
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {dict.__repr__(self)}>"

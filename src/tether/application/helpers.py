@@ -1,0 +1,162 @@
+"""Helpers used in views: URLs, redirects, errors, responses, files and flashed messages."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import typing as t
+
+from werkzeug.exceptions import abort as _abort
+from werkzeug.utils import redirect as _redirect
+from werkzeug.utils import send_file as _send_file
+from werkzeug.utils import send_from_directory as _send_from_directory
+
+from .. import signals
+from ..contexts.ctx import _cv_app, _cv_request, after_this_request, has_app_context, has_request_context
+from ..contexts.globals import current_app, request, session
+from ..contexts.propagation import copy_current_request_context, stream_with_context
+
+if t.TYPE_CHECKING:
+    from .wrappers import Response
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+__all__ = [
+    "abort",
+    "after_this_request",
+    "copy_current_request_context",
+    "flash",
+    "get_flashed_messages",
+    "get_root_path",
+    "has_app_context",
+    "has_request_context",
+    "make_response",
+    "redirect",
+    "send_file",
+    "send_from_directory",
+    "stream_body",
+    "stream_with_context",
+    "streams_body",
+    "url_for",
+]
+
+
+def get_root_path(import_name: str) -> str:
+    """The folder of the module or package ``import_name``, else the working directory."""
+    module = sys.modules.get(import_name)
+    if module is not None and getattr(module, "__file__", None):
+        return os.path.dirname(os.path.abspath(module.__file__))  # type: ignore[arg-type]
+    try:
+        spec = importlib.util.find_spec(import_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+        return os.getcwd()
+    return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[arg-type]
+
+
+def url_for(
+    endpoint: str,
+    *,
+    _anchor: str | None = None,
+    _method: str | None = None,
+    _scheme: str | None = None,
+    _external: bool | None = None,
+    **values: t.Any,
+) -> str:
+    """The URL of ``endpoint`` with ``values``; see ``Tether.url_for``."""
+    return current_app.url_for(
+        endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external, **values
+    )
+
+
+def redirect(location: str, code: int = 302, Response: type[Response] | None = None) -> Response:
+    """A redirect response, of the current app's response class when there is one."""
+    ctx = _cv_app.get(None)
+    if ctx is not None:
+        return ctx.app.redirect(location, code=code)
+    return _redirect(location, code=code, Response=Response)  # type: ignore[return-value]
+
+
+def abort(code: int | Response, *args: t.Any, **kwargs: t.Any) -> t.NoReturn:
+    """Raise the ``HTTPException`` for a status code (or a response)."""
+    ctx = _cv_app.get(None)
+    if ctx is not None:
+        ctx.app.aborter(code, *args, **kwargs)
+    _abort(code, *args, **kwargs)
+
+
+def make_response(*args: t.Any) -> Response:
+    """Turn a view's return value into a response object, to add headers to it."""
+    if not args:
+        return current_app.response_class()
+    if len(args) == 1:
+        args = args[0]
+    return current_app.make_response(args)
+
+
+def send_file(path_or_file: t.Any, mimetype: str | None = None, **kwargs: t.Any) -> Response:
+    """Send a file's contents; see Werkzeug's ``send_file`` for the options."""
+    app = current_app._get_current_object()
+    kwargs.setdefault("max_age", app.get_send_file_max_age)
+    return _send_file(  # type: ignore[return-value]
+        path_or_file,
+        request.environ,
+        mimetype=mimetype,
+        use_x_sendfile=app.config["USE_X_SENDFILE"],
+        response_class=app.response_class,
+        _root_path=app.root_path,
+        **kwargs,
+    )
+
+
+def send_from_directory(directory: str | os.PathLike[str], path: str | os.PathLike[str], **kwargs: t.Any) -> Response:
+    """Send a file from inside ``directory``; a path escaping it is a 404."""
+    app = current_app._get_current_object()
+    kwargs.setdefault("max_age", app.get_send_file_max_age)
+    return _send_from_directory(  # type: ignore[return-value]
+        directory,
+        path,
+        request.environ,
+        use_x_sendfile=app.config["USE_X_SENDFILE"],
+        response_class=app.response_class,
+        _root_path=app.root_path,
+        **kwargs,
+    )
+
+
+def flash(message: str, category: str = "message") -> None:
+    """Keep a message in the session for the next request to show."""
+    flashes = session.get("_flashes", [])
+    flashes.append((category, message))
+    session["_flashes"] = flashes
+    if signals.message_flashed.receivers:
+        app = current_app._get_current_object()
+        signals.message_flashed.send(app, message=message, category=category)
+
+
+def get_flashed_messages(with_categories: bool = False, category_filter: t.Iterable[str] = ()) -> list[t.Any]:
+    """The flashed messages, removed from the session on first call in a request."""
+    ctx = _cv_request.get()
+    flashes = ctx.flashes
+    if flashes is None:
+        flashes = ctx.flashes = session.pop("_flashes") if "_flashes" in session else []
+    if category_filter:
+        flashes = [f for f in flashes if f[0] in category_filter]
+    if not with_categories:
+        return [x[1] for x in flashes]
+    return flashes
+
+
+def stream_body(view: F) -> F:
+    """Mark an async view that reads its request body as it arrives
+    (``async for chunk in request.iter_body()``) instead of having it read
+    before the view runs."""
+    setattr(view, "tether_stream_body", True)
+    return view
+
+
+def streams_body(view: t.Callable[..., t.Any]) -> bool:
+    """Whether ``view`` was marked with :func:`stream_body`."""
+    return bool(getattr(view, "tether_stream_body", False))

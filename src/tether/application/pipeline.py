@@ -1,0 +1,221 @@
+"""The request pipeline: request context in, response out, teardown after.
+
+It is written once, as steps (``tether.contexts.steps``): generators that yield
+every user function they call (hooks, views, error handlers, teardowns).
+:meth:`Application.handle` drives them from sync code (WSGI, sync views under
+ASGI), :meth:`Application.handle_async` on the event loop, and Flask's
+synchronous API (``full_dispatch_request``, ``dispatch_request`` ...) over the
+same generators. A request with no hooks takes the same path: each hook list is
+checked once and skipped when empty.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing as t
+from collections.abc import Awaitable, Callable
+
+from ..contexts.ctx import RequestContext, _cv_app, _cv_request, teardown_appcontext_steps, teardown_request_steps
+from ..contexts.steps import NO_KWARGS, Steps, run, run_async
+from ..signals import request_started, request_tearing_down
+from .errors import ErrorHandling
+from .wrappers import Request, Response
+
+__all__ = ["Application", "Finish"]
+
+Ctx = RequestContext[Request]
+#: The steps that end a streamed response: close its body, pop its context.
+Finish = Callable[[BaseException | None], Steps[None]]
+
+
+class Application(ErrorHandling):
+    """A web application, independent of the protocol that serves it: adapters
+    build a ``RequestContext`` and send the ``Response`` that :meth:`handle`
+    or :meth:`handle_async` returns."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Whether each view function is async, asked once per function.
+        self._async_views: dict[Callable[..., t.Any], bool] = {}
+
+    def handle(self, ctx: Ctx) -> tuple[Response, Callable[[BaseException | None], None] | None]:
+        """Answer the request of ``ctx`` synchronously.
+
+        Returns the response and ``None`` once the context is popped; or, for a
+        streamed body, the response with the context still pushed and a
+        ``finish(error)`` that closes the body and pops the context. The adapter
+        produces the body and calls ``finish`` in the contextvars Context this
+        ran in, so the body sees ``request`` and ``g`` and teardown runs after it.
+        """
+        response, finish = run(self.answer_steps(ctx))
+        if finish is None:
+            return response, None
+        return response, lambda error: run(finish(error))
+
+    async def handle_async(
+        self, ctx: Ctx
+    ) -> tuple[Response, Callable[[BaseException | None], Awaitable[None]] | None]:
+        """:meth:`handle` on the event loop, for a request whose view is async."""
+        response, finish = await run_async(self.answer_steps(ctx))
+        if finish is None:
+            return response, None
+        return response, lambda error: run_async(finish(error))
+
+    def answer_steps(self, ctx: Ctx, keep_streams: bool = True) -> Steps[tuple[Response, Finish | None]]:
+        """The whole request: push ``ctx``, dispatch it, make an unhandled error a
+        response, pop ``ctx``. With ``keep_streams``, a streamed response keeps
+        ``ctx`` pushed and comes with the :data:`Finish` steps that pop it."""
+        error: Exception | None = None
+        ctx.push()
+        try:
+            try:
+                response = yield from self._dispatch_steps(ctx)
+            except Exception as e:
+                error = e
+                response = yield from self._handle_exception_steps(e, ctx)
+        except BaseException as e:
+            yield from ctx.pop_steps(e)
+            raise
+        error = self._settle(ctx, error)
+        if keep_streams and type(response.response) is not list and response.is_streamed:
+            return response, functools.partial(self._finish_steps, ctx, response, error)
+        yield from ctx.pop_steps(error)
+        return response, None
+
+    def _settle(self, ctx: Ctx, error: Exception | None) -> Exception | None:
+        """Hand the contexts to a test client that keeps them, and decide which
+        error the teardown functions see."""
+        preserve = ctx.request.environ_value("werkzeug.debug.preserve_context")
+        if preserve is not None:
+            preserve(_cv_app.get())
+            preserve(ctx.copy())
+        if error is not None and self.should_ignore_error(error):
+            return None
+        return error
+
+    def _finish_steps(
+        self, ctx: Ctx, response: Response, error: BaseException | None, body_error: BaseException | None
+    ) -> Steps[None]:
+        try:
+            response.close()
+        finally:
+            yield from ctx.pop_steps(body_error or error)
+
+    def async_view(self, request: Request) -> Callable[..., t.Any] | None:
+        """The view that will answer ``request``, if it is a coroutine function."""
+        request.route_pending()
+        rule = request.url_rule
+        if rule is None or request.routing_exception is not None:
+            return None
+        view = self.view_functions.get(rule.endpoint)
+        if view is None:
+            return None
+        known = self._async_views.get(view)
+        if known is None:
+            known = self._async_views[view] = _is_coroutine_function(view)
+        return view if known else None
+
+    def _dispatch_steps(self, ctx: Ctx) -> Steps[Response]:
+        """Before hooks, the view, the response, after hooks, the session."""
+        ctx.request.route_pending()
+        try:
+            if request_started.receivers:
+                request_started.send(self)
+            rv = None
+            if self.url_value_preprocessors or self.before_request_funcs:
+                rv = yield from self._preprocess_steps(ctx)
+            if rv is None:
+                rv = yield from self._view_steps(ctx)
+        except Exception as e:
+            rv = yield from self._handle_user_exception_steps(e, ctx)
+            return (yield from self._finalize_steps(rv, ctx))
+        response = self.make_response(rv)
+        if ctx.after_request_functions or self.after_request_funcs:
+            response = yield from self._after_request_steps(response, ctx)
+        self._complete(response, ctx)
+        return response
+
+    def _preprocess_steps(self, ctx: Ctx) -> Steps[t.Any]:
+        request = ctx.request
+        if request.url_rule is None or "." not in request.url_rule.endpoint:
+            names: t.Iterable[str | None] = (None,)
+        else:
+            names = (None, *reversed(request.blueprints))
+        for name in names:
+            for url_func in self.url_value_preprocessors.get(name, ()):
+                yield url_func, (request.endpoint, request.view_args), NO_KWARGS
+        for name in names:
+            for before_func in self.before_request_funcs.get(name, ()):
+                rv = yield before_func, (), NO_KWARGS
+                if rv is not None:
+                    return rv
+        return None
+
+    def _view_steps(self, ctx: Ctx) -> Steps[t.Any]:
+        """The view of the matched rule, or the automatic ``OPTIONS`` answer."""
+        request = ctx.request
+        if request.routing_exception is not None:
+            self.raise_routing_exception(request)
+        rule = request.url_rule
+        assert rule is not None, "a request without a routing exception has a rule"
+        if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
+            return self.make_default_options_response(ctx)
+        return (yield self.view_functions[rule.endpoint], (), request.view_args or NO_KWARGS)
+
+    def websocket_steps(self, ctx: Ctx) -> Steps[t.Any]:
+        """A WebSocket's handling: ``before_websocket`` functions, the handler,
+        ``after_websocket`` functions. A value returned before the handler ran, or
+        by a handler that never accepted, is the HTTP response that rejects it."""
+        request = ctx.request
+        if request.routing_exception is not None:
+            self.raise_routing_exception(request)
+        rule = request.url_rule
+        assert rule is not None, "a request without a routing exception has a rule"
+        for name in (None, *reversed(request.blueprints)):
+            for before in self.before_websocket_funcs.get(name, ()):
+                rv = yield before, (), NO_KWARGS
+                if rv is not None:
+                    return rv
+        rv = yield self.view_functions[rule.endpoint], (), request.view_args or NO_KWARGS
+        for name in (*request.blueprints, None):
+            for after in reversed(self.after_websocket_funcs.get(name, ())):
+                yield after, (), NO_KWARGS
+        return rv
+
+    # Flask's synchronous API over the same steps
+
+    def full_dispatch_request(self) -> Response:
+        """Run the before hooks, the view and the after hooks of the current request."""
+        return run(self._dispatch_steps(_cv_request.get()))
+
+    def preprocess_request(self) -> t.Any:
+        """Run URL value preprocessors and ``before_request`` functions; the first
+        non-``None`` return value stops the request and becomes the response."""
+        return run(self._preprocess_steps(_cv_request.get()))
+
+    def dispatch_request(self) -> t.Any:
+        """Call the view of the matched rule with the URL's arguments."""
+        return run(self._view_steps(_cv_request.get()))
+
+    def do_teardown_request(self, exc: BaseException | None = None) -> None:
+        """Run ``teardown_request`` functions (blueprints' first), newest first."""
+        ctx = _cv_request.get(None)
+        try:
+            run(teardown_request_steps(self, False, ctx.request.blueprints if ctx is not None else [], exc))
+        finally:
+            if request_tearing_down.receivers:
+                request_tearing_down.send(self, exc=exc)
+
+    def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
+        """Run ``teardown_appcontext`` functions, newest first."""
+        run(teardown_appcontext_steps(self, exc))
+
+
+def _is_coroutine_function(func: Callable[..., t.Any]) -> bool:
+    """An ``async def`` function, or an object whose class has an async ``__call__``."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = type(func).__dict__.get("__call__")
+    return not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
+

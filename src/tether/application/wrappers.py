@@ -1,0 +1,309 @@
+"""The request and response objects: Werkzeug's, plus what an app needs to know
+about routing, limits from config, and JSON errors."""
+
+from __future__ import annotations
+
+import typing as t
+from functools import lru_cache
+from http import HTTPStatus
+
+from werkzeug.datastructures import Headers, MultiDict
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.utils import cached_property, get_content_type
+from werkzeug.wrappers import Request as _Request
+from werkzeug.wrappers import Response as _Response
+
+from ..contexts.ctx import _cv_app
+from . import json as _json
+
+if t.TYPE_CHECKING:
+    from werkzeug.routing import Rule
+
+__all__ = ["Request", "Response", "Router"]
+
+
+class Router(t.Protocol):
+    """What matches a request's URL (the application)."""
+
+    def match_request(self, request: Request, /) -> tuple[Rule, dict[str, t.Any]]: ...
+
+
+_ROUTING = frozenset({"url_rule", "view_args", "routing_exception"})
+
+
+class Request(_Request):
+    """The current request.
+
+    ``url_rule``, ``view_args`` and ``routing_exception`` are computed on first
+    access (through ``__getattr__``, so afterwards they are plain attributes):
+    a request context that never routes, such as one pushed to build URLs,
+    never matches its URL.
+    """
+
+    #: The app that will match this request's URL when routing data is first read.
+    _router: Router | None = None
+
+    json_module: t.Any = _json
+    url_rule: Rule | None
+    view_args: dict[str, t.Any] | None
+    routing_exception: HTTPException | None
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:  # type: ignore[override]
+        """The parsed query string.
+
+        One without ``%`` or ``+`` is split directly, which gives exactly what
+        ``parse_qsl`` gives, and the MultiDict is filled with its documented
+        inner form (a list of values per key) instead of pair by pair, which
+        is faster (bench/micro_bench.py measures both).
+        """
+        query = self.query_string.decode()
+        if "%" in query or "+" in query:
+            return super().args
+        values: dict[str, list[str]] = {}
+        for part in query.split("&"):
+            if part:
+                key, _, value = part.partition("=")
+                if key in values:
+                    values[key].append(value)
+                else:
+                    values[key] = [value]
+        args = self.parameter_storage_class()
+        dict.update(args, values)
+        return args
+
+    #: Whether this is a WebSocket handshake, and whether it came through an ASGI
+    #: server (set by the ASGI adapter).
+    is_websocket = False
+    is_asgi = False
+    _extra_environ: dict[str, t.Any] | None = None
+    _has_cookie = False
+
+    @classmethod
+    def from_parts(
+        cls,
+        environ_factory: t.Callable[[], dict[str, t.Any]],
+        method: str,
+        scheme: str,
+        server: tuple[str, int | None] | None,
+        root_path: str,
+        path: str,
+        query_string: bytes,
+        headers: Headers,
+        remote_addr: str | None,
+        body: t.IO[bytes] | None = None,
+        is_websocket: bool = False,
+        extra_environ: dict[str, t.Any] | None = None,
+        has_cookie: bool = False,
+    ) -> Request:
+        """A request from values an adapter has already parsed (an ASGI scope).
+
+        ``request.environ`` is built by ``environ_factory`` when first used: most
+        requests never need it. ``body``, when given, is ``request.stream``
+        itself: a stream that enforces ``MAX_CONTENT_LENGTH`` on its own, which
+        spares Werkzeug's wrapping of it.
+        """
+        request = cls.__new__(cls)
+        # The fields Werkzeug's sansio constructor sets, normalized the same way.
+        request.method = method.upper()
+        request.scheme = scheme
+        request.server = server
+        request.root_path = root_path.rstrip("/")
+        request.path = "/" + path.lstrip("/")
+        request.query_string = query_string
+        request.headers = headers
+        request.remote_addr = remote_addr
+        request.shallow = False
+        request._environ_factory = environ_factory
+        if body is not None:
+            request.stream = body
+        request.is_asgi = True
+        if is_websocket:
+            request.is_websocket = True
+        if extra_environ:
+            request._extra_environ = extra_environ
+        if has_cookie:
+            request._has_cookie = True
+        return request
+
+    def environ_value(self, key: str) -> t.Any:
+        """``environ.get(key)``, without building an environ not built yet."""
+        environ = self.__dict__.get("environ")
+        if environ is not None:
+            return environ.get(key)
+        return self._extra_environ.get(key) if self._extra_environ else None
+
+    def sends_cookies(self) -> bool:
+        """Whether the client sent a Cookie header (cheap, no parsing)."""
+        environ = self.__dict__.get("environ")
+        if environ is not None:
+            return "HTTP_COOKIE" in environ
+        return self._has_cookie
+
+    def __getattr__(self, name: str) -> t.Any:
+        if name not in _ROUTING:
+            if name == "environ":
+                factory = self.__dict__.pop("_environ_factory", None)
+                if factory is not None:
+                    environ = self.environ = factory()
+                    environ["werkzeug.request"] = self
+                    return environ
+            # Werkzeug probes its caches with hasattr(): keep a miss cheap.
+            raise AttributeError(name)
+        router = self._router
+        if router is None:
+            return None
+        self.route(router)
+        return self.__dict__[name]
+
+    def route_later(self, app: Router) -> None:
+        """Match the URL with ``app`` when ``url_rule`` & co. are first read."""
+        self._router = app
+
+    def route_pending(self) -> None:
+        """Match the URL now, if :meth:`route_later` asked for it and it has not been."""
+        router = self._router
+        if router is not None:
+            self.route(router)
+
+    def route(self, app: Router) -> None:
+        """Match this request's URL with ``app`` and set ``url_rule`` and
+        ``view_args``, or ``routing_exception`` (a 404, 405 or redirect)."""
+        self._router = None
+        self.url_rule = self.view_args = self.routing_exception = None
+        try:
+            self.url_rule, self.view_args = app.match_request(self)
+        except HTTPException as e:
+            self.routing_exception = e
+
+    def _config(self, key: str, default: t.Any) -> t.Any:
+        ctx = _cv_app.get(None)
+        return ctx.app.config[key] if ctx is not None else default
+
+    @property
+    def max_content_length(self) -> int | None:  # type: ignore[override]
+        """``MAX_CONTENT_LENGTH`` of the current app: a larger body is refused with 413."""
+        return self._config("MAX_CONTENT_LENGTH", None)
+
+    @property
+    def max_form_memory_size(self) -> int | None:  # type: ignore[override]
+        return self._config("MAX_FORM_MEMORY_SIZE", 500_000)
+
+    @property
+    def max_form_parts(self) -> int | None:  # type: ignore[override]
+        return self._config("MAX_FORM_PARTS", 1_000)
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The ``Last-Event-ID`` an EventSource sends when it reconnects."""
+        return self.headers.get("Last-Event-ID")
+
+    async def iter_body(self) -> t.AsyncIterator[bytes]:
+        """The body's chunks as they arrive, for an async view marked with
+        ``@tether.stream_body`` (under WSGI: read from the input stream)."""
+        body = self.environ.get("wsgi.input")
+        chunks = getattr(body, "chunks", None)
+        if chunks is not None:
+            async for chunk in chunks():
+                yield chunk
+            return
+        stream = self.stream
+        while chunk := stream.read(65536):
+            yield chunk
+
+    def close(self) -> None:
+        """Close the uploaded files, if the form was parsed (most requests never do)."""
+        if "files" in self.__dict__:
+            super().close()
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.url_rule.endpoint if self.url_rule is not None else None
+
+    @property
+    def blueprint(self) -> str | None:
+        """The full name of the blueprint of the matched endpoint."""
+        endpoint = self.endpoint
+        if endpoint is not None and "." in endpoint:
+            return endpoint.rpartition(".")[0]
+        return None
+
+    @property
+    def blueprints(self) -> list[str]:
+        """The matched blueprint and its parents, innermost first."""
+        name = self.blueprint
+        if name is None:
+            return []
+        parts = name.split(".")
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+    def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
+        try:
+            return super().on_json_loading_failed(e)
+        except BadRequest as error:
+            if e is not None:
+                error.description = f"Failed to decode JSON object: {e}"
+            raise
+
+
+_STATUS_LINES = {code: f"{code} {name.upper()}" for code, name in HTTP_STATUS_CODES.items()}
+
+
+@lru_cache(maxsize=64)
+def _content_type(mimetype: str) -> str:
+    return get_content_type(mimetype, "utf-8")
+
+
+class Response(_Response):
+    """A response; HTML by default, as in Flask.
+
+    Building one the common way (a body, maybe an int status and a mimetype, no
+    headers) skips Werkzeug's generic constructor, which validates each header
+    and raises and catches a ``KeyError`` looking for ``Content-Type``
+    (bench/micro_bench.py measures both). The result is identical
+    (tests/test_wrappers.py compares both).
+    """
+
+    default_mimetype = "text/html"
+    json_module = _json
+    autocorrect_location_header = False
+
+    def __init__(
+        self,
+        response: t.Iterable[bytes] | bytes | t.Iterable[str] | str | None = None,
+        status: int | str | HTTPStatus | None = None,
+        headers: t.Any = None,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+        direct_passthrough: bool = False,
+    ) -> None:
+        kind = type(response)
+        if (
+            (kind is str or kind is bytes)
+            and headers is None
+            and content_type is None
+            and (status is None or type(status) is int)
+            and self.automatically_set_content_length
+            and (status_line := _STATUS_LINES.get(status or self.default_status)) is not None
+        ):
+            body = response.encode() if kind is str else response  # type: ignore[union-attr]
+            self.headers = Headers.__new__(Headers)
+            self.headers._list = [  # type: ignore[attr-defined]
+                ("Content-Type", _content_type(mimetype or self.default_mimetype)),
+                ("Content-Length", str(len(body))),
+            ]
+            self._status = status_line
+            self._status_code = status or self.default_status
+            self.direct_passthrough = direct_passthrough
+            self._on_close = []
+            self.response = [body]
+            return
+        super().__init__(response, status, headers, mimetype, content_type, direct_passthrough)
+
+    @property
+    def max_cookie_size(self) -> int:  # type: ignore[override]
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return ctx.app.config["MAX_COOKIE_SIZE"]
+        return super().max_cookie_size

@@ -1,0 +1,181 @@
+"""Finding the app a command runs against: ``--app module:name``,
+``module:create_app()``, ``TETHER_APP``, or a ``wsgi.py``/``app.py`` here."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import sys
+import traceback
+import typing as t
+
+import click
+
+from ..application.pipeline import Application
+from ..locals import LocalProxy
+
+__all__ = ["NoAppException", "ScriptInfo", "find_best_app", "locate_app", "main_app", "prepare_import"]
+
+
+class NoAppException(click.UsageError):
+    """The app to load could not be found or imported."""
+
+
+def _is_app(obj: object) -> bool:
+    """A tether app, or a ``DispatcherMiddleware`` serving one (its ``app``)."""
+    if isinstance(obj, Application):
+        return True
+    if isinstance(obj, LocalProxy):  # e.g. a module's imported current_app
+        return False
+    return isinstance(getattr(obj, "app", None), Application)
+
+
+def main_app(obj: t.Any) -> Application:
+    """The app itself, for commands that need one (``routes``, ``shell``, ``app.cli``)."""
+    return obj if isinstance(obj, Application) else obj.app
+
+
+def find_best_app(module: t.Any) -> Application:
+    """The app in ``module``: ``app`` or ``application``, the only app instance, or
+    what ``create_app()`` / ``make_app()`` returns."""
+    for attr_name in ("app", "application"):
+        app = getattr(module, attr_name, None)
+        if _is_app(app):
+            return app  # type: ignore[return-value]
+    matches = [v for v in module.__dict__.values() if _is_app(v)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise NoAppException(
+            f"Detected multiple tether applications in module '{module.__name__}'. Use "
+            f"'{module.__name__}:name' to specify the correct one."
+        )
+    for attr_name in ("create_app", "make_app"):
+        factory = getattr(module, attr_name, None)
+        if inspect.isfunction(factory):
+            try:
+                app = factory()
+            except TypeError as e:
+                if not _called_with_wrong_args(factory):
+                    raise
+                raise NoAppException(
+                    f"Detected factory '{attr_name}' in module '{module.__name__}', but could not "
+                    f"call it without arguments. Use '{module.__name__}:{attr_name}(args)' to specify arguments."
+                ) from e
+            if _is_app(app):
+                return app
+    raise NoAppException(
+        f"Failed to find tether application or factory in module '{module.__name__}'. Use "
+        f"'{module.__name__}:name' to specify one."
+    )
+
+
+def _called_with_wrong_args(f: t.Callable[..., t.Any]) -> bool:
+    tb = sys.exc_info()[2]
+    try:
+        while tb is not None:
+            if tb.tb_frame.f_code is f.__code__:
+                return False
+            tb = tb.tb_next
+        return True
+    finally:
+        del tb
+
+
+def find_app_by_string(module: t.Any, app_name: str) -> Application:
+    """The app named by ``app_name`` in ``module``: a name or a factory call."""
+    try:
+        expr = ast.parse(app_name.strip(), mode="eval").body
+    except SyntaxError:
+        raise NoAppException(f"Failed to parse {app_name!r} as an attribute name or function call.") from None
+    if isinstance(expr, ast.Name):
+        name, args, kwargs = expr.id, [], {}
+    elif isinstance(expr, ast.Call):
+        if not isinstance(expr.func, ast.Name):
+            raise NoAppException(f"Function reference must be a simple name: {app_name!r}.")
+        name = expr.func.id
+        try:
+            args = [ast.literal_eval(arg) for arg in expr.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in expr.keywords if kw.arg is not None}
+        except ValueError:
+            raise NoAppException(f"Failed to parse arguments as literal values: {app_name!r}.") from None
+    else:
+        raise NoAppException(f"Failed to parse {app_name!r} as an attribute name or function call.")
+    try:
+        attr = getattr(module, name)
+    except AttributeError as e:
+        raise NoAppException(f"Failed to find attribute {name!r} in {module.__name__!r}.") from e
+    app = attr(*args, **kwargs) if inspect.isfunction(attr) else attr
+    if _is_app(app):
+        return app
+    raise NoAppException(f"A valid tether application was not obtained from '{module.__name__}:{app_name}'.")
+
+
+def prepare_import(path: str) -> str:
+    """Put the folder of ``path`` on ``sys.path`` and return its module name."""
+    path = os.path.realpath(path)
+    fname, ext = os.path.splitext(path)
+    if ext == ".py":
+        path = fname
+    if os.path.basename(path) == "__init__":
+        path = os.path.dirname(path)
+    module_name = []
+    while True:
+        path, name = os.path.split(path)
+        module_name.append(name)
+        if not os.path.exists(os.path.join(path, "__init__.py")):
+            break
+    if sys.path[0] != path:
+        sys.path.insert(0, path)
+    return ".".join(module_name[::-1])
+
+
+def locate_app(module_name: str, app_name: str | None) -> Application:
+    try:
+        __import__(module_name)
+    except ImportError:
+        if sys.exc_info()[2].tb_next:  # type: ignore[union-attr]
+            raise NoAppException(
+                f"While importing {module_name!r}, an ImportError was raised:\n\n{traceback.format_exc()}"
+            ) from None
+        raise NoAppException(f"Could not import {module_name!r}.") from None
+    module = sys.modules[module_name]
+    return find_best_app(module) if app_name is None else find_app_by_string(module, app_name)
+
+
+class ScriptInfo:
+    """How the CLI finds and loads the app, once."""
+
+    def __init__(self, app_import_path: str | None = None, create_app: t.Callable[..., Application] | None = None) -> None:
+        self.app_import_path = app_import_path
+        self.create_app = create_app
+        self.data: dict[str, t.Any] = {}
+        self._loaded_app: Application | None = None
+
+    def load_app(self) -> Application:
+        if self._loaded_app is not None:
+            return self._loaded_app
+        if self.create_app is not None:
+            app = self.create_app()
+        else:
+            import_path = self.app_import_path or os.environ.get("TETHER_APP")
+            if import_path:
+                path, _, name = import_path.partition(":") if not _is_windows_drive(import_path) else (import_path, "", "")
+                app = locate_app(prepare_import(path), name or None)
+            else:
+                for path in ("wsgi.py", "app.py"):
+                    if os.path.exists(path):
+                        app = locate_app(prepare_import(path), None)
+                        break
+                else:
+                    raise NoAppException(
+                        "Could not locate a tether application. Use 'tether --app MODULE[:NAME]', "
+                        "set TETHER_APP, or have a 'wsgi.py' or 'app.py' in the current directory."
+                    )
+        self._loaded_app = app
+        return app
+
+
+def _is_windows_drive(path: str) -> bool:
+    return len(path) > 1 and path[1] == ":" and path[0].isalpha() and os.name == "nt"

@@ -1,0 +1,384 @@
+"""Application and request contexts.
+
+A context is pushed by setting a ``ContextVar`` and popped by resetting it with
+the token of that push, so pushes nest (same app or different apps) and each
+thread or asyncio task has its own. Teardown runs once, when the outermost push
+of a context is popped.
+
+Popping is written once, as steps (``tether.contexts.steps``) that yield each
+teardown function: :meth:`pop` drives them from sync code, :meth:`pop_async`
+from a coroutine, and the request pipeline chains them into its own steps.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import typing as t
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
+from functools import cached_property
+from itertools import chain
+
+from ..signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down, request_tearing_down
+from ..typing import ContextApp, RequestLike, WSGIEnvironment
+from .steps import NO_KWARGS, Steps, run, run_async
+
+if t.TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
+    from werkzeug.routing import MapAdapter
+
+__all__ = [
+    "AppContext",
+    "RequestContext",
+    "WebSocketContext",
+    "after_this_request",
+    "call_all",
+    "has_app_context",
+    "has_request_context",
+    "has_websocket_context",
+    "teardown_appcontext_steps",
+    "teardown_request_steps",
+    "within",
+]
+
+R = t.TypeVar("R", bound=RequestLike)
+T = t.TypeVar("T")
+_sentinel: t.Any = object()
+
+_cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
+_cv_request: ContextVar[RequestContext[t.Any]] = ContextVar("tether.request_ctx")
+_cv_websocket: ContextVar[t.Any] = ContextVar("tether.websocket")
+#: ``_ended.request``: the last request whose context ended on this thread, so a
+#: later use here can say "it ended". A thread-local, not a ContextVar: it is
+#: only read on the same thread, and a ContextVar set would cost every request.
+_ended = threading.local()
+
+
+class _AppCtxGlobals:
+    """``g``: a namespace for data that lives as long as one app context."""
+
+    def get(self, name: str, default: t.Any = None) -> t.Any:
+        return self.__dict__.get(name, default)
+
+    def pop(self, name: str, default: t.Any = _sentinel) -> t.Any:
+        if default is _sentinel:
+            return self.__dict__.pop(name)
+        return self.__dict__.pop(name, default)
+
+    def setdefault(self, name: str, default: t.Any = None) -> t.Any:
+        return self.__dict__.setdefault(name, default)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.__dict__
+
+    def __iter__(self) -> t.Iterator[str]:
+        return iter(self.__dict__)
+
+    def __repr__(self) -> str:
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return f"<tether.g of {ctx.app.name!r} {self.__dict__!r}>"
+        return object.__repr__(self)
+
+
+def call_all(funcs: Iterable[t.Callable[..., t.Any]], arg: t.Any, app: ContextApp, what: str) -> Steps[None]:
+    """Call every function even if some raise; log each error and re-raise the
+    first once all have run, so one broken teardown cannot skip the others."""
+    first: Exception | None = None
+    for func in funcs:
+        try:
+            yield func, (arg,), NO_KWARGS
+        except Exception as e:
+            app.logger.exception("Error in %s function %r", what, func)
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
+def teardown_appcontext_steps(app: ContextApp, exc: BaseException | None) -> Steps[None]:
+    """The ``teardown_appcontext`` functions, newest first."""
+    try:
+        yield from call_all(reversed(app.teardown_appcontext_funcs), exc, app, "teardown_appcontext")
+    finally:
+        if appcontext_tearing_down.receivers:
+            appcontext_tearing_down.send(app, exc=exc)
+
+
+def teardown_request_steps(
+    app: ContextApp, websocket: bool, blueprints: list[str], exc: BaseException | None
+) -> Steps[None]:
+    """The ``teardown_request`` (or for a WebSocket, ``teardown_websocket``)
+    functions of the blueprints first, then the app's, newest first."""
+    funcs = app.teardown_websocket_funcs if websocket else app.teardown_request_funcs
+    kind = "teardown_websocket" if websocket else "teardown_request"
+    yield from call_all(chain.from_iterable(reversed(funcs.get(name, ())) for name in (*blueprints, None)), exc, app, kind)
+
+
+def within(ctx: AppContext | RequestContext[t.Any], steps: Steps[T]) -> Steps[T]:
+    """``steps`` with ``ctx`` pushed, popped after them with their error."""
+    ctx.push()
+    error: BaseException | None = None
+    try:
+        return (yield from steps)
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        yield from ctx.pop_steps(error)
+
+
+def _wrong_pop(kind: str, expected: object, actual: object) -> RuntimeError:
+    return RuntimeError(
+        f"Popped the wrong {kind} context: {expected!r} is being popped, but the "
+        f"current one is {actual!r}. Pop contexts in the reverse order of their pushes."
+    )
+
+
+def _error_now(exc: BaseException | None) -> BaseException | None:
+    """``exc``, or when not given the exception being handled by the caller."""
+    return sys.exc_info()[1] if exc is _sentinel else exc
+
+
+class AppContext:
+    """Makes ``current_app`` and ``g`` available; pushed by every request and by
+    ``with app.app_context():`` in scripts, shells and tests."""
+
+    def __init__(self, app: ContextApp) -> None:
+        self.app = app
+        self._tokens: list[Token[AppContext]] = []
+
+    @cached_property
+    def g(self) -> t.Any:
+        """Made on first use: many requests never touch ``g``."""
+        return self.app.app_ctx_globals_class()
+
+    @cached_property
+    def url_adapter(self) -> MapAdapter | None:
+        """Builds URLs outside a request; needs ``SERVER_NAME``."""
+        return self.app.create_url_adapter(None)
+
+    def push(self) -> None:
+        self._tokens.append(_cv_app.set(self))
+        if appcontext_pushed.receivers:
+            appcontext_pushed.send(self.app)
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context; on the outermost pop, run ``teardown_appcontext`` functions."""
+        run(self.pop_steps(_error_now(exc)))
+
+    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
+        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
+        await run_async(self.pop_steps(_error_now(exc)))
+
+    def pop_steps(self, exc: BaseException | None) -> Steps[None]:
+        current = _cv_app.get(None)
+        if current is not self:
+            raise _wrong_pop("app", self, current)
+        try:
+            if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+                yield from teardown_appcontext_steps(self.app, exc)
+        finally:
+            _cv_app.reset(self._tokens.pop())
+        if appcontext_popped.receivers:
+            appcontext_popped.send(self.app)
+
+    def __enter__(self) -> AppContext:
+        self.push()
+        return self
+
+    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
+        self.pop(exc_value)
+
+    def __repr__(self) -> str:
+        return f"<AppContext of {self.app.name!r}>"
+
+
+class RequestContext(t.Generic[R]):
+    """Makes ``request`` and ``session`` available for one request.
+
+    Pushing it pushes an app context too when none for its app is current, and
+    pops that one with it. The session is opened on first use only, so a request
+    that never touches ``session`` pays nothing for it.
+    """
+
+    #: Functions added by ``after_this_request``; a list once there is one.
+    after_request_functions: t.Sequence[t.Callable[[t.Any], t.Any]] = ()
+    #: Flashed messages, once ``get_flashed_messages`` has read them.
+    flashes: list[t.Any] | None = None
+    #: Set once the response headers (and so the session cookie) are final.
+    headers_sent = False
+
+    def __init__(
+        self,
+        app: ContextApp,
+        environ: WSGIEnvironment | None = None,
+        request: R | None = None,
+        session: MutableMapping[str, t.Any] | None = None,
+    ) -> None:
+        self.app = app
+        if request is None:
+            request = t.cast(R, app.request_class(environ))
+            request.route_later(app)
+        self.request: R = request
+        self._session = session
+        self._tokens: list[tuple[AppContext | None, Token[RequestContext[t.Any]]]] = []
+
+    @cached_property
+    def url_adapter(self) -> MapAdapter | None:
+        return self.app.create_url_adapter(self.request)
+
+    @property
+    def session(self) -> MutableMapping[str, t.Any]:
+        session = self._session
+        if session is None:
+            session = self._session = self.app.open_request_session(self)
+        return session
+
+    @session.setter
+    def session(self, value: MutableMapping[str, t.Any]) -> None:
+        self._session = value
+
+    @property
+    def session_opened(self) -> bool:
+        """Whether ``session`` was used (or given) in this request."""
+        return self._session is not None
+
+    def copy(self) -> RequestContext[R]:
+        """A new context for the same request object and session, to push elsewhere."""
+        return type(self)(self.app, request=self.request, session=self._session)
+
+    def match_request(self) -> None:
+        """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
+        self.request.route(self.app)
+
+    def push(self) -> None:
+        app_ctx = _cv_app.get(None)
+        if app_ctx is None or app_ctx.app is not self.app:
+            app_ctx = AppContext(self.app)
+            app_ctx.push()
+        else:
+            app_ctx = None
+        self._tokens.append((app_ctx, _cv_request.set(self)))
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context; on the outermost pop, run ``teardown_request`` functions,
+        pop the app context this push opened, and close the request's files."""
+        run(self.pop_steps(_error_now(exc)))
+
+    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
+        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
+        await run_async(self.pop_steps(_error_now(exc)))
+
+    def pop_steps(self, exc: BaseException | None) -> Steps[None]:
+        current = _cv_request.get(None)
+        if current is not self:
+            raise _wrong_pop("request", self, current)
+        tokens = self._tokens
+        if len(tokens) > 1:
+            app_ctx, token = tokens.pop()
+            _cv_request.reset(token)
+            if app_ctx is not None:
+                yield from app_ctx.pop_steps(exc)
+            return
+        request = self.request
+        try:
+            if self._has_teardown():
+                yield from self._teardown_steps(exc)
+        finally:
+            app_ctx, token = tokens.pop()
+            _cv_request.reset(token)
+            _ended.request = request
+            try:
+                if app_ctx is not None:
+                    yield from app_ctx.pop_steps(exc)
+            finally:
+                request.close()
+
+    def _has_teardown(self) -> bool:
+        return bool(self.app.teardown_request_funcs or request_tearing_down.receivers)
+
+    def _teardown_steps(self, exc: BaseException | None) -> Steps[None]:
+        try:
+            yield from teardown_request_steps(self.app, False, self.request.blueprints, exc)
+        finally:
+            if request_tearing_down.receivers:
+                request_tearing_down.send(self.app, exc=exc)
+
+    def __enter__(self) -> RequestContext[R]:
+        self.push()
+        return self
+
+    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
+        self.pop(exc_value)
+
+    def __repr__(self) -> str:
+        return f"<RequestContext {self.request.method} {self.request.url!r} of {self.app.name!r}>"
+
+
+class WebSocketContext(RequestContext[R]):
+    """Makes ``websocket`` available for one WebSocket connection, beside
+    ``request`` (its handshake), ``session`` (read only: no cookie can follow a
+    handshake), ``current_app`` and ``g``. Its teardown runs the
+    ``teardown_websocket`` functions."""
+
+    headers_sent = True
+
+    def __init__(self, app: ContextApp, request: R, websocket: t.Any) -> None:
+        super().__init__(app, request=request)
+        self.websocket = websocket
+        self._websocket_tokens: list[Token[t.Any]] = []
+
+    def push(self) -> None:
+        super().push()
+        self._websocket_tokens.append(_cv_websocket.set(self.websocket))
+
+    def pop_steps(self, exc: BaseException | None) -> Steps[None]:
+        try:
+            yield from super().pop_steps(exc)
+        finally:
+            _cv_websocket.reset(self._websocket_tokens.pop())
+
+    def _has_teardown(self) -> bool:
+        return True
+
+    def _teardown_steps(self, exc: BaseException | None) -> Steps[None]:
+        return teardown_request_steps(self.app, True, self.request.blueprints, exc)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketContext {self.request.url!r} of {self.app.name!r}>"
+
+
+def has_websocket_context() -> bool:
+    """Whether a WebSocket context is current here."""
+    return _cv_websocket.get(None) is not None
+
+
+def has_app_context() -> bool:
+    """Whether an app context is current here."""
+    return _cv_app.get(None) is not None
+
+
+def has_request_context() -> bool:
+    """Whether a request context is current here."""
+    return _cv_request.get(None) is not None
+
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def after_this_request(f: F) -> F:
+    """Run ``f`` on this request's response, before the ``after_request`` functions."""
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "'after_this_request' can only be used while a request context is current, "
+            "such as in a view function."
+        )
+    functions = ctx.after_request_functions
+    if not isinstance(functions, list):
+        functions = ctx.after_request_functions = []
+    functions.append(f)
+    return f

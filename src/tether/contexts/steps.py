@@ -1,0 +1,104 @@
+"""Running user functions, sync or async, from sync or async code.
+
+The request pipeline and context teardown are written once, as generators that
+yield ``(function, args, kwargs)`` for every user function they call (views,
+hooks, error handlers, teardowns) and are sent back its result, or thrown its
+exception. :func:`run` drives them from synchronous code: a coroutine result (an
+``async def`` function) runs to completion on an event loop kept for the
+current thread, so async views work under WSGI without a new loop per request.
+:func:`run_async` drives them from a coroutine and awaits coroutine results on
+the running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import typing as t
+from collections.abc import Generator
+from types import CoroutineType
+
+__all__ = ["NO_KWARGS", "Step", "Steps", "call_each", "call_one", "run", "run_async", "run_coroutine"]
+
+T = t.TypeVar("T")
+Step = tuple[t.Callable[..., t.Any], tuple[t.Any, ...], dict[str, t.Any]]
+Steps = Generator[Step, t.Any, T]
+NO_KWARGS: dict[str, t.Any] = {}
+
+_thread = threading.local()
+
+
+def call_one(func: t.Callable[..., T], args: tuple[t.Any, ...] = (), kwargs: dict[str, t.Any] = NO_KWARGS) -> Steps[T]:
+    """The steps of one call."""
+    return t.cast(T, (yield func, args, kwargs))
+
+
+def call_each(funcs: t.Iterable[t.Callable[[], t.Any]]) -> Steps[None]:
+    """The steps of calling each of ``funcs`` in turn."""
+    for func in funcs:
+        yield func, (), NO_KWARGS
+
+
+def run_coroutine(coro: t.Coroutine[t.Any, t.Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, on this thread's loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coro.close()
+        raise RuntimeError(
+            "An async function was called from synchronous code that runs inside an event "
+            "loop, which would block that loop. Call it with 'await' from async code instead."
+        )
+    loop = getattr(_thread, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
+
+
+def run(steps: Steps[T]) -> T:
+    """Drive ``steps`` synchronously."""
+    send = steps.send
+    value: t.Any = None
+    while True:
+        try:
+            func, args, kwargs = send(value)
+        except StopIteration as stop:
+            return t.cast(T, stop.value)
+        try:
+            value = func(*args, **kwargs)
+            if type(value) is CoroutineType:
+                value = run_coroutine(value)
+        except BaseException as e:  # handed to the pipeline, which decides
+            send = _thrower(steps, e)
+            value = None
+        else:
+            send = steps.send
+
+
+async def run_async(steps: Steps[T]) -> T:
+    """Drive ``steps`` from a coroutine, awaiting async functions on the running loop."""
+    send = steps.send
+    value: t.Any = None
+    while True:
+        try:
+            func, args, kwargs = send(value)
+        except StopIteration as stop:
+            return t.cast(T, stop.value)
+        try:
+            value = func(*args, **kwargs)
+            if type(value) is CoroutineType:
+                value = await value
+        except BaseException as e:
+            send = _thrower(steps, e)
+            value = None
+        else:
+            send = steps.send
+
+
+def _thrower(steps: Steps[t.Any], error: BaseException) -> t.Callable[[t.Any], Step]:
+    def throw(_: t.Any) -> Step:
+        return steps.throw(error)
+
+    return throw

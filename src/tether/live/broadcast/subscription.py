@@ -1,0 +1,137 @@
+"""One subscriber's bounded queue, iterated with ``for`` or ``async for``.
+
+When the queue is full, the ``overflow`` policy applies: ``"drop-oldest"`` (the
+oldest queued message is dropped and counted in ``dropped``) or
+``"disconnect"`` (the subscription ends, and iterating it raises
+:class:`SubscriberTooSlow`). So a slow consumer never delays the others and
+never makes memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import typing as t
+
+__all__ = ["OVERFLOW_POLICIES", "SubscriberTooSlow", "Subscription"]
+
+OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
+
+
+class SubscriberTooSlow(Exception):
+    """The subscription's queue overflowed under the ``disconnect`` policy."""
+
+
+class Registry(t.Protocol):
+    """Where a subscription unsubscribes itself (the broadcast)."""
+
+    def remove(self, subscription: Subscription, /) -> None: ...
+
+
+class Subscription:
+    """One subscriber to one channel: a bounded queue, iterated sync or async."""
+
+    def __init__(self, broadcast: Registry, channel: str, maxsize: int, overflow: str) -> None:
+        self.broadcast = broadcast
+        self.channel = channel
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.dropped = 0
+        self.closed = False
+        self.too_slow = False
+        self._queue: collections.deque[t.Any] = collections.deque()
+        self._condition = threading.Condition()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def put(self, message: t.Any) -> None:
+        """Queue ``message`` (called by the broadcast, from any thread)."""
+        with self._condition:
+            if self.closed:
+                return
+            if len(self._queue) >= self.maxsize and self.overflow == "disconnect":
+                self.too_slow = True
+                self._close_locked()
+            else:
+                if len(self._queue) >= self.maxsize:
+                    self._queue.popleft()
+                    self.dropped += 1
+                self._queue.append(message)
+                self._wake_locked()
+                return
+        self.broadcast.remove(self)
+
+    def _wake_locked(self) -> None:
+        self._condition.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    def _close_locked(self) -> None:
+        self.closed = True
+        if self.too_slow:
+            self._queue.clear()
+        self._wake_locked()
+
+    def close(self) -> None:
+        """Unsubscribe; iteration ends once the messages already queued are taken."""
+        with self._condition:
+            if self.closed and not self.too_slow:
+                return
+            self._close_locked()
+        self.broadcast.remove(self)
+
+    def _take(self) -> tuple[bool, t.Any]:
+        if self._queue:
+            return True, self._queue.popleft()
+        if self.too_slow:
+            raise SubscriberTooSlow(f"A subscriber of {self.channel!r} fell {self.maxsize} messages behind.")
+        if self.closed:
+            raise StopIteration
+        return False, None
+
+    def __iter__(self) -> Subscription:
+        return self
+
+    def __next__(self) -> t.Any:
+        with self._condition:
+            while True:
+                ready, message = self._take()
+                if ready:
+                    return message
+                self._condition.wait()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> t.Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._condition:
+                try:
+                    ready, message = self._take()
+                except StopIteration:
+                    raise StopAsyncIteration from None
+                if ready:
+                    return message
+                event = asyncio.Event()
+                self._waiters.append((loop, event))
+            await event.wait()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.channel!r} queued={len(self._queue)} dropped={self.dropped}>"

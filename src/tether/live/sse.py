@@ -1,0 +1,102 @@
+"""Server-Sent Events: ``EventStream(source)`` is a response whose source is a
+sync or async iterable of ``str``, ``dict``/``list`` (sent as JSON) or
+:class:`ServerSentEvent`.
+
+The body is an async generator, under ASGI and WSGI alike (under WSGI it runs
+on the worker thread's loop, one thread per client). It sends a comment line
+when the source has been idle for ``keepalive`` seconds, so proxies keep the
+connection open and a vanished client is noticed. Under ASGI a send that hangs
+past ``send_timeout`` ends the stream, as do the client leaving and the server
+shutting down. A sync source is iterated in the app's thread pool, inside the
+request's context.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from ..application.wrappers import Response
+from ..contexts.ctx import _cv_app
+from ..contexts.propagation import ThreadedIterator
+from ..serving.lifecycle import ServedApp
+from ..serving.race import TIMED_OUT, NextItem
+
+__all__ = ["EventStream", "ServerSentEvent"]
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass
+class ServerSentEvent:
+    """One event: ``data`` (a ``str``, or anything JSON-encodable), and the
+    optional ``event`` name, ``id`` and ``retry`` (milliseconds)."""
+
+    data: t.Any
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+    def encode(self, dumps: t.Callable[[t.Any], str]) -> str:
+        """The event's wire form; multi-line data becomes several ``data:`` lines."""
+        lines = []
+        for field, value in (("event", self.event), ("id", self.id)):
+            if value is not None:
+                if _LINE_BREAK.search(str(value)):
+                    raise ValueError(f"A Server-Sent Event's {field} cannot contain a line break: {value!r}")
+                lines.append(f"{field}: {value}")
+        if self.retry is not None:
+            lines.append(f"retry: {int(self.retry)}")
+        data = self.data if isinstance(self.data, str) else dumps(self.data)
+        lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
+        return "\n".join(lines) + "\n\n"
+
+
+class EventStream(Response):
+    """A ``text/event-stream`` response of the events ``source`` yields.
+
+    ``keepalive`` (seconds, default ``SSE_KEEPALIVE_INTERVAL``) is the idle time
+    after which a comment line is sent; ``send_timeout`` (default
+    ``SSE_SEND_TIMEOUT``) the longest a send may hang under ASGI.
+    """
+
+    def __init__(
+        self,
+        source: t.Iterable[t.Any] | t.AsyncIterable[t.Any],
+        *,
+        keepalive: float | None = None,
+        send_timeout: float | None = None,
+        status: int = 200,
+        headers: t.Any = None,
+    ) -> None:
+        app = t.cast(ServedApp, _cv_app.get().app)
+        self.keepalive = keepalive if keepalive is not None else app.config["SSE_KEEPALIVE_INTERVAL"]
+        self.send_timeout = send_timeout if send_timeout is not None else app.config["SSE_SEND_TIMEOUT"]
+        super().__init__(_frames(source, self.keepalive, app), status=status, headers=headers, mimetype="text/event-stream")
+        self.headers["Cache-Control"] = "no-cache"
+        self.headers["X-Accel-Buffering"] = "no"
+
+
+async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[str]:
+    dumps = app.json.dumps
+    if isinstance(source, AsyncIterable):
+        iterator = aiter(source)
+    else:
+        iterator = ThreadedIterator(source, app.serving.executor)
+    items = NextItem(iterator)
+    try:
+        while True:
+            try:
+                item = await items.get(timeout=keepalive)
+            except StopAsyncIteration:
+                return
+            if item is TIMED_OUT:
+                yield ": keep-alive\n\n"
+                continue
+            if not isinstance(item, ServerSentEvent):
+                item = ServerSentEvent(item)
+            yield item.encode(dumps)
+    finally:
+        await items.aclose()

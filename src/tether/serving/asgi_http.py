@@ -1,0 +1,203 @@
+"""The ASGI HTTP adapter: an HTTP scope in, ``http.response.*`` messages out.
+
+A request is answered in one of two ways:
+
+* a sync view (Flask's kind) runs the whole request, hooks included, in one hop
+  to the bounded thread pool, inside a ``contextvars.Context`` of its own, as
+  under WSGI; a streamed sync body is iterated in the pool inside that Context.
+* an async view runs on the loop, its body read first (``tether.asgi_body``).
+
+A streamed body is produced no faster than the client takes it (each chunk is
+sent before the next is asked for), and it ends when the client disconnects or
+the server starts shutting down; either way the source is closed and the
+request's teardown runs, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import typing as t
+from collections.abc import AsyncIterable, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from ..application.helpers import streams_body
+from ..application.wrappers import Request, Response
+from ..contexts.ctx import RequestContext
+from ..typing import Message, Receive, Scope, Send
+from .asgi_body import RequestBody
+from .asgi_request import request_from_scope
+from .headers import asgi_headers, body_allowed
+from .lifecycle import ServingState
+from .race import STOPPED, NextItem
+
+__all__ = ["serve_http", "stream_chunks"]
+
+
+async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one ASGI HTTP request with the app of ``serving``."""
+    app = serving.app
+    loop = asyncio.get_running_loop()
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = RequestBody(receive, loop, limit)
+    request, (declared, chunked) = request_from_scope(app.request_class, scope, body)
+    ctx = RequestContext(app, request=request)
+    request.route(app)
+    if declared == 0 or (declared is None and not chunked and scope.get("http_version", "1.1")[0] == "1"):
+        body.expect_none()  # HTTP/1 frames every body with one of those headers
+    elif limit is not None and declared is not None and declared > limit:
+        body.refuse()
+    view = app.async_view(request)
+    if view is not None:
+        if body.unread and not streams_body(view):
+            await body.load(declared)
+        response, finish = await app.handle_async(ctx)
+        if finish is None:
+            await _send_whole(response, request, send)
+            return
+        try:
+            await _send_stream(serving, response, request, send, body, _async_chunks(response.response))
+        finally:
+            await _aclose(response.response)
+            await finish(None)
+        return
+    context = contextvars.copy_context()
+    pool = serving.executor
+    response, sync_finish = await loop.run_in_executor(pool, context.run, app.handle, ctx)
+    if sync_finish is None:
+        await _send_whole(response, request, send)
+        return
+    source = response.response
+    try:
+        if body.unread:
+            await body.load(declared)
+        if isinstance(source, AsyncIterable):
+            chunks = _async_chunks(source)
+        else:
+            chunks = _threaded_chunks(loop, pool, context, iter(source))
+        await _send_stream(serving, response, request, send, body, chunks, context)
+    finally:
+        if isinstance(source, AsyncIterable):
+            await loop.create_task(_aclose(source), context=context)
+        await loop.run_in_executor(pool, context.run, sync_finish, None)
+
+
+async def _aclose(source: t.Any) -> None:
+    """Close an async body, even one never iterated (closing twice is harmless)."""
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _async_chunks(source: t.Any) -> AsyncIterator[bytes]:
+    """The body's chunks as bytes; the source is closed here, on the loop that
+    iterated it, however the stream ends."""
+    try:
+        if isinstance(source, AsyncIterable):
+            async for chunk in source:
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+        else:
+            for chunk in source:
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+    finally:
+        await _aclose(source)
+
+
+async def _threaded_chunks(
+    loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor, context: contextvars.Context, iterator: t.Iterator[t.Any]
+) -> AsyncIterator[bytes]:
+    """A sync body's chunks, each produced in the pool inside the request's Context.
+
+    A chunk being produced when the stream is cancelled is waited for: the
+    Context can be entered by one thread at a time, and finishing the request
+    enters it next.
+    """
+    done = object()
+    while True:
+        future = loop.run_in_executor(pool, context.run, next, iterator, done)
+        try:
+            chunk = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait({future})
+            raise
+        if chunk is done:
+            return
+        yield chunk.encode() if isinstance(chunk, str) else chunk
+
+
+def _response_messages(response: Response, request: Request) -> tuple[Message, Message]:
+    """The two messages of a response whose body is complete."""
+    status = response.status_code
+    start = {"type": "http.response.start", "status": status, "headers": asgi_headers(response, request, status)}
+    if not body_allowed(request.method, status):
+        return start, {"type": "http.response.body", "body": b""}
+    data = response.response
+    if not (type(data) is list and len(data) == 1 and type(data[0]) is bytes):
+        data = [b"".join(c.encode() if isinstance(c, str) else c for c in data)]
+    return start, {"type": "http.response.body", "body": data[0]}
+
+
+async def _send_whole(response: Response, request: Request, send: Send) -> None:
+    start, whole = _response_messages(response, request)
+    await send(start)
+    await send(whole)
+
+
+async def _send_stream(
+    serving: ServingState,
+    response: Response,
+    request: Request,
+    send: Send,
+    body: RequestBody,
+    chunks: AsyncIterator[bytes],
+    context: contextvars.Context | None = None,
+) -> None:
+    status = response.status_code
+    await send({"type": "http.response.start", "status": status, "headers": asgi_headers(response, request, status)})
+    if not body_allowed(request.method, status):
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await stream_chunks(serving, chunks, body, send, context, getattr(response, "send_timeout", None))
+
+
+async def stream_chunks(
+    serving: ServingState,
+    chunks: AsyncIterator[bytes],
+    body: RequestBody,
+    send: Send,
+    context: contextvars.Context | None = None,
+    send_timeout: float | None = None,
+) -> None:
+    """Send ``chunks`` as they come until they end, the client disconnects, the
+    server starts shutting down, or one send takes longer than ``send_timeout``;
+    ``chunks`` is closed in every case. Each chunk is produced in a task of
+    ``context`` (by default, a copy of the current one)."""
+    disconnect = asyncio.ensure_future(body.wait_disconnect())
+    watchers = [disconnect]
+    if serving.stopping is not None:
+        watchers.append(asyncio.ensure_future(serving.stopping.wait()))
+    items = NextItem(chunks, context)
+    try:
+        while True:
+            try:
+                chunk = await items.get(watchers)
+            except StopAsyncIteration:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if chunk is STOPPED:
+                if not disconnect.done():  # the server is stopping: end the response cleanly
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            if chunk:
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                try:
+                    await asyncio.wait_for(send(message), send_timeout)
+                except TimeoutError:
+                    serving.app.logger.warning(
+                        "A streamed response was ended: a send took longer than %s s.", send_timeout
+                    )
+                    return
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await items.aclose()

@@ -1,0 +1,67 @@
+"""Response headers as each protocol wants them, from one ``Response``.
+
+Werkzeug's ``get_wsgi_headers`` copies and rescans the headers of every
+response; the common case (a 2xx-5xx response without ``Location``, with a
+length or streamed) only needs the list, so that case is converted directly.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    from ..application.wrappers import Request, Response
+
+__all__ = ["asgi_headers", "body_allowed", "wsgi_headers"]
+
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+def body_allowed(method: str, status: int) -> bool:
+    """Whether a response to ``method`` with ``status`` may have a body."""
+    return method != "HEAD" and status >= 200 and status not in _NO_BODY_STATUS
+
+
+def wsgi_headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[str, str]]:
+    """The response's headers as WSGI wants them."""
+    headers = response.headers
+    if status >= 200 and status not in _NO_BODY_STATUS and not response.autocorrect_location_header:
+        has_length = False
+        for key, _ in headers:
+            lower = key.lower()
+            if lower == "content-length":
+                has_length = True
+            elif lower in ("location", "content-location"):
+                break
+        else:
+            if has_length or response.is_streamed:
+                return headers.to_wsgi_list()
+    return response.get_wsgi_headers(environ).to_wsgi_list()
+
+
+_NAMES: dict[str, bytes] = {}
+
+
+def asgi_headers(response: Response, request: Request, status: int) -> list[tuple[bytes, bytes]]:
+    """The response's headers as ASGI wants them: lowercase names, latin-1 bytes.
+    A plain response (the common case) is converted in one pass, with the
+    encoded names cached."""
+    if status >= 200 and status not in (204, 304) and not response.autocorrect_location_header:
+        headers = []
+        has_length = False
+        names = _NAMES
+        for name, value in response.headers:
+            encoded = names.get(name)
+            if encoded is None:
+                encoded = name.lower().encode("latin-1")
+                if len(names) < 512:
+                    names[name] = encoded
+            if encoded in (b"location", b"content-location"):
+                break
+            has_length = has_length or encoded == b"content-length"
+            headers.append((encoded, value.encode("latin-1")))
+        else:
+            if has_length or response.is_streamed:
+                return headers
+    headers = wsgi_headers(response, request.environ, status)
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]

@@ -1,0 +1,118 @@
+"""An app while a server serves it, in one worker process: the thread pool that
+runs sync code under ASGI, the ``before_serving``/``after_serving`` functions,
+the services that run meanwhile, and the event that says shutdown has begun.
+
+Under ASGI the lifespan protocol drives :meth:`ServingState.startup` and
+:meth:`ServingState.shutdown`. WSGI has no lifespan: :meth:`start_wsgi` runs on
+the first request and registers the stop for interpreter exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+from ..application.config import Config
+from ..application.json.provider import JSONProvider
+from ..application.pipeline import Application
+from ..contexts.ctx import within
+from ..contexts.steps import Steps, call_each, run, run_async
+
+__all__ = ["ServedApp", "Service", "ServingState"]
+
+
+class Service(t.Protocol):
+    """Something that runs while the app serves (``tether.live``'s background work)."""
+
+    def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Start on the serving loop (``None`` under WSGI, which has none)."""
+
+    async def stop(self) -> None:
+        """Stop, on the serving loop (ASGI lifespan shutdown)."""
+
+    def stop_at_exit(self) -> None:
+        """Stop from synchronous code (WSGI, at interpreter exit)."""
+
+
+class ServingState:
+    """What serving one app needs in this worker; see the module docstring."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        #: Started after the ``before_serving`` functions, stopped before the
+        #: ``after_serving`` ones.
+        self.services: list[Service] = []
+        #: Whether ``before_serving`` has run and the services are started.
+        self.started = False
+        #: Set when the server starts shutting down (ASGI): open streams and
+        #: sockets end when it is set. ``None`` until the lifespan starts.
+        self.stopping: asyncio.Event | None = None
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The bounded thread pool (``SYNC_THREADS`` workers) where sync views,
+        sync WebSocket handlers and sync event sources run under ASGI."""
+        pool = self._executor
+        if pool is None:
+            with self._lock:
+                pool = self._executor
+                if pool is None:
+                    pool = self._executor = ThreadPoolExecutor(
+                        max_workers=self.app.config["SYNC_THREADS"], thread_name_prefix="tether-sync"
+                    )
+        return pool
+
+    async def startup(self) -> None:
+        """Run the ``before_serving`` functions, then start the services."""
+        await run_async(self._serving_steps(self.app.before_serving_funcs))
+        self.started = True
+        loop = asyncio.get_running_loop()
+        for service in self.services:
+            service.start(loop)
+
+    async def shutdown(self) -> None:
+        """Stop the services, then run the ``after_serving`` functions."""
+        self.started = False
+        for service in self.services:
+            await service.stop()
+        await run_async(self._serving_steps(self.app.after_serving_funcs))
+
+    def start_wsgi(self) -> None:
+        """Under WSGI, before the first request: :meth:`startup`'s work, once;
+        :meth:`shutdown`'s at interpreter exit."""
+        with self._lock:
+            if self.started:
+                return
+            run(self._serving_steps(self.app.before_serving_funcs))
+            self.started = True
+            for service in self.services:
+                service.start(None)
+            atexit.register(self._stop_at_exit)
+
+    def _stop_at_exit(self) -> None:
+        for service in self.services:
+            service.stop_at_exit()
+        run(self._serving_steps(self.app.after_serving_funcs))
+
+    def _serving_steps(self, funcs: list[t.Callable[[], t.Any]]) -> Steps[None]:
+        """Call ``funcs`` inside an app context."""
+        if funcs:
+            yield from within(self.app.app_context(), call_each(funcs))
+
+
+class ServedApp(t.Protocol):
+    """An application with its serving state: what ``tether.Tether`` is, as the
+    layer above sees it when it finds the app through ``current_app``."""
+
+    serving: ServingState
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def json(self) -> JSONProvider: ...

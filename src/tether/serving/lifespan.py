@@ -1,0 +1,67 @@
+"""The ASGI lifespan adapter: ``before_serving`` at startup, ``after_serving`` at
+shutdown, and noticing that the server has begun to shut down.
+
+Servers finish in-flight requests before they send ``lifespan.shutdown``, so a
+stream or socket that never ends on its own would hold a graceful shutdown up
+forever. At startup this module wraps the SIGINT and SIGTERM handlers the server
+installed (when it serves from the main thread, as uvicorn and hypercorn do):
+the wrapper sets the app's *stopping* event, which ends open streams and
+sockets, then calls the server's own handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import typing as t
+
+from ..typing import Message, Receive, Send
+from .lifecycle import ServingState
+
+__all__ = ["serve_lifespan"]
+
+
+async def serve_lifespan(serving: ServingState, scope: Message, receive: Receive, send: Send) -> None:
+    """Serve the lifespan scope: startup, then shutdown, as the server says."""
+    stopping = asyncio.Event()
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            serving.stopping = stopping
+            if not await _phase(serving, serving.startup, "before_serving", "lifespan.startup", send):
+                return
+            _watch_signals(asyncio.get_running_loop(), stopping)
+        elif message["type"] == "lifespan.shutdown":
+            stopping.set()
+            await _phase(serving, serving.shutdown, "after_serving", "lifespan.shutdown", send)
+            return
+
+
+async def _phase(
+    serving: ServingState, run: t.Callable[[], t.Awaitable[None]], hook: str, event: str, send: Send
+) -> bool:
+    """Run one lifespan phase and tell the server how it went."""
+    try:
+        await run()
+    except BaseException as e:
+        serving.app.logger.exception("A %s function failed.", hook)
+        await send({"type": f"{event}.failed", "message": f"A {hook} function failed with {type(e).__name__}: {e}"})
+        return False
+    await send({"type": f"{event}.complete"})
+    return True
+
+
+def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue
+
+        def handler(sig: int, frame: t.Any, previous: t.Callable[[int, t.Any], t.Any] = previous) -> None:
+            loop.call_soon_threadsafe(stopping.set)
+            previous(sig, frame)
+
+        signal.signal(signum, handler)

@@ -1,0 +1,85 @@
+"""The next item of a stream, or the end of whoever waits for it.
+
+A streamed body, an SSE source and a relayed subscription all wait for their
+next item while something else may end the wait first: the client leaving,
+the server shutting down, or a keep-alive timeout. :class:`NextItem` is that
+race, written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import typing as t
+from collections.abc import AsyncIterator, Iterable
+
+__all__ = ["NextItem", "STOPPED", "TIMED_OUT"]
+
+T = t.TypeVar("T")
+
+
+class _Outcome:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: One of the ``stop`` futures completed before the item came.
+STOPPED = _Outcome("STOPPED")
+#: The timeout passed before the item came; the fetch goes on.
+TIMED_OUT = _Outcome("TIMED_OUT")
+
+
+class NextItem(t.Generic[T]):
+    """Fetches the items of ``iterator`` one at a time, each raced against
+    futures that stop the wait.
+
+    Each fetch runs as a task in ``context`` (by default, a copy of the current
+    one), so a generator that reads ``request`` or ``g`` sees the context it
+    was meant for. :meth:`aclose` cancels a fetch still running and closes the
+    iterator, in that context too.
+    """
+
+    def __init__(self, iterator: AsyncIterator[T], context: contextvars.Context | None = None) -> None:
+        self._iterator = iterator
+        self._context = context
+        self._pending: asyncio.Future[T] | None = None
+
+    async def get(self, stop: Iterable[asyncio.Future[t.Any]] = (), timeout: float | None = None) -> T | _Outcome:
+        """The next item, :data:`STOPPED` or :data:`TIMED_OUT`; raises
+        ``StopAsyncIteration`` when the iterator ends. After :data:`TIMED_OUT`
+        the same fetch is still awaited by the next call."""
+        pending = self._pending
+        if pending is None:
+            fetch = self._iterator.__anext__()
+            if isinstance(fetch, asyncio.Future):
+                pending = fetch
+            else:
+                coro = fetch if asyncio.iscoroutine(fetch) else _awaited(fetch)
+                pending = asyncio.get_running_loop().create_task(coro, context=self._context)
+            self._pending = pending
+        done, _ = await asyncio.wait({pending, *stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if len(done) > (pending in done):
+            return STOPPED
+        if not done:
+            return TIMED_OUT
+        self._pending = None
+        return pending.result()
+
+    async def aclose(self) -> None:
+        """Cancel the fetch under way, if any, then close the iterator."""
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await asyncio.get_running_loop().create_task(_awaited(aclose()), context=self._context)
+
+
+async def _awaited(awaitable: t.Awaitable[T]) -> T:
+    return await awaitable

@@ -1,0 +1,334 @@
+"""The ASGI WebSocket adapter: the ``websocket`` object and serving a connection.
+
+An async handler runs on the loop; a sync handler runs in the app's thread
+pool, where ``websocket.receive()`` and ``send()`` block that thread (not the
+loop) until the loop has done the I/O. The same methods return awaitables when
+called on the loop, so one object serves both kinds of handler.
+
+The connection ends when the handler returns (closed with 1000), raises
+(rejected with 500 before accepting, closed with 1011 after), the client goes
+away (``receive`` and ``send`` raise :class:`WebSocketDisconnect`), or the server
+shuts down (an async handler is cancelled). In every case the
+``teardown_websocket`` functions run once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import typing as t
+from collections.abc import AsyncIterable
+from urllib.parse import urlsplit
+
+from werkzeug.exceptions import Forbidden, HTTPException
+
+from ..application.pipeline import Application
+from ..application.wrappers import Request, Response
+from ..contexts.ctx import WebSocketContext
+from ..contexts.propagation import ThreadedIterator
+from ..contexts.steps import Steps, run, run_async
+from ..typing import Message, Receive, Scope, Send
+from .asgi_request import request_from_scope
+from .lifecycle import ServingState
+from .race import STOPPED, NextItem
+
+__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket"]
+
+
+class WebSocketDisconnect(Exception):
+    """The client closed the connection or went away."""
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with code {code}{': ' + reason if reason else ''}")
+        self.code = code
+        self.reason = reason
+
+
+class WebSocket:
+    """One WebSocket connection, as the ``websocket`` proxy shows it.
+
+    ``path``, ``args``, ``headers`` and ``cookies`` are the handshake's;
+    ``subprotocols`` are those the client offered.
+    """
+
+    def __init__(
+        self,
+        serving: ServingState,
+        request: Request,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._serving = serving
+        self._app = serving.app
+        self._scope = scope
+        self._receive_message = receive
+        self._send_message = send
+        self._loop = loop
+        self.subprotocols: list[str] = list(scope.get("subprotocols") or ())
+        self.accepted = False
+        self.closed = False
+        self.request = request
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def args(self) -> t.Any:
+        return self.request.args
+
+    @property
+    def headers(self) -> t.Any:
+        return self.request.headers
+
+    @property
+    def cookies(self) -> t.Any:
+        return self.request.cookies
+
+    def _io(self, coro: t.Coroutine[t.Any, t.Any, t.Any]) -> t.Any:
+        """An awaitable on the loop; elsewhere (a sync handler's thread), the result."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            return coro
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _send(self, message: Message) -> None:
+        if self.closed:
+            raise WebSocketDisconnect(1006, "the connection is closed")
+        try:
+            await self._send_message(message)
+        except OSError as e:  # ASGI servers raise an OSError subclass once the client is gone
+            self.closed = True
+            raise WebSocketDisconnect(1006, "the client went away") from e
+
+    def accept(self, subprotocol: str | None = None, headers: t.Mapping[str, str] | None = None) -> t.Any:
+        """Accept the connection (done on the first ``send``/``receive`` otherwise)."""
+        return self._io(self._accept(subprotocol, headers))
+
+    async def _accept(self, subprotocol: str | None = None, headers: t.Mapping[str, str] | None = None) -> None:
+        if self.accepted:
+            return
+        message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers:
+            message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        await self._send(message)
+        self.accepted = True
+
+    def receive(self) -> t.Any:
+        """The next message, ``str`` or ``bytes``; raises WebSocketDisconnect when closed."""
+        return self._io(self._receive())
+
+    async def _receive(self) -> str | bytes:
+        await self._accept()
+        if self.closed:
+            raise WebSocketDisconnect(1006, "the connection is closed")
+        message = await self._receive_message()
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+        text = message.get("text")
+        return text if text is not None else message.get("bytes", b"")
+
+    def send(self, data: str | bytes) -> t.Any:
+        """Send a text (``str``) or binary (``bytes``) message."""
+        return self._io(self._send_data(data))
+
+    async def _send_data(self, data: str | bytes) -> None:
+        await self._accept()
+        key = "text" if isinstance(data, str) else "bytes"
+        await self._send({"type": "websocket.send", key: data})
+
+    def receive_json(self) -> t.Any:
+        """The next message, decoded as JSON."""
+        return self._io(self._receive_json())
+
+    async def _receive_json(self) -> t.Any:
+        return self._app.json.loads(await self._receive())
+
+    def send_json(self, data: t.Any) -> t.Any:
+        """Send ``data`` encoded as JSON (a text message)."""
+        return self._io(self._send_data(self._app.json.dumps(data)))
+
+    def close(self, code: int = 1000, reason: str = "") -> t.Any:
+        """Close the connection (before accepting, this refuses it)."""
+        return self._io(self._close(code, reason))
+
+    async def _close(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed:
+            return
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        self.closed = True
+
+    def relay(self, source: t.AsyncIterable[t.Any] | t.Iterable[t.Any], *, as_json: bool = True) -> t.Any:
+        """Send each item of ``source`` (JSON-encoded unless ``as_json=False``)
+        until it ends or the client goes away, then close ``source``.
+
+        A handler that only sends never calls ``receive()``, so it would not see
+        the client leave; this watches for that while it waits for items::
+
+            await websocket.relay(app.broadcast.subscribe(f"user:{user_id}"))
+        """
+        return self._io(self._relay(source, as_json))
+
+    async def _relay(self, source: t.Any, as_json: bool) -> None:
+        await self._accept()
+        if isinstance(source, AsyncIterable):
+            iterator = aiter(source)
+        else:
+            iterator = ThreadedIterator(source, self._serving.executor)
+        gone = asyncio.ensure_future(self._until_closed())
+        items = NextItem(iterator)
+        try:
+            while True:
+                try:
+                    item = await items.get((gone,))
+                except StopAsyncIteration:
+                    return
+                if item is STOPPED:
+                    return
+                await self._send_data(self._app.json.dumps(item) if as_json else item)
+        finally:
+            gone.cancel()
+            await items.aclose()
+            if not hasattr(iterator, "aclose"):
+                close = getattr(source, "aclose", None) or getattr(source, "close", None)
+                if close is not None:
+                    result = close()
+                    if asyncio.iscoroutine(result):
+                        await result
+
+    async def _until_closed(self) -> None:
+        """Read (and drop) client messages until it goes away."""
+        try:
+            while True:
+                await self._receive()
+        except WebSocketDisconnect:
+            return
+
+    async def _reject(self, response: Response) -> None:
+        """Refuse the handshake with an HTTP response, where the server can send one."""
+        if "websocket.http.response" in self._scope.get("extensions", {}):
+            headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+            await self._send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
+            await self._send({"type": "websocket.http.response.body", "body": response.get_data()})
+            self.closed = True
+        else:
+            await self._close(1008 if response.status_code == 403 else 1011, response.status)
+
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self._receive()
+        except WebSocketDisconnect:
+            raise StopAsyncIteration from None
+
+    def __iter__(self) -> t.Iterator[str | bytes]:
+        while True:
+            try:
+                yield self.receive()
+            except WebSocketDisconnect:
+                return
+
+
+def origin_problem(app: Application, request: Request) -> str | None:
+    """Why the handshake's ``Origin`` may not open a socket here, or ``None``.
+
+    A browser sends ``Origin`` with the page's site; a page from another site
+    must not open a socket with the user's cookies. Allowed: no ``Origin`` (not
+    a browser), the request's own host, or ``WEBSOCKET_ALLOWED_ORIGINS``.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    allowed = app.config["WEBSOCKET_ALLOWED_ORIGINS"]
+    if allowed is not None:
+        if "*" in allowed or origin in allowed:
+            return None
+    elif urlsplit(origin).netloc.lower() == request.host.lower():
+        return None
+    return f"Origin {origin!r} may not open a WebSocket here (set WEBSOCKET_ALLOWED_ORIGINS to allow it)."
+
+
+async def serve_websocket(serving: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one ASGI WebSocket connection with the app of ``serving``."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    app = serving.app
+    loop = asyncio.get_running_loop()
+    request = request_from_scope(app.request_class, scope, io.BytesIO())[0]
+    websocket = WebSocket(serving, request, scope, receive, send, loop)
+    ctx = WebSocketContext(app, request, websocket)
+    ctx.match_request()
+    problem = origin_problem(app, request)
+    if problem is not None:
+        await websocket._reject(app.make_response(Forbidden(problem)))
+        return
+    if request.routing_exception is not None:
+        await websocket._reject(app.make_response(request.routing_exception))
+        return
+    steps = _connection_steps(app, ctx)
+    if app.async_view(request) is not None:
+        rv, error = await _until_stopped(serving, run_async(steps))
+    else:
+        rv, error = await loop.run_in_executor(serving.executor, contextvars.copy_context().run, run, steps)
+    await _conclude(app, websocket, rv, error)
+
+
+def _connection_steps(app: Application, ctx: WebSocketContext[Request]) -> Steps[tuple[t.Any, Exception | None]]:
+    """The connection in its context: push, hooks and handler, pop (also when
+    cancelled). Returns what the handler returned, or the error it raised."""
+    ctx.push()
+    rv, error = None, None
+    try:
+        rv = yield from app.websocket_steps(ctx)
+    except Exception as e:
+        error = e
+    finally:
+        yield from ctx.pop_steps(None if isinstance(error, WebSocketDisconnect) else error)
+    return rv, error
+
+
+async def _until_stopped(
+    serving: ServingState, connection: t.Coroutine[t.Any, t.Any, tuple[t.Any, Exception | None]]
+) -> tuple[t.Any, Exception | None]:
+    """Run an async handler's connection; cancel it when the server starts shutting down."""
+    handler = asyncio.ensure_future(connection)
+    if serving.stopping is not None:
+        stop_wait = asyncio.ensure_future(serving.stopping.wait())
+        await asyncio.wait({handler, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if not handler.done():
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
+            return None, WebSocketDisconnect(1012, "the server is shutting down")
+    return await handler
+
+
+async def _conclude(app: Application, websocket: WebSocket, rv: t.Any, error: BaseException | None) -> None:
+    """Reject, close, or leave be, from what the handler returned or raised."""
+    try:
+        if isinstance(error, WebSocketDisconnect):
+            await websocket._close(error.code if error.code == 1012 else 1000)
+        elif error is not None:
+            if isinstance(error, HTTPException) and not websocket.accepted:
+                await websocket._reject(app.make_response(error))
+                return
+            app.logger.error("Exception in WebSocket handler %s", websocket.path, exc_info=error)
+            if websocket.accepted:
+                await websocket._close(1011)
+            else:
+                await websocket._reject(app.make_response(("Internal Server Error", 500)))
+        elif rv is not None and not websocket.accepted:
+            await websocket._reject(app.make_response(rv))
+        else:
+            await websocket._close(1000)
+    except WebSocketDisconnect:
+        pass
