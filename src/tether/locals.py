@@ -333,14 +333,14 @@ def _by_name(name: str) -> t.Callable[..., t.Any]:
     return method
 
 
-_UNARY = {
+_UNARY: dict[str, t.Callable[[t.Any], t.Any]] = {
     "__str__": str, "__bytes__": bytes, "__len__": len, "__iter__": iter, "__next__": next,
     "__reversed__": reversed, "__neg__": operator.neg, "__pos__": operator.pos, "__abs__": abs,
     "__invert__": operator.invert, "__int__": int, "__float__": float, "__complex__": complex,
     "__index__": operator.index, "__length_hint__": operator.length_hint, "__trunc__": math.trunc,
     "__floor__": math.floor, "__ceil__": math.ceil, "__copy__": copy.copy,
 }
-_BINARY = {
+_BINARY: dict[str, t.Callable[[t.Any, t.Any], t.Any]] = {
     "__lt__": operator.lt, "__le__": operator.le, "__eq__": operator.eq, "__ne__": operator.ne,
     "__gt__": operator.gt, "__ge__": operator.ge, "__getitem__": operator.getitem,
     "__delitem__": operator.delitem, "__contains__": operator.contains,
@@ -356,16 +356,16 @@ _BY_NAME = (
     "__aiter__", "__anext__", "__instancecheck__", "__subclasscheck__",
 )
 
-for _name, _op in _UNARY.items():
-    setattr(LocalProxy, _name, _unary(_op))
-for _name, _op in _BINARY.items():
-    setattr(LocalProxy, _name, _binary(_op))
+for _name, _unary_op in _UNARY.items():
+    setattr(LocalProxy, _name, _unary(_unary_op))
+for _name, _binary_op in _BINARY.items():
+    setattr(LocalProxy, _name, _binary(_binary_op))
     if _name in {"__add__", "__sub__", "__mul__", "__matmul__", "__truediv__", "__floordiv__",
                  "__mod__", "__divmod__", "__pow__", "__lshift__", "__rshift__", "__and__",
                  "__xor__", "__or__"}:
-        setattr(LocalProxy, "__r" + _name[2:], _reflected(_op))
+        setattr(LocalProxy, "__r" + _name[2:], _reflected(_binary_op))
 for _name in _BY_NAME:
     setattr(LocalProxy, _name, _by_name(_name))
 setattr(LocalProxy, "__round__", _round)
 setattr(LocalProxy, "__deepcopy__", _deepcopy)
-del _name, _op
+del _name, _unary_op, _binary_op

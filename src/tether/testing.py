@@ -19,8 +19,8 @@ from werkzeug.wsgi import ClosingIterator, get_current_url
 
 from .application.pipeline import Application
 from .application.sessions import SessionMixin
-from .cli.discovery import ScriptInfo
-from .typing import ASGIApp
+from .cli.discovery import CliApp, ScriptInfo
+from .typing import ASGIApp, WSGIApp
 
 __all__ = [
     "ASGITransport",
@@ -84,15 +84,16 @@ class TetherClient(werkzeug.test.Client):
     event stream one event at a time (``response.iter_events()``).
     """
 
-    application: Application
+    #: The app (``tether.Tether``): Werkzeug types it as a WSGI callable only.
+    application: t.Any
 
     def __init__(
         self, application: Application, response_wrapper: type[t.Any] | None = None, *args: t.Any, asgi: bool = False, **kwargs: t.Any
     ) -> None:
-        wrapper = TestResponse
+        wrapper: type[TestResponse] = TestResponse
         if response_wrapper is not None and not issubclass(TestResponse, response_wrapper):
             wrapper = type("TestResponse", (TestResponse, response_wrapper), {})
-        super().__init__(application, wrapper, *args, **kwargs)
+        super().__init__(t.cast(WSGIApp, application), wrapper, *args, **kwargs)
         self.asgi = asgi
         self._transport: ASGITransport | None = None
         self.preserve_context = False
@@ -146,18 +147,18 @@ class TetherClient(werkzeug.test.Client):
         if args and isinstance(args[0], (werkzeug.test.EnvironBuilder, dict, werkzeug.wrappers.Request)):
             if isinstance(args[0], werkzeug.test.EnvironBuilder):
                 builder = args[0]
-                builder.environ_base = self._copy_environ(builder.environ_base or {})
+                builder.environ_base = self._copy_environ(dict(builder.environ_base or {}))
                 request = builder.get_request()
             elif isinstance(args[0], dict):
                 request = EnvironBuilder.from_environ(args[0], app=self.application, environ_base=self._copy_environ({})).get_request()
             else:
-                request = t.cast(werkzeug.test.Request, args[0])
+                request = args[0]
                 request.environ = self._copy_environ(request.environ)
         else:
             request = self._request_from_builder_args(args, kwargs)
         self._context_stack.close()
-        response = super().open(request, buffered=buffered, follow_redirects=follow_redirects)
-        response.json_module = self.application.json  # type: ignore[assignment]
+        response = t.cast(TestResponse, super().open(request, buffered=buffered, follow_redirects=follow_redirects))
+        response.json_module = self.application.json
         for preserved in self._new_contexts:
             self._context_stack.enter_context(preserved)
         self._new_contexts.clear()
@@ -221,10 +222,11 @@ class TetherClient(werkzeug.test.Client):
 class TetherCliRunner(CliRunner):
     """Invokes the app's CLI commands with the app loaded, for tests."""
 
-    def __init__(self, app: Application, **kwargs: t.Any) -> None:
+    def __init__(self, app: CliApp, **kwargs: t.Any) -> None:
         self.app = app
         super().__init__(**kwargs)
 
+    # Flask's signature: ``cli`` defaults to the app's own commands.
     def invoke(self, cli: t.Any = None, args: t.Any = None, **kwargs: t.Any) -> Result:  # type: ignore[override]
         if cli is None:
             cli = self.app.cli
@@ -280,7 +282,10 @@ class ASGITransport:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def _run(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> concurrent.futures.Future[t.Any]:
-        return asyncio.run_coroutine_threadsafe(self.app(scope, receive, send), self.loop)
+        async def serve() -> None:
+            await self.app(scope, receive, send)
+
+        return asyncio.run_coroutine_threadsafe(serve(), self.loop)
 
     def http(self, environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]) -> t.Iterable[bytes]:
         """A WSGI-shaped entry that answers through the app's ASGI side, so that

@@ -49,9 +49,6 @@ class RequestLike(t.Protocol):
     path: str
 
     @property
-    def url(self) -> str: ...
-
-    @property
     def blueprints(self) -> list[str]: ...
 
     def route_later(self, app: t.Any) -> None:
@@ -73,6 +70,9 @@ class ContextApp(t.Protocol):
 
     @property
     def logger(self) -> logging.Logger: ...
+
+    @property
+    def config(self) -> dict[str, t.Any]: ...
 
     @property
     def request_class(self) -> Callable[[WSGIEnvironment], t.Any]: ...

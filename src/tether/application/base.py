@@ -21,7 +21,7 @@ from werkzeug.datastructures import ImmutableDict
 from werkzeug.exceptions import Aborter
 from werkzeug.routing import Map, Rule
 
-from ..contexts.ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_app, _cv_request
+from ..contexts.ctx import RequestContext, _AppCtxGlobals, _cv_app, _cv_request
 from .blueprints import Blueprint
 from .config import DEFAULT_CONFIG, Config, ConfigAttribute
 from .helpers import get_flashed_messages, url_for
@@ -74,6 +74,8 @@ class AppBase(Scaffold):
         root_path: str | None = None,
     ) -> None:
         super().__init__(import_name, static_folder, static_url_path, template_folder, root_path)
+        #: The import name, or the script's name when run as ``__main__``.
+        self.name = _app_name(import_name)
         self.instance_path = instance_path or os.path.join(os.path.dirname(self.root_path), "instance")
         self.config = self.config_class(
             self.instance_path if instance_relative_config else self.root_path, dict(self.default_config)
@@ -102,16 +104,6 @@ class AppBase(Scaffold):
             )
 
     # Properties
-
-    @cached_property
-    def name(self) -> str:
-        """The import name, or the script's name when run as ``__main__``."""
-        if self.import_name == "__main__":
-            fn = getattr(sys.modules["__main__"], "__file__", None)
-            if fn is None:
-                return "__main__"
-            return os.path.splitext(os.path.basename(fn))[0]
-        return self.import_name
 
     @cached_property
     def logger(self) -> logging.Logger:
@@ -160,16 +152,6 @@ class AppBase(Scaffold):
             return value
         return int(value.total_seconds())
 
-    # Contexts
-
-    def app_context(self) -> AppContext:
-        """A context in which ``current_app`` and ``g`` work: ``with app.app_context():``."""
-        return AppContext(self)
-
-    def request_context(self, environ: dict[str, t.Any]) -> RequestContext[Request]:
-        """The context of the request ``environ`` describes."""
-        return RequestContext(self, environ)
-
     # Registration
 
     def iter_blueprints(self) -> t.ValuesView[Blueprint]:
@@ -204,7 +186,7 @@ class AppBase(Scaffold):
         if provide_automatic_options:
             methods.add("OPTIONS")
         rule_obj = self.url_rule_class(rule, methods=methods, **options)
-        rule_obj.provide_automatic_options = provide_automatic_options  # type: ignore[attr-defined]
+        setattr(rule_obj, "provide_automatic_options", provide_automatic_options)  # read by the pipeline
         self.url_map.add(rule_obj)
         self._router = None
         if view_func is not None:
@@ -281,12 +263,12 @@ class AppBase(Scaffold):
             rv.update(processor())
         return rv
 
-    def open_request_session(self, ctx: RequestContext) -> SessionMixin:
+    def open_request_session(self, ctx: RequestContext[Request]) -> SessionMixin:
         """Open the session for ``ctx`` (on first use of ``session``)."""
         interface = self.session_interface
-        session = interface.open_session(self, ctx.request)  # type: ignore[arg-type]
+        session = interface.open_session(self, ctx.request)
         if session is None:
-            session = interface.make_null_session(self)  # type: ignore[arg-type]
+            session = interface.make_null_session(self)
         if ctx.headers_sent and hasattr(session, "seal"):
             session.seal(
                 f"The session of {ctx.request.method} {ctx.request.path} was first used after "
@@ -295,3 +277,11 @@ class AppBase(Scaffold):
             )
         return session
 
+
+def _app_name(import_name: str) -> str:
+    if import_name == "__main__":
+        filename = getattr(sys.modules["__main__"], "__file__", None)
+        if filename is None:
+            return "__main__"
+        return os.path.splitext(os.path.basename(filename))[0]
+    return import_name

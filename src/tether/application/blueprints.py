@@ -171,7 +171,7 @@ class Blueprint(Scaffold):
             blueprint.register(app, bp_options)
 
     def _merge_into(self, app: BlueprintApp, name: str) -> None:
-        def extend(bp_dict: dict[str | None, list[t.Any]], parent_dict: dict[str | None, list[t.Any]]) -> None:
+        def extend(bp_dict: Registry, parent_dict: Registry) -> None:
             for key, values in bp_dict.items():
                 parent_dict[name if key is None else f"{name}.{key}"].extend(values)
 

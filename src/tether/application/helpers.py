@@ -11,6 +11,7 @@ from werkzeug.exceptions import abort as _abort
 from werkzeug.utils import redirect as _redirect
 from werkzeug.utils import send_file as _send_file
 from werkzeug.utils import send_from_directory as _send_from_directory
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import signals
 from ..contexts.ctx import _cv_app, _cv_request, after_this_request, has_app_context, has_request_context
@@ -45,15 +46,16 @@ __all__ = [
 def get_root_path(import_name: str) -> str:
     """The folder of the module or package ``import_name``, else the working directory."""
     module = sys.modules.get(import_name)
-    if module is not None and getattr(module, "__file__", None):
-        return os.path.dirname(os.path.abspath(module.__file__))  # type: ignore[arg-type]
-    try:
-        spec = importlib.util.find_spec(import_name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
-        return os.getcwd()
-    return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[arg-type]
+    filename = getattr(module, "__file__", None)
+    if filename is None:
+        try:
+            spec = importlib.util.find_spec(import_name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+            return os.getcwd()
+        filename = spec.origin
+    return os.path.dirname(os.path.abspath(filename))
 
 
 def url_for(
@@ -71,19 +73,18 @@ def url_for(
     )
 
 
-def redirect(location: str, code: int = 302, Response: type[Response] | None = None) -> Response:
+def redirect(location: str, code: int = 302, Response: type[BaseResponse] | None = None) -> BaseResponse:
     """A redirect response, of the current app's response class when there is one."""
-    ctx = _cv_app.get(None)
-    if ctx is not None:
-        return ctx.app.redirect(location, code=code)
-    return _redirect(location, code=code, Response=Response)  # type: ignore[return-value]
+    if _cv_app.get(None) is not None:
+        return t.cast(BaseResponse, current_app.redirect(location, code=code))
+    return _redirect(location, code=code, Response=Response)
 
 
 def abort(code: int | Response, *args: t.Any, **kwargs: t.Any) -> t.NoReturn:
     """Raise the ``HTTPException`` for a status code (or a response)."""
     ctx = _cv_app.get(None)
     if ctx is not None:
-        ctx.app.aborter(code, *args, **kwargs)
+        current_app.aborter(code, *args, **kwargs)
     _abort(code, *args, **kwargs)
 
 
@@ -100,7 +101,7 @@ def send_file(path_or_file: t.Any, mimetype: str | None = None, **kwargs: t.Any)
     """Send a file's contents; see Werkzeug's ``send_file`` for the options."""
     app = current_app._get_current_object()
     kwargs.setdefault("max_age", app.get_send_file_max_age)
-    return _send_file(  # type: ignore[return-value]
+    response = _send_file(
         path_or_file,
         request.environ,
         mimetype=mimetype,
@@ -109,13 +110,14 @@ def send_file(path_or_file: t.Any, mimetype: str | None = None, **kwargs: t.Any)
         _root_path=app.root_path,
         **kwargs,
     )
+    return t.cast("Response", response)
 
 
 def send_from_directory(directory: str | os.PathLike[str], path: str | os.PathLike[str], **kwargs: t.Any) -> Response:
     """Send a file from inside ``directory``; a path escaping it is a 404."""
     app = current_app._get_current_object()
     kwargs.setdefault("max_age", app.get_send_file_max_age)
-    return _send_from_directory(  # type: ignore[return-value]
+    response = _send_from_directory(
         directory,
         path,
         request.environ,
@@ -124,6 +126,7 @@ def send_from_directory(directory: str | os.PathLike[str], path: str | os.PathLi
         _root_path=app.root_path,
         **kwargs,
     )
+    return t.cast("Response", response)
 
 
 def flash(message: str, category: str = "message") -> None:

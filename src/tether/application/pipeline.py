@@ -16,7 +16,14 @@ import inspect
 import typing as t
 from collections.abc import Awaitable, Callable
 
-from ..contexts.ctx import RequestContext, _cv_app, _cv_request, teardown_appcontext_steps, teardown_request_steps
+from ..contexts.ctx import (
+    AppContext,
+    RequestContext,
+    _cv_app,
+    _cv_request,
+    teardown_appcontext_steps,
+    teardown_request_steps,
+)
 from ..contexts.steps import NO_KWARGS, Steps, run, run_async
 from ..signals import request_started, request_tearing_down
 from .errors import ErrorHandling
@@ -38,6 +45,14 @@ class Application(ErrorHandling):
         super().__init__(*args, **kwargs)
         #: Whether each view function is async, asked once per function.
         self._async_views: dict[Callable[..., t.Any], bool] = {}
+
+    def app_context(self) -> AppContext:
+        """A context in which ``current_app`` and ``g`` work: ``with app.app_context():``."""
+        return AppContext(self)
+
+    def request_context(self, environ: dict[str, t.Any]) -> Ctx:
+        """The context of the request ``environ`` describes."""
+        return RequestContext(self, environ)
 
     def handle(self, ctx: Ctx) -> tuple[Response, Callable[[BaseException | None], None] | None]:
         """Answer the request of ``ctx`` synchronously.

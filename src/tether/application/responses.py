@@ -46,10 +46,12 @@ class ResponseMaking(URLMapping):
             response = self.response_class(rv, status=status, headers=headers)
             status = headers = None
         elif isinstance(rv, HTTPException):
-            response = self.response_class.force_type(t.cast(Response, rv.get_response()))
+            response = t.cast(Response, self.response_class.force_type(rv.get_response()))
         elif isinstance(rv, WerkzeugResponse) or callable(rv):
             try:
-                response = self.response_class.force_type(rv, _cv_request.get().request.environ)  # type: ignore[arg-type]
+                environ = _cv_request.get().request.environ
+                # Werkzeug runs a WSGI callable given here, though it annotates a response.
+                response = t.cast(Response, self.response_class.force_type(rv, environ))
             except TypeError as e:
                 raise TypeError(
                     f"{e}\nThe view function for {self._endpoint_name()!r} did not return a "

@@ -84,7 +84,7 @@ class URLMapping(AppBase):
         adapter = self.create_url_adapter(request)
         assert adapter is not None, "an adapter bound to a request always exists"
         rule, args = adapter.match(return_rule=True, websocket=websocket)
-        return t.cast(Rule, rule), dict(args)
+        return rule, dict(args)
 
     def url_for(
         self,
@@ -99,8 +99,10 @@ class URLMapping(AppBase):
         """The URL of ``endpoint``; relative in a request, external outside one
         (which needs ``SERVER_NAME``). ``.name`` is relative to the current blueprint."""
         req_ctx = _cv_request.get(None)
+        url_adapter: MapAdapter | None
         if req_ctx is not None:
             url_adapter = req_ctx.url_adapter
+            assert url_adapter is not None, "a request context always has a URL adapter"
             blueprint_name = req_ctx.request.blueprint
             if endpoint[:1] == ".":
                 endpoint = f"{blueprint_name}{endpoint}" if blueprint_name is not None else endpoint[1:]

@@ -28,7 +28,7 @@ class View:
         if cls.init_every_request:
 
             def view(**kwargs: t.Any) -> t.Any:
-                self = view.view_class(*class_args, **class_kwargs)  # type: ignore[attr-defined]
+                self = vars(view)["view_class"](*class_args, **class_kwargs)
                 return current_app.ensure_sync(self.dispatch_request)(**kwargs)
         else:
             self = cls(*class_args, **class_kwargs)
@@ -38,12 +38,12 @@ class View:
 
         for decorator in cls.decorators:
             view = decorator(view)
-        view.view_class = cls  # type: ignore[attr-defined]
+        vars(view).update(
+            view_class=cls, methods=cls.methods, provide_automatic_options=cls.provide_automatic_options
+        )
         view.__name__ = name
         view.__doc__ = cls.__doc__
         view.__module__ = cls.__module__
-        view.methods = cls.methods  # type: ignore[attr-defined]
-        view.provide_automatic_options = cls.provide_automatic_options  # type: ignore[attr-defined]
         return view
 
 
@@ -55,8 +55,9 @@ class MethodView(View):
         if "methods" not in cls.__dict__:
             methods = set()
             for base in cls.__bases__:
-                if getattr(base, "methods", None):
-                    methods.update(base.methods)  # type: ignore[attr-defined]
+                base_methods = getattr(base, "methods", None)
+                if base_methods:
+                    methods.update(base_methods)
             for key in http_method_funcs:
                 if hasattr(cls, key):
                     methods.add(key.upper())

@@ -20,7 +20,10 @@ from . import json as _json
 if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
 
-__all__ = ["Request", "Response", "Router"]
+__all__ = ["Body", "Request", "Response", "Router"]
+
+#: What a response body may be: text or bytes, or an iterable (sync or async) of them.
+Body = t.Union[str, bytes, bytearray, t.Iterable[str], t.Iterable[bytes], t.AsyncIterable[str], t.AsyncIterable[bytes]]
 
 
 class Router(t.Protocol):
@@ -50,7 +53,7 @@ class Request(_Request):
     routing_exception: HTTPException | None
 
     @cached_property
-    def args(self) -> MultiDict[str, str]:  # type: ignore[override]
+    def args(self) -> MultiDict[str, str]:
         """The parsed query string.
 
         One without ``%`` or ``+`` is split directly, which gives exactly what
@@ -78,6 +81,8 @@ class Request(_Request):
     is_websocket = False
     is_asgi = False
     _extra_environ: dict[str, t.Any] | None = None
+    #: Builds ``environ`` on first use (a request made by :meth:`from_parts`).
+    _environ_factory: t.Callable[[], dict[str, t.Any]]
     _has_cookie = False
 
     @classmethod
@@ -271,7 +276,7 @@ class Response(_Response):
 
     def __init__(
         self,
-        response: t.Iterable[bytes] | bytes | t.Iterable[str] | str | None = None,
+        response: Body | None = None,
         status: int | str | HTTPStatus | None = None,
         headers: t.Any = None,
         mimetype: str | None = None,
@@ -287,9 +292,9 @@ class Response(_Response):
             and self.automatically_set_content_length
             and (status_line := _STATUS_LINES.get(status or self.default_status)) is not None
         ):
-            body = response.encode() if kind is str else response  # type: ignore[union-attr]
+            body = t.cast(str, response).encode() if kind is str else t.cast(bytes, response)
             self.headers = Headers.__new__(Headers)
-            self.headers._list = [  # type: ignore[attr-defined]
+            self.headers._list = [
                 ("Content-Type", _content_type(mimetype or self.default_mimetype)),
                 ("Content-Length", str(len(body))),
             ]
@@ -299,7 +304,8 @@ class Response(_Response):
             self._on_close = []
             self.response = [body]
             return
-        super().__init__(response, status, headers, mimetype, content_type, direct_passthrough)
+        # Werkzeug iterates any iterable body, and tether's adapters async ones too.
+        super().__init__(t.cast(t.Any, response), status, headers, mimetype, content_type, direct_passthrough)
 
     @property
     def max_cookie_size(self) -> int:  # type: ignore[override]

@@ -80,7 +80,7 @@ def routes_command() -> None:
 @with_appcontext
 def shell_command() -> None:
     """An interactive Python shell with the app's context pushed and ``app`` and ``g`` defined."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()
     banner = f"Python {sys.version} on {sys.platform}\nApp: {app.import_name}\nInstance: {app.instance_path}"
     ctx: dict[str, t.Any] = {}
     startup = os.environ.get("PYTHONSTARTUP")

@@ -15,7 +15,18 @@ import click
 from ..application.pipeline import Application
 from ..locals import LocalProxy
 
-__all__ = ["NoAppException", "ScriptInfo", "find_best_app", "locate_app", "main_app", "prepare_import"]
+__all__ = ["App", "CliApp", "NoAppException", "ScriptInfo", "find_best_app", "locate_app", "main_app", "prepare_import"]
+
+
+#: What the command line loads: a tether app, or a dispatcher whose ``app`` is one.
+App = t.Any
+
+
+class CliApp(t.Protocol):
+    """An app with its own command group (``tether.Tether``)."""
+
+    @property
+    def cli(self) -> click.Group: ...
 
 
 class NoAppException(click.UsageError):
@@ -31,18 +42,18 @@ def _is_app(obj: object) -> bool:
     return isinstance(getattr(obj, "app", None), Application)
 
 
-def main_app(obj: t.Any) -> Application:
+def main_app(obj: t.Any) -> App:
     """The app itself, for commands that need one (``routes``, ``shell``, ``app.cli``)."""
     return obj if isinstance(obj, Application) else obj.app
 
 
-def find_best_app(module: t.Any) -> Application:
+def find_best_app(module: t.Any) -> App:
     """The app in ``module``: ``app`` or ``application``, the only app instance, or
     what ``create_app()`` / ``make_app()`` returns."""
     for attr_name in ("app", "application"):
         app = getattr(module, attr_name, None)
         if _is_app(app):
-            return app  # type: ignore[return-value]
+            return app
     matches = [v for v in module.__dict__.values() if _is_app(v)]
     if len(matches) == 1:
         return matches[0]
@@ -83,7 +94,7 @@ def _called_with_wrong_args(f: t.Callable[..., t.Any]) -> bool:
         del tb
 
 
-def find_app_by_string(module: t.Any, app_name: str) -> Application:
+def find_app_by_string(module: t.Any, app_name: str) -> App:
     """The app named by ``app_name`` in ``module``: a name or a factory call."""
     try:
         expr = ast.parse(app_name.strip(), mode="eval").body
@@ -131,11 +142,12 @@ def prepare_import(path: str) -> str:
     return ".".join(module_name[::-1])
 
 
-def locate_app(module_name: str, app_name: str | None) -> Application:
+def locate_app(module_name: str, app_name: str | None) -> App:
     try:
         __import__(module_name)
     except ImportError:
-        if sys.exc_info()[2].tb_next:  # type: ignore[union-attr]
+        tb = sys.exc_info()[2]
+        if tb is not None and tb.tb_next is not None:
             raise NoAppException(
                 f"While importing {module_name!r}, an ImportError was raised:\n\n{traceback.format_exc()}"
             ) from None
@@ -147,13 +159,13 @@ def locate_app(module_name: str, app_name: str | None) -> Application:
 class ScriptInfo:
     """How the CLI finds and loads the app, once."""
 
-    def __init__(self, app_import_path: str | None = None, create_app: t.Callable[..., Application] | None = None) -> None:
+    def __init__(self, app_import_path: str | None = None, create_app: t.Callable[..., App] | None = None) -> None:
         self.app_import_path = app_import_path
         self.create_app = create_app
         self.data: dict[str, t.Any] = {}
-        self._loaded_app: Application | None = None
+        self._loaded_app: App | None = None
 
-    def load_app(self) -> Application:
+    def load_app(self) -> App:
         if self._loaded_app is not None:
             return self._loaded_app
         if self.create_app is not None:

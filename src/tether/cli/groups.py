@@ -40,12 +40,12 @@ class AppGroup(click.Group):
         def decorator(f: t.Callable[..., t.Any]) -> click.Command:
             if wrap_for_ctx:
                 f = with_appcontext(f)
-            return click.Group.command(self, *args, **kwargs)(f)  # type: ignore[no-any-return]
+            return click.Group.command(self, *args, **kwargs)(f)
 
         return decorator
 
     def group(self, *args: t.Any, **kwargs: t.Any) -> t.Callable[[t.Callable[..., t.Any]], click.Group]:  # type: ignore[override]
         kwargs.setdefault("cls", AppGroup)
-        return click.Group.group(self, *args, **kwargs)  # type: ignore[no-any-return]
+        return click.Group.group(self, *args, **kwargs)
 
 

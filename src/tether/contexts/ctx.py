@@ -220,6 +220,8 @@ class RequestContext(t.Generic[R]):
     ) -> None:
         self.app = app
         if request is None:
+            if environ is None:
+                raise TypeError("A RequestContext needs the request's environ, or the request itself.")
             request = t.cast(R, app.request_class(environ))
             request.route_later(app)
         self.request: R = request
@@ -315,7 +317,7 @@ class RequestContext(t.Generic[R]):
         self.pop(exc_value)
 
     def __repr__(self) -> str:
-        return f"<RequestContext {self.request.method} {self.request.url!r} of {self.app.name!r}>"
+        return f"<RequestContext {self.request!r} of {self.app.name!r}>"
 
 
 class WebSocketContext(RequestContext[R]):
@@ -348,7 +350,7 @@ class WebSocketContext(RequestContext[R]):
         return teardown_request_steps(self.app, True, self.request.blueprints, exc)
 
     def __repr__(self) -> str:
-        return f"<WebSocketContext {self.request.url!r} of {self.app.name!r}>"
+        return f"<WebSocketContext {self.request!r} of {self.app.name!r}>"
 
 
 def has_websocket_context() -> bool:

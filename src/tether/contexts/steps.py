@@ -39,14 +39,16 @@ def call_each(funcs: t.Iterable[t.Callable[[], t.Any]]) -> Steps[None]:
         yield func, (), NO_KWARGS
 
 
-def run_coroutine(coro: t.Coroutine[t.Any, t.Any, T]) -> T:
+def run_coroutine(coro: t.Awaitable[T]) -> T:
     """Run ``coro`` to completion from synchronous code, on this thread's loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         pass
     else:
-        coro.close()
+        close = getattr(coro, "close", None)
+        if close is not None:
+            close()
         raise RuntimeError(
             "An async function was called from synchronous code that runs inside an event "
             "loop, which would block that loop. Call it with 'await' from async code instead."

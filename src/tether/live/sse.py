@@ -22,7 +22,7 @@ from ..application.wrappers import Response
 from ..contexts.ctx import _cv_app
 from ..contexts.propagation import ThreadedIterator
 from ..serving.lifecycle import ServedApp
-from ..serving.race import TIMED_OUT, NextItem
+from ..serving.race import NextItem, Outcome
 
 __all__ = ["EventStream", "ServerSentEvent"]
 
@@ -92,7 +92,7 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
                 item = await items.get(timeout=keepalive)
             except StopAsyncIteration:
                 return
-            if item is TIMED_OUT:
+            if item is Outcome.TIMED_OUT:
                 yield ": keep-alive\n\n"
                 continue
             if not isinstance(item, ServerSentEvent):

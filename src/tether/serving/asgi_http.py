@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import typing as t
 from collections.abc import AsyncIterable, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from .asgi_body import RequestBody
 from .asgi_request import request_from_scope
 from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
-from .race import STOPPED, NextItem
+from .race import NextItem, Outcome
 
 __all__ = ["serve_http", "stream_chunks"]
 
@@ -72,10 +73,12 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
         if body.unread:
             await body.load(declared)
         if isinstance(source, AsyncIterable):
-            chunks = _async_chunks(source)
+            # Produced on the loop, each chunk in the request's Context.
+            await _send_stream(serving, response, request, send, body, _async_chunks(source), context)
         else:
+            # Produced in the pool, where each chunk enters the request's Context itself.
             chunks = _threaded_chunks(loop, pool, context, iter(source))
-        await _send_stream(serving, response, request, send, body, chunks, context)
+            await _send_stream(serving, response, request, send, body, chunks)
     finally:
         if isinstance(source, AsyncIterable):
             await loop.create_task(_aclose(source), context=context)
@@ -114,7 +117,7 @@ async def _threaded_chunks(
     """
     done = object()
     while True:
-        future = loop.run_in_executor(pool, context.run, next, iterator, done)
+        future = loop.run_in_executor(pool, functools.partial(context.run, next, iterator, done))
         try:
             chunk = await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -122,7 +125,7 @@ async def _threaded_chunks(
             raise
         if chunk is done:
             return
-        yield chunk.encode() if isinstance(chunk, str) else chunk
+        yield chunk.encode() if isinstance(chunk, str) else t.cast(bytes, chunk)
 
 
 def _response_messages(response: Response, request: Request) -> tuple[Message, Message]:
@@ -173,7 +176,7 @@ async def stream_chunks(
     ``chunks`` is closed in every case. Each chunk is produced in a task of
     ``context`` (by default, a copy of the current one)."""
     disconnect = asyncio.ensure_future(body.wait_disconnect())
-    watchers = [disconnect]
+    watchers: list[asyncio.Future[t.Any]] = [disconnect]
     if serving.stopping is not None:
         watchers.append(asyncio.ensure_future(serving.stopping.wait()))
     items = NextItem(chunks, context)
@@ -184,7 +187,7 @@ async def stream_chunks(
             except StopAsyncIteration:
                 await send({"type": "http.response.body", "body": b""})
                 return
-            if chunk is STOPPED:
+            if chunk is Outcome.STOPPED:
                 if not disconnect.done():  # the server is stopping: end the response cleanly
                     await send({"type": "http.response.body", "body": b""})
                 return

@@ -88,7 +88,7 @@ def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) 
     if cookies:
         pairs.append(("cookie", "; ".join(cookies)))
     headers = Headers.__new__(Headers)
-    headers._list = pairs  # type: ignore[attr-defined]
+    headers._list = pairs
 
     def environ() -> dict[str, t.Any]:
         return _environ(scope, root_path, path, server, scheme, client, body)
@@ -103,7 +103,7 @@ def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) 
         scope["query_string"],
         headers,
         client[0] if client else None,
-        body if isinstance(body, RequestBody) else None,
+        t.cast(t.IO[bytes], body) if isinstance(body, RequestBody) else None,
         scope["type"] == "websocket",
         scope.get("tether.environ"),
         bool(cookies),

@@ -63,5 +63,7 @@ def asgi_headers(response: Response, request: Request, status: int) -> list[tupl
         else:
             if has_length or response.is_streamed:
                 return headers
-    headers = wsgi_headers(response, request.environ, status)
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in wsgi_headers(response, request.environ, status)
+    ]

@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
 import typing as t
 from collections.abc import AsyncIterator, Iterable
 
-__all__ = ["NextItem", "STOPPED", "TIMED_OUT"]
+__all__ = ["NextItem", "Outcome"]
 
 T = t.TypeVar("T")
 
 
-class _Outcome:
-    __slots__ = ("name",)
+class Outcome(enum.Enum):
+    """How a wait ended without an item."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-#: One of the ``stop`` futures completed before the item came.
-STOPPED = _Outcome("STOPPED")
-#: The timeout passed before the item came; the fetch goes on.
-TIMED_OUT = _Outcome("TIMED_OUT")
+    #: One of the ``stop`` futures completed before the item came.
+    STOPPED = "stopped"
+    #: The timeout passed before the item came; the fetch goes on.
+    TIMED_OUT = "timed out"
 
 
 class NextItem(t.Generic[T]):
@@ -49,9 +43,9 @@ class NextItem(t.Generic[T]):
         self._context = context
         self._pending: asyncio.Future[T] | None = None
 
-    async def get(self, stop: Iterable[asyncio.Future[t.Any]] = (), timeout: float | None = None) -> T | _Outcome:
-        """The next item, :data:`STOPPED` or :data:`TIMED_OUT`; raises
-        ``StopAsyncIteration`` when the iterator ends. After :data:`TIMED_OUT`
+    async def get(self, stop: Iterable[asyncio.Future[t.Any]] = (), timeout: float | None = None) -> T | Outcome:
+        """The next item, :attr:`Outcome.STOPPED` or :attr:`Outcome.TIMED_OUT`; raises
+        ``StopAsyncIteration`` when the iterator ends. After :attr:`Outcome.TIMED_OUT`
         the same fetch is still awaited by the next call."""
         pending = self._pending
         if pending is None:
@@ -64,9 +58,9 @@ class NextItem(t.Generic[T]):
             self._pending = pending
         done, _ = await asyncio.wait({pending, *stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if len(done) > (pending in done):
-            return STOPPED
+            return Outcome.STOPPED
         if not done:
-            return TIMED_OUT
+            return Outcome.TIMED_OUT
         self._pending = None
         return pending.result()
 

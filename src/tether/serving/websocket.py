@@ -31,7 +31,7 @@ from ..contexts.steps import Steps, run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_request import request_from_scope
 from .lifecycle import ServingState
-from .race import STOPPED, NextItem
+from .race import NextItem, Outcome
 
 __all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket"]
 
@@ -190,7 +190,7 @@ class WebSocket:
                     item = await items.get((gone,))
                 except StopAsyncIteration:
                     return
-                if item is STOPPED:
+                if isinstance(item, Outcome):  # the client left
                     return
                 await self._send_data(self._app.json.dumps(item) if as_json else item)
         finally:

@@ -46,7 +46,8 @@ def _serve(
     body = response.response
     if not response.direct_passthrough and not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
         body = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in body]
-    return _ClosingBody(body, response.close) if response._on_close else body
+    chunks = t.cast(t.Iterable[bytes], body)
+    return _ClosingBody(chunks, response.close) if response._on_close else chunks
 
 
 class _ClosingBody:

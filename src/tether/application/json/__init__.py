@@ -6,7 +6,7 @@ import json as _json
 import typing as t
 
 from ...contexts.ctx import _cv_app
-from .provider import _default
+from .provider import JSONProvider, _default
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -14,11 +14,22 @@ if t.TYPE_CHECKING:
 __all__ = ["dumps", "loads", "dump", "load", "jsonify"]
 
 
+class _JSONApp(t.Protocol):
+    @property
+    def json(self) -> JSONProvider: ...
+
+
+def _provider() -> JSONProvider | None:
+    """The current app's JSON provider, when an app context is current."""
+    ctx = _cv_app.get(None)
+    return t.cast(_JSONApp, ctx.app).json if ctx is not None else None
+
+
 def dumps(obj: t.Any, **kwargs: t.Any) -> str:
     """Serialize with the current app's provider, or with stdlib defaults outside one."""
-    ctx = _cv_app.get(None)
-    if ctx is not None:
-        return ctx.app.json.dumps(obj, **kwargs)
+    provider = _provider()
+    if provider is not None:
+        return provider.dumps(obj, **kwargs)
     kwargs.setdefault("default", _default)
     return _json.dumps(obj, **kwargs)
 
@@ -28,9 +39,9 @@ def dump(obj: t.Any, fp: t.IO[str], **kwargs: t.Any) -> None:
 
 
 def loads(s: str | bytes, **kwargs: t.Any) -> t.Any:
-    ctx = _cv_app.get(None)
-    if ctx is not None:
-        return ctx.app.json.loads(s, **kwargs)
+    provider = _provider()
+    if provider is not None:
+        return provider.loads(s, **kwargs)
     return _json.loads(s, **kwargs)
 
 
@@ -40,10 +51,10 @@ def load(fp: t.IO[t.AnyStr], **kwargs: t.Any) -> t.Any:
 
 def jsonify(*args: t.Any, **kwargs: t.Any) -> Response:
     """A JSON response of the arguments (one value, several as a list, or keywords as an object)."""
-    ctx = _cv_app.get(None)
-    if ctx is None:
+    provider = _provider()
+    if provider is None:
         raise RuntimeError(
             "Working outside of application context: `jsonify` needs the current app "
             "to build a response. Call it in a view, or inside `with app.app_context():`."
         )
-    return ctx.app.json.response(*args, **kwargs)
+    return provider.response(*args, **kwargs)
