@@ -24,7 +24,7 @@ from ..contexts.ctx import (
     teardown_appcontext_steps,
     teardown_request_steps,
 )
-from ..contexts.steps import NO_KWARGS, Steps, run, run_async
+from ..contexts.steps import NO_KWARGS, Step, Steps, call_one, run, run_async
 from ..signals import request_started, request_tearing_down
 from .errors import ErrorHandling
 from .wrappers import Request, Response
@@ -141,7 +141,7 @@ class Application(ErrorHandling):
             if self.url_value_preprocessors or self.before_request_funcs:
                 rv = yield from self._preprocess_steps(ctx)
             if rv is None:
-                rv = yield from self._view_steps(ctx)
+                rv = yield self._view_call(ctx)
         except Exception as e:
             rv = yield from self._handle_user_exception_steps(e, ctx)
             return (yield from self._finalize_steps(rv, ctx))
@@ -167,16 +167,17 @@ class Application(ErrorHandling):
                     return rv
         return None
 
-    def _view_steps(self, ctx: Ctx) -> Steps[t.Any]:
-        """The view of the matched rule, or the automatic ``OPTIONS`` answer."""
+    def _view_call(self, ctx: Ctx) -> Step:
+        """The call that answers the matched rule: its view with the URL's
+        arguments, or the automatic ``OPTIONS`` answer."""
         request = ctx.request
         if request.routing_exception is not None:
             self.raise_routing_exception(request)
         rule = request.url_rule
         assert rule is not None, "a request without a routing exception has a rule"
         if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
-            return self.make_default_options_response(ctx)
-        return (yield self.view_functions[rule.endpoint], (), request.view_args or NO_KWARGS)
+            return self.make_default_options_response, (ctx,), NO_KWARGS
+        return self.view_functions[rule.endpoint], (), request.view_args or NO_KWARGS
 
     def websocket_steps(self, ctx: Ctx) -> Steps[t.Any]:
         """A WebSocket's handling: ``before_websocket`` functions, the handler,
@@ -185,14 +186,12 @@ class Application(ErrorHandling):
         request = ctx.request
         if request.routing_exception is not None:
             self.raise_routing_exception(request)
-        rule = request.url_rule
-        assert rule is not None, "a request without a routing exception has a rule"
         for name in (None, *reversed(request.blueprints)):
             for before in self.before_websocket_funcs.get(name, ()):
                 rv = yield before, (), NO_KWARGS
                 if rv is not None:
                     return rv
-        rv = yield self.view_functions[rule.endpoint], (), request.view_args or NO_KWARGS
+        rv = yield self._view_call(ctx)
         for name in (*request.blueprints, None):
             for after in reversed(self.after_websocket_funcs.get(name, ())):
                 yield after, (), NO_KWARGS
@@ -211,7 +210,7 @@ class Application(ErrorHandling):
 
     def dispatch_request(self) -> t.Any:
         """Call the view of the matched rule with the URL's arguments."""
-        return run(self._view_steps(_cv_request.get()))
+        return run(call_one(*self._view_call(_cv_request.get())))
 
     def do_teardown_request(self, exc: BaseException | None = None) -> None:
         """Run ``teardown_request`` functions (blueprints' first), newest first."""

@@ -36,7 +36,7 @@ class ResponseMaking(URLMapping):
         if type(rv) is tuple:
             rv, status, headers = _unpack(rv)
         if isinstance(rv, (str, bytes, bytearray)):
-            response = self.response_class(rv, status=status, headers=headers)
+            response = self.response_class(rv, status, headers)
             status = headers = None
         elif isinstance(rv, (dict, list)):
             response = t.cast(Response, self.json.response(rv))

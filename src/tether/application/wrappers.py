@@ -292,7 +292,8 @@ class Response(_Response):
             and self.automatically_set_content_length
             and (status_line := _STATUS_LINES.get(status or self.default_status)) is not None
         ):
-            body = t.cast(str, response).encode() if kind is str else t.cast(bytes, response)
+            body = response.encode() if isinstance(response, str) else response
+            assert isinstance(body, bytes)
             self.headers = Headers.__new__(Headers)
             self.headers._list = [
                 ("Content-Type", _content_type(mimetype or self.default_mimetype)),

@@ -46,6 +46,8 @@ __all__ = [
 R = t.TypeVar("R", bound=RequestLike)
 T = t.TypeVar("T")
 _sentinel: t.Any = object()
+#: Popping steps; ``()`` when nothing is left to run.
+PopSteps = t.Union[Steps[None], tuple[()]]
 
 _cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
 _cv_request: ContextVar[RequestContext[t.Any]] = ContextVar("tether.request_ctx")
@@ -167,21 +169,38 @@ class AppContext:
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_appcontext`` functions."""
-        run(self.pop_steps(_error_now(exc)))
+        steps = self.pop_steps(_error_now(exc))
+        if steps:
+            run(steps)
 
     async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
         """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
-        await run_async(self.pop_steps(_error_now(exc)))
+        steps = self.pop_steps(_error_now(exc))
+        if steps:
+            await run_async(steps)
 
-    def pop_steps(self, exc: BaseException | None) -> Steps[None]:
+    def pop_steps(self, exc: BaseException | None) -> PopSteps:
+        """The steps that pop this context: the teardown functions, with the
+        context reset after them. With none to run, it is reset at once and
+        there are no steps."""
         current = _cv_app.get(None)
         if current is not self:
             raise _wrong_pop("app", self, current)
+        if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+            return self._teardown_then_reset(exc)
+        self._reset()
+        return ()
+
+    def _teardown_then_reset(self, exc: BaseException | None) -> Steps[None]:
         try:
-            if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
-                yield from teardown_appcontext_steps(self.app, exc)
-        finally:
+            yield from teardown_appcontext_steps(self.app, exc)
+        except BaseException:
             _cv_app.reset(self._tokens.pop())
+            raise
+        self._reset()
+
+    def _reset(self) -> None:
+        _cv_app.reset(self._tokens.pop())
         if appcontext_popped.receivers:
             appcontext_popped.send(self.app)
 
@@ -222,8 +241,9 @@ class RequestContext(t.Generic[R]):
         if request is None:
             if environ is None:
                 raise TypeError("A RequestContext needs the request's environ, or the request itself.")
-            request = t.cast(R, app.request_class(environ))
-            request.route_later(app)
+            made: R = app.request_class(environ)
+            made.route_later(app)
+            request = made
         self.request: R = request
         self._session = session
         self._tokens: list[tuple[AppContext | None, Token[RequestContext[t.Any]]]] = []
@@ -267,37 +287,51 @@ class RequestContext(t.Generic[R]):
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; on the outermost pop, run ``teardown_request`` functions,
-        pop the app context this push opened, and close the request's files."""
-        run(self.pop_steps(_error_now(exc)))
+        close the request's files and pop the app context this push opened."""
+        steps = self.pop_steps(_error_now(exc))
+        if steps:
+            run(steps)
 
     async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
         """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
-        await run_async(self.pop_steps(_error_now(exc)))
+        steps = self.pop_steps(_error_now(exc))
+        if steps:
+            await run_async(steps)
 
-    def pop_steps(self, exc: BaseException | None) -> Steps[None]:
+    def pop_steps(self, exc: BaseException | None) -> PopSteps:
+        """The steps that pop this context: on the outermost pop, the teardown
+        functions, then those of the app context it pushed. What has nothing
+        left to run happens at once."""
         current = _cv_request.get(None)
         if current is not self:
             raise _wrong_pop("request", self, current)
-        tokens = self._tokens
-        if len(tokens) > 1:
-            app_ctx, token = tokens.pop()
-            _cv_request.reset(token)
-            if app_ctx is not None:
-                yield from app_ctx.pop_steps(exc)
-            return
-        request = self.request
+        if len(self._tokens) > 1:
+            app_ctx = self._reset()
+            return app_ctx.pop_steps(exc) if app_ctx is not None else ()
+        if self._has_teardown():
+            return self._teardown_then_pop(exc)
+        return self._pop_outermost(exc)
+
+    def _teardown_then_pop(self, exc: BaseException | None) -> Steps[None]:
         try:
-            if self._has_teardown():
-                yield from self._teardown_steps(exc)
+            yield from self._teardown_steps(exc)
         finally:
-            app_ctx, token = tokens.pop()
-            _cv_request.reset(token)
-            _ended.request = request
-            try:
-                if app_ctx is not None:
-                    yield from app_ctx.pop_steps(exc)
-            finally:
-                request.close()
+            yield from self._pop_outermost(exc)
+
+    def _pop_outermost(self, exc: BaseException | None) -> PopSteps:
+        app_ctx = self._reset()
+        _ended.request = self.request
+        try:
+            self.request.close()
+        finally:
+            steps = app_ctx.pop_steps(exc) if app_ctx is not None else ()
+        return steps
+
+    def _reset(self) -> AppContext | None:
+        """Reset the variables of the last push; the app context it pushed, if any."""
+        app_ctx, token = self._tokens.pop()
+        _cv_request.reset(token)
+        return app_ctx
 
     def _has_teardown(self) -> bool:
         return bool(self.app.teardown_request_funcs or request_tearing_down.receivers)
@@ -337,11 +371,9 @@ class WebSocketContext(RequestContext[R]):
         super().push()
         self._websocket_tokens.append(_cv_websocket.set(self.websocket))
 
-    def pop_steps(self, exc: BaseException | None) -> Steps[None]:
-        try:
-            yield from super().pop_steps(exc)
-        finally:
-            _cv_websocket.reset(self._websocket_tokens.pop())
+    def _reset(self) -> AppContext | None:
+        _cv_websocket.reset(self._websocket_tokens.pop())
+        return super()._reset()
 
     def _has_teardown(self) -> bool:
         return True

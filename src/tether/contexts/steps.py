@@ -67,7 +67,7 @@ def run(steps: Steps[T]) -> T:
         try:
             func, args, kwargs = send(value)
         except StopIteration as stop:
-            return t.cast(T, stop.value)
+            return stop.value
         try:
             value = func(*args, **kwargs)
             if type(value) is CoroutineType:
@@ -87,7 +87,7 @@ async def run_async(steps: Steps[T]) -> T:
         try:
             func, args, kwargs = send(value)
         except StopIteration as stop:
-            return t.cast(T, stop.value)
+            return stop.value
         try:
             value = func(*args, **kwargs)
             if type(value) is CoroutineType:

@@ -43,11 +43,10 @@ def _serve(
         return _ClosingBody([], response.close) if response._on_close else []
     if finish is not None:
         return ContextBody(context, response.response, finish)
-    body = response.response
+    body: t.Any = response.response
     if not response.direct_passthrough and not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
         body = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in body]
-    chunks = t.cast(t.Iterable[bytes], body)
-    return _ClosingBody(chunks, response.close) if response._on_close else chunks
+    return _ClosingBody(body, response.close) if response._on_close else body
 
 
 class _ClosingBody:
