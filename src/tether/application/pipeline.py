@@ -54,28 +54,21 @@ class Application(ErrorHandling):
         """The context of the request ``environ`` describes."""
         return RequestContext(self, environ)
 
-    def handle(self, ctx: Ctx) -> tuple[Response, Callable[[BaseException | None], None] | None]:
+    def handle(self, ctx: Ctx) -> tuple[Response, Finish | None]:
         """Answer the request of ``ctx`` synchronously.
 
         Returns the response and ``None`` once the context is popped; or, for a
-        streamed body, the response with the context still pushed and a
-        ``finish(error)`` that closes the body and pops the context. The adapter
-        produces the body and calls ``finish`` in the contextvars Context this
-        ran in, so the body sees ``request`` and ``g`` and teardown runs after it.
+        streamed body, the response with the context still pushed and the
+        :data:`Finish` steps that close the body and pop the context. The
+        adapter produces the body and runs ``finish(error)`` in the contextvars
+        Context this ran in, so the body sees ``request`` and ``g`` and
+        teardown runs after it.
         """
-        response, finish = run(self.answer_steps(ctx))
-        if finish is None:
-            return response, None
-        return response, lambda error: run(finish(error))
+        return run(self.answer_steps(ctx))
 
-    async def handle_async(
-        self, ctx: Ctx
-    ) -> tuple[Response, Callable[[BaseException | None], Awaitable[None]] | None]:
+    def handle_async(self, ctx: Ctx) -> Awaitable[tuple[Response, Finish | None]]:
         """:meth:`handle` on the event loop, for a request whose view is async."""
-        response, finish = await run_async(self.answer_steps(ctx))
-        if finish is None:
-            return response, None
-        return response, lambda error: run_async(finish(error))
+        return run_async(self.answer_steps(ctx))
 
     def answer_steps(self, ctx: Ctx, keep_streams: bool = True) -> Steps[tuple[Response, Finish | None]]:
         """The whole request: push ``ctx``, dispatch it, make an unhandled error a
@@ -92,22 +85,16 @@ class Application(ErrorHandling):
         except BaseException as e:
             yield from ctx.pop_steps(e)
             raise
-        error = self._settle(ctx, error)
+        preserve = ctx.request.environ_value("werkzeug.debug.preserve_context")
+        if preserve is not None:  # a test client keeps the contexts
+            preserve(_cv_app.get())
+            preserve(ctx.copy())
+        if error is not None and self.should_ignore_error(error):
+            error = None
         if keep_streams and type(response.response) is not list and response.is_streamed:
             return response, functools.partial(self._finish_steps, ctx, response, error)
         yield from ctx.pop_steps(error)
         return response, None
-
-    def _settle(self, ctx: Ctx, error: Exception | None) -> Exception | None:
-        """Hand the contexts to a test client that keeps them, and decide which
-        error the teardown functions see."""
-        preserve = ctx.request.environ_value("werkzeug.debug.preserve_context")
-        if preserve is not None:
-            preserve(_cv_app.get())
-            preserve(ctx.copy())
-        if error is not None and self.should_ignore_error(error):
-            return None
-        return error
 
     def _finish_steps(
         self, ctx: Ctx, response: Response, error: BaseException | None, body_error: BaseException | None

@@ -97,7 +97,7 @@ class Request(_Request):
         query_string: bytes,
         headers: Headers,
         remote_addr: str | None,
-        body: t.IO[bytes] | None = None,
+        body: t.Any = None,
         is_websocket: bool = False,
         extra_environ: dict[str, t.Any] | None = None,
         has_cookie: bool = False,

@@ -188,7 +188,9 @@ class AppContext:
             raise _wrong_pop("app", self, current)
         if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
             return self._teardown_then_reset(exc)
-        self._reset()
+        _cv_app.reset(self._tokens.pop())  # _reset, inlined: every request runs it
+        if appcontext_popped.receivers:
+            appcontext_popped.send(self.app)
         return ()
 
     def _teardown_then_reset(self, exc: BaseException | None) -> Steps[None]:
@@ -229,6 +231,10 @@ class RequestContext(t.Generic[R]):
     flashes: list[t.Any] | None = None
     #: Set once the response headers (and so the session cookie) are final.
     headers_sent = False
+    #: Whether the outermost pop always takes the teardown path, without
+    #: checking for ``teardown_request`` functions (a WebSocket context's are
+    #: the ``teardown_websocket`` ones).
+    teardown_always = False
 
     def __init__(
         self,
@@ -280,7 +286,9 @@ class RequestContext(t.Generic[R]):
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = AppContext(self.app)
-            app_ctx.push()
+            app_ctx._tokens.append(_cv_app.set(app_ctx))  # AppContext.push, inlined: every request runs it
+            if appcontext_pushed.receivers:
+                appcontext_pushed.send(self.app)
         else:
             app_ctx = None
         self._tokens.append((app_ctx, _cv_request.set(self)))
@@ -308,7 +316,7 @@ class RequestContext(t.Generic[R]):
         if len(self._tokens) > 1:
             app_ctx = self._reset()
             return app_ctx.pop_steps(exc) if app_ctx is not None else ()
-        if self._has_teardown():
+        if self.teardown_always or self.app.teardown_request_funcs or request_tearing_down.receivers:
             return self._teardown_then_pop(exc)
         return self._pop_outermost(exc)
 
@@ -332,9 +340,6 @@ class RequestContext(t.Generic[R]):
         app_ctx, token = self._tokens.pop()
         _cv_request.reset(token)
         return app_ctx
-
-    def _has_teardown(self) -> bool:
-        return bool(self.app.teardown_request_funcs or request_tearing_down.receivers)
 
     def _teardown_steps(self, exc: BaseException | None) -> Steps[None]:
         try:
@@ -361,6 +366,7 @@ class WebSocketContext(RequestContext[R]):
     ``teardown_websocket`` functions."""
 
     headers_sent = True
+    teardown_always = True
 
     def __init__(self, app: ContextApp, request: R, websocket: t.Any) -> None:
         super().__init__(app, request=request)
@@ -374,9 +380,6 @@ class WebSocketContext(RequestContext[R]):
     def _reset(self) -> AppContext | None:
         _cv_websocket.reset(self._websocket_tokens.pop())
         return super()._reset()
-
-    def _has_teardown(self) -> bool:
-        return True
 
     def _teardown_steps(self, exc: BaseException | None) -> Steps[None]:
         return teardown_request_steps(self.app, True, self.request.blueprints, exc)

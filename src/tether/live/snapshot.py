@@ -40,11 +40,12 @@ class RequestSnapshot:
         environ = dict(self.environ if environ is None else environ)
         environ["wsgi.input"] = io.BytesIO(self.data)
         request = app.request_class(environ)
+        # Werkzeug's cached properties, filled with the copies.
         request.__dict__.update(form=self.form, files=self.files, _cached_data=self.data)
         if rerouted:
             request.route_later(app)
         else:
-            request.__dict__.update(url_rule=self.url_rule, view_args=self.view_args, routing_exception=None)
+            request.url_rule, request.view_args, request.routing_exception = self.url_rule, self.view_args, None
         return request
 
 

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..application.helpers import streams_body
 from ..application.wrappers import Request, Response
 from ..contexts.ctx import RequestContext
+from ..contexts.steps import run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_body import RequestBody
 from .asgi_request import request_from_scope
@@ -54,19 +55,23 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             await body.load(declared)
         response, finish = await app.handle_async(ctx)
         if finish is None:
-            await _send_whole(response, request, send)
+            start, whole = _response_messages(response, request)
+            await send(start)
+            await send(whole)
             return
         try:
             await _send_stream(serving, response, request, send, body, _async_chunks(response.response))
         finally:
             await _aclose(response.response)
-            await finish(None)
+            await run_async(finish(None))
         return
     context = contextvars.copy_context()
     pool = serving.executor
     response, sync_finish = await loop.run_in_executor(pool, context.run, app.handle, ctx)
     if sync_finish is None:
-        await _send_whole(response, request, send)
+        start, whole = _response_messages(response, request)
+        await send(start)
+        await send(whole)
         return
     source = response.response
     try:
@@ -82,7 +87,7 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
     finally:
         if isinstance(source, AsyncIterable):
             await loop.create_task(_aclose(source), context=context)
-        await loop.run_in_executor(pool, context.run, sync_finish, None)
+        await loop.run_in_executor(pool, context.run, run, sync_finish(None))
 
 
 async def _aclose(source: t.Any) -> None:
@@ -138,12 +143,6 @@ def _response_messages(response: Response, request: Request) -> tuple[Message, M
     if not (type(data) is list and len(data) == 1 and type(data[0]) is bytes):
         data = [b"".join(c.encode() if isinstance(c, str) else c for c in data)]
     return start, {"type": "http.response.body", "body": data[0]}
-
-
-async def _send_whole(response: Response, request: Request, send: Send) -> None:
-    start, whole = _response_messages(response, request)
-    await send(start)
-    await send(whole)
 
 
 async def _send_stream(

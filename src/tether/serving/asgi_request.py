@@ -103,7 +103,7 @@ def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) 
         scope["query_string"],
         headers,
         client[0] if client else None,
-        t.cast(t.IO[bytes], body) if isinstance(body, RequestBody) else None,
+        body if isinstance(body, RequestBody) else None,
         scope["type"] == "websocket",
         scope.get("tether.environ"),
         bool(cookies),

@@ -13,7 +13,8 @@ import contextvars
 import threading
 import typing as t
 
-from ..contexts.steps import run_coroutine
+from ..application.pipeline import Finish
+from ..contexts.steps import run, run_coroutine
 from ..typing import StartResponse, WSGIEnvironment
 from .headers import body_allowed, wsgi_headers
 from .lifecycle import ServingState
@@ -38,7 +39,7 @@ def _serve(
     start_response(response.status, wsgi_headers(response, environ, status))
     if not body_allowed(environ["REQUEST_METHOD"], status):
         if finish is not None:
-            finish(None)
+            run(finish(None))
             return []
         return _ClosingBody([], response.close) if response._on_close else []
     if finish is not None:
@@ -65,7 +66,7 @@ class _ClosingBody:
 class ContextBody:
     """A response body whose chunks are produced inside ``context``.
 
-    ``finish(error)`` runs inside ``context`` exactly once: when the body is
+    The ``finish(error)`` steps run inside ``context`` exactly once: when the body is
     exhausted (every chunk has been handed to the server), when the server
     closes it early (the client went away), or when the garbage collector
     finalizes it on any thread.
@@ -77,7 +78,7 @@ class ContextBody:
         self,
         context: contextvars.Context,
         iterable: t.Iterable[bytes | str],
-        finish: t.Callable[[BaseException | None], None],
+        finish: Finish,
     ) -> None:
         self._context = context
         self._iterator = _sync_iterator(iterable)
@@ -115,7 +116,7 @@ class ContextBody:
             if close is not None:
                 close()
         finally:
-            self._finish(self._error)
+            run(self._finish(self._error))
 
     def __del__(self) -> None:
         if not self._done:

@@ -81,6 +81,8 @@ class DefaultJSONProvider(JSONProvider):
     sort_keys = True
     compact: bool | None = None
     mimetype = "application/json"
+    #: The compact encoder and the settings it was made with.
+    _encoder: tuple[tuple[t.Any, ...], json.JSONEncoder] | None = None
 
     def dumps(self, obj: t.Any, **kwargs: t.Any) -> str:
         kwargs.setdefault("default", self.default)
@@ -92,12 +94,12 @@ class DefaultJSONProvider(JSONProvider):
         """The encoder for compact responses, kept while the settings stay the same:
         ``json.dumps`` with options builds a new encoder per call."""
         key = (self.default, self.ensure_ascii, self.sort_keys)
-        cached = self.__dict__.get("_encoder")
+        cached = self._encoder
         if cached is None or cached[0] != key:
             encoder = json.JSONEncoder(
                 default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys, separators=(",", ":")
             )
-            cached = self.__dict__["_encoder"] = (key, encoder)
+            cached = self._encoder = (key, encoder)
         return cached[1]
 
     def loads(self, s: str | bytes, **kwargs: t.Any) -> t.Any:

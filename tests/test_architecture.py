@@ -1,0 +1,138 @@
+"""The shape of the package: layers that only import downwards, no import
+circles, small modules, and type annotations that hold."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src" / "tether"
+MAX_LINES = 600
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def resolve(importer: str, node: ast.ImportFrom) -> str:
+    """The absolute name ``from ... import`` refers to."""
+    if not node.level:
+        return node.module or ""
+    package = importer.split(".")
+    if not MODULES[importer].name == "__init__.py":
+        package.pop()
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def module_level_imports(importer: str) -> set[str]:
+    """The package's modules that ``importer`` imports outside any function,
+    ``if TYPE_CHECKING:`` blocks included."""
+    tree = ast.parse(MODULES[importer].read_text())
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                target = resolve(importer, child)
+                for alias in child.names:
+                    submodule = f"{target}.{alias.name}"
+                    found.add(submodule if submodule in MODULES else target)
+            visit(child)
+
+    visit(tree)
+    return {name for name in found if name in MODULES and name != importer}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                connect(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_among_the_package_modules() -> None:
+    graph = {name: module_level_imports(name) for name in MODULES}
+    assert graph["tether.application.pipeline"], "the import graph is empty: the parser is broken"
+    assert cycles(graph) == []
+
+
+def test_no_module_is_over_600_lines() -> None:
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert {name: size for name, size in sizes.items() if size > MAX_LINES} == {}
+
+
+def test_function_level_imports_say_why() -> None:
+    """Imports belong at the top of a module; one inside a function (for an
+    optional dependency) carries a comment that says why."""
+    unexplained = []
+    for name, path in MODULES.items():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    nearby = lines[max(0, inner.lineno - 3) : inner.lineno]
+                    if not any("#" in line for line in nearby):
+                        unexplained.append(f"{name}:{inner.lineno}")
+    assert unexplained == []
+
+
+def test_layers_import_only_downwards() -> None:
+    """import-linter's layers contract (pyproject.toml), TYPE_CHECKING imports included."""
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if lint_imports is None:
+        pytest.fail("import-linter is not installed: pip install -e '.[test]'")
+    result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
