@@ -119,7 +119,7 @@ def teardown_request_steps(
     yield from call_all(chain.from_iterable(reversed(funcs.get(name, ())) for name in (*blueprints, None)), exc, app, kind)
 
 
-def within(ctx: AppContext | RequestContext[t.Any], steps: Steps[T]) -> Steps[T]:
+def within(ctx: _Context, steps: Steps[T]) -> Steps[T]:
     """``steps`` with ``ctx`` pushed, popped after them with their error."""
     ctx.push()
     error: BaseException | None = None
@@ -144,7 +144,37 @@ def _error_now(exc: BaseException | None) -> BaseException | None:
     return sys.exc_info()[1] if exc is _sentinel else exc
 
 
-class AppContext:
+class _Context:
+    """Pushing and popping, shared by the contexts: each defines the
+    :meth:`pop_steps` that pop it, driven here from sync or async code."""
+
+    def push(self) -> None:
+        raise NotImplementedError
+
+    def pop_steps(self, exc: BaseException | None) -> PopSteps:
+        raise NotImplementedError
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context; the outermost pop runs its teardown functions."""
+        steps = self.pop_steps(_error_now(exc))
+        if steps:
+            run(steps)
+
+    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
+        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
+        steps = self.pop_steps(_error_now(exc))
+        if steps:
+            await run_async(steps)
+
+    def __enter__(self) -> t.Self:
+        self.push()
+        return self
+
+    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
+        self.pop(exc_value)
+
+
+class AppContext(_Context):
     """Makes ``current_app`` and ``g`` available; pushed by every request and by
     ``with app.app_context():`` in scripts, shells and tests."""
 
@@ -166,18 +196,6 @@ class AppContext:
         self._tokens.append(_cv_app.set(self))
         if appcontext_pushed.receivers:
             appcontext_pushed.send(self.app)
-
-    def pop(self, exc: BaseException | None = _sentinel) -> None:
-        """Pop this context; on the outermost pop, run ``teardown_appcontext`` functions."""
-        steps = self.pop_steps(_error_now(exc))
-        if steps:
-            run(steps)
-
-    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
-        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
-        steps = self.pop_steps(_error_now(exc))
-        if steps:
-            await run_async(steps)
 
     def pop_steps(self, exc: BaseException | None) -> PopSteps:
         """The steps that pop this context: the teardown functions, with the
@@ -206,22 +224,16 @@ class AppContext:
         if appcontext_popped.receivers:
             appcontext_popped.send(self.app)
 
-    def __enter__(self) -> AppContext:
-        self.push()
-        return self
-
-    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
-        self.pop(exc_value)
-
     def __repr__(self) -> str:
         return f"<AppContext of {self.app.name!r}>"
 
 
-class RequestContext(t.Generic[R]):
+class RequestContext(_Context, t.Generic[R]):
     """Makes ``request`` and ``session`` available for one request.
 
     Pushing it pushes an app context too when none for its app is current, and
-    pops that one with it. The session is opened on first use only, so a request
+    pops that one with it; its outermost pop runs the ``teardown_request``
+    functions, closes the request's files, then pops that app context. The session is opened on first use only, so a request
     that never touches ``session`` pays nothing for it.
     """
 
@@ -293,19 +305,6 @@ class RequestContext(t.Generic[R]):
             app_ctx = None
         self._tokens.append((app_ctx, _cv_request.set(self)))
 
-    def pop(self, exc: BaseException | None = _sentinel) -> None:
-        """Pop this context; on the outermost pop, run ``teardown_request`` functions,
-        close the request's files and pop the app context this push opened."""
-        steps = self.pop_steps(_error_now(exc))
-        if steps:
-            run(steps)
-
-    async def pop_async(self, exc: BaseException | None = _sentinel) -> None:
-        """:meth:`pop` from a coroutine: async teardown functions run on this loop."""
-        steps = self.pop_steps(_error_now(exc))
-        if steps:
-            await run_async(steps)
-
     def pop_steps(self, exc: BaseException | None) -> PopSteps:
         """The steps that pop this context: on the outermost pop, the teardown
         functions, then those of the app context it pushed. What has nothing
@@ -347,13 +346,6 @@ class RequestContext(t.Generic[R]):
         finally:
             if request_tearing_down.receivers:
                 request_tearing_down.send(self.app, exc=exc)
-
-    def __enter__(self) -> RequestContext[R]:
-        self.push()
-        return self
-
-    def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
-        self.pop(exc_value)
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request!r} of {self.app.name!r}>"
