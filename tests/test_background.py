@@ -106,15 +106,60 @@ def test_async_job_can_be_cancelled_and_shutdown_has_a_grace_period(app: tether.
     assert started.wait(10)
     assert job.cancel() and job.wait(10)
 
-    def slow() -> None:
-        time.sleep(0.5)
+    started.clear()
+
+    async def slow_async() -> None:
+        started.set()
+        await asyncio.sleep(30)
 
     app.config["SPAWN_GRACE_PERIOD"] = 0.01
-    slow_job = app.spawn(slow)
+    slow_job = app.spawn(slow_async)
+    assert started.wait(10)
     with caplog.at_level(logging.WARNING):
         app.background.shutdown()
-    assert "was still running 0.01 s into shutdown and was cancelled" in caplog.text
-    slow_job.wait(10)
+    assert "slow_async was still running 0.01 s into shutdown and was cancelled" in caplog.text
+    assert slow_job.wait(10)
+
+
+def test_running_sync_job_is_asked_to_stop_at_shutdown(app: tether.Tether, caplog: pytest.LogCaptureFixture) -> None:
+    """A sync job cannot be stopped from outside: it is asked to, stops when it
+    checks, and its teardown runs; one that does not check is logged by name
+    as abandoned, never as cancelled."""
+    torn_down: list[object] = []
+    app.teardown_appcontext(lambda exc: torn_down.append(exc))
+    started = threading.Event()
+
+    def cooperative() -> str:
+        started.set()
+        job = tether.current_job()
+        assert job is not None
+        while not job.cancel_requested:
+            time.sleep(0.01)
+        return "stopped"
+
+    def stubborn() -> None:
+        started.set()
+        time.sleep(2)
+
+    app.config["SPAWN_GRACE_PERIOD"] = 0.05
+    job = app.spawn(cooperative)
+    assert started.wait(10)
+    with caplog.at_level(logging.WARNING):
+        app.background.shutdown()
+    assert job.result(10) == "stopped" and torn_down == [None]
+    assert "cooperative was still running 0.05 s into shutdown and was cancelled" in caplog.text
+    assert "abandoned" not in caplog.text
+
+    caplog.clear()
+    started.clear()
+    job = app.spawn(stubborn)
+    assert started.wait(10)
+    with caplog.at_level(logging.WARNING):
+        app.background.shutdown()
+    assert "stubborn was still running 0.05 s into shutdown and did not stop when asked" in caplog.text
+    assert "It is abandoned" in caplog.text and "was cancelled" not in caplog.text
+    assert job.wait(10) and torn_down == [None, None]
+    assert tether.current_job() is None
 
 
 def test_plain_thread_error_names_spawn(app: tether.Tether) -> None:

@@ -83,7 +83,7 @@ def test_sync_handler_blocks_its_thread_not_the_loop(app: tether.Tether, events:
         assert ws.receive() == "ready"
         ws.send("x")
         assert ws.receive() == "got x for sync"
-    assert names[0].startswith("tether-sync") and events == ["teardown NoneType"]
+    assert names[0].startswith("tether-websocket") and events == ["teardown NoneType"]
 
 
 def test_teardown_once_when_the_client_vanishes_or_the_handler_fails(app: tether.Tether, events: list[str]) -> None:

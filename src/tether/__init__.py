@@ -33,6 +33,7 @@ from .contexts.globals import ContextError as ContextError
 from .contexts.propagation import copy_current_request_context as copy_current_request_context
 from .contexts.propagation import stream_with_context as stream_with_context
 from .dispatcher import DispatcherMiddleware as DispatcherMiddleware
+from .live.background import current_job as current_job
 from .live.broadcast import Broadcast as Broadcast
 from .live.forwarding import forward as forward
 from .live.forwarding import forward_async as forward_async

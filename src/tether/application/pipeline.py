@@ -27,6 +27,7 @@ from ..contexts.ctx import (
 from ..contexts.steps import NO_KWARGS, Step, Steps, call_one, run, run_async
 from ..signals import request_started, request_tearing_down
 from .errors import ErrorHandling
+from .streaming import prime_steps
 from .wrappers import Request, Response
 
 __all__ = ["Application", "Finish"]
@@ -133,6 +134,14 @@ class Application(ErrorHandling):
             rv = yield from self._handle_user_exception_steps(e, ctx)
             return (yield from self._finalize_steps(rv, ctx))
         response = self.make_response(rv)
+        if type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
+            # Up to its first chunk before the status is sent: an error there
+            # is handled as the view's own (tether.application.streaming).
+            try:
+                response.response = yield from prime_steps(response.response)
+            except Exception as e:
+                rv = yield from self._handle_user_exception_steps(e, ctx)
+                return (yield from self._finalize_steps(rv, ctx))
         if ctx.after_request_functions or self.after_request_funcs:
             response = yield from self._after_request_steps(response, ctx)
         self._complete(response, ctx)

@@ -3,12 +3,13 @@ about routing, limits from config, and JSON errors."""
 
 from __future__ import annotations
 
+import io
 import typing as t
 from functools import lru_cache
 from http import HTTPStatus
 
 from werkzeug.datastructures import Headers, MultiDict
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.utils import cached_property, get_content_type
 from werkzeug.wrappers import Request as _Request
@@ -16,6 +17,7 @@ from werkzeug.wrappers import Response as _Response
 
 from ..contexts.ctx import _cv_app
 from . import json as _json
+from .input_stream import CheckedStream
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
@@ -186,6 +188,20 @@ class Request(_Request):
         ctx = _cv_app.get(None)
         return ctx.app.config[key] if ctx is not None else default
 
+    @cached_property
+    def stream(self) -> t.IO[bytes]:
+        """The body as the WSGI server gives it, read only up to its declared
+        length, never past ``MAX_CONTENT_LENGTH`` (413), and never shorter than
+        declared (400): see ``tether.application.input_stream``."""
+        length = self.content_length
+        limit = self.max_content_length
+        if length is not None and limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        if length is None and "wsgi.input_terminated" not in self.environ:
+            # Werkzeug's safe fallback: such a server's input may never end.
+            return io.BytesIO()
+        return t.cast(t.IO[bytes], CheckedStream(self.environ["wsgi.input"], length, limit))
+
     @property
     def max_content_length(self) -> int | None:  # type: ignore[override]
         """``MAX_CONTENT_LENGTH`` of the current app: a larger body is refused with 413."""
@@ -273,6 +289,9 @@ class Response(_Response):
     default_mimetype = "text/html"
     json_module = _json
     autocorrect_location_header = False
+    #: Whether a streamed body is produced up to its first chunk before the
+    #: status is sent (``tether.application.streaming``).
+    prime_body = True
 
     def __init__(
         self,
@@ -307,6 +326,12 @@ class Response(_Response):
             return
         # Werkzeug iterates any iterable body, and tether's adapters async ones too.
         super().__init__(t.cast(t.Any, response), status, headers, mimetype, content_type, direct_passthrough)
+
+    def primes_body(self) -> bool:
+        """Whether the pipeline produces this body's first chunk before sending
+        the status: a streamed body, unless it opted out (``prime_body``) or is
+        a file passed straight to the server (``direct_passthrough``)."""
+        return self.prime_body and not self.direct_passthrough and self.is_streamed
 
     @property
     def max_cookie_size(self) -> int:  # type: ignore[override]

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import threading
 import typing as t
+from contextvars import ContextVar
 
 from ..application.pipeline import Application
 from ..contexts.ctx import AppContext, RequestContext, _cv_request, within
@@ -25,15 +26,22 @@ from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import spawned_work_failed
 from .snapshot import RequestSnapshot
 
-__all__ = ["Background", "Job", "LoopService", "qualified_name"]
+__all__ = ["Background", "Job", "LoopService", "current_job", "qualified_name"]
 
 
 class Job:
     """A handle on spawned work: wait for it, get its result, or cancel it."""
 
-    def __init__(self, name: str, future: concurrent.futures.Future[t.Any]) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self._future = future
+        self._cancel_requested = threading.Event()
+        self._future: concurrent.futures.Future[t.Any] = concurrent.futures.Future()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether :meth:`cancel` was called (as at shutdown, after the grace
+        period): a sync job checks it, through :func:`current_job`, to stop."""
+        return self._cancel_requested.is_set()
 
     def done(self) -> bool:
         return self._future.done()
@@ -48,8 +56,11 @@ class Job:
         return bool(done)
 
     def cancel(self) -> bool:
-        """Cancel the work: pending work never starts, an async task is cancelled.
-        A sync function already running cannot be stopped from outside."""
+        """Stop the work: work not started yet never starts, an async function
+        is cancelled. A sync function already running cannot be stopped from
+        outside: it is asked to (:attr:`cancel_requested` becomes true) and
+        stops if it checks. Returns whether the work was cancelled outright."""
+        self._cancel_requested.set()
         return self._future.cancel()
 
     def __repr__(self) -> str:
@@ -57,8 +68,13 @@ class Job:
         return f"<Job {self.name} {state}>"
 
 
-def _name(fn: t.Callable[..., t.Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+_cv_job: ContextVar[Job | None] = ContextVar("tether.job", default=None)
+
+
+def current_job() -> Job | None:
+    """The :class:`Job` this code runs in (``app.spawn``), or ``None``. A long
+    sync job checks ``current_job().cancel_requested`` to stop when asked."""
+    return _cv_job.get()
 
 
 def qualified_name(fn: t.Callable[..., t.Any]) -> str:
@@ -116,28 +132,29 @@ class Background:
             ctx = self.app.app_context()
         else:
             ctx = RequestContext(self.app, request=RequestSnapshot(request_ctx.request).request(self.app))
-        name = qualified_name(fn)
-        steps = self._job_steps(name, within(ctx, call_one(fn, args, kwargs)))
-        future: concurrent.futures.Future[t.Any]
+        job = Job(qualified_name(fn))
+        steps = self._job_steps(job, within(ctx, call_one(fn, args, kwargs)))
         if asyncio.iscoroutinefunction(fn):
-            future = asyncio.run_coroutine_threadsafe(run_async(steps), self.loop())
+            job._future = asyncio.run_coroutine_threadsafe(run_async(steps), self.loop())
         else:
-            future = self.pool.submit(run, steps)
-        job = Job(name, future)
+            job._future = self.pool.submit(run, steps)
         with self._lock:
             self.jobs.add(job)
-        future.add_done_callback(lambda _: self._forget(job))
+        job._future.add_done_callback(lambda _: self._forget(job))
         return job
 
-    def _job_steps(self, name: str, steps: Steps[t.Any]) -> Steps[t.Any]:
+    def _job_steps(self, job: Job, steps: Steps[t.Any]) -> Steps[t.Any]:
+        token = _cv_job.set(job)
         try:
             return (yield from steps)
         except BaseException as e:
             if not isinstance(e, asyncio.CancelledError):
-                self.app.logger.error("Spawned work %s failed", name, exc_info=e)
+                self.app.logger.error("Spawned work %s failed", job.name, exc_info=e)
                 if spawned_work_failed.receivers:
-                    spawned_work_failed.send(self.app, function=name, exception=e)
+                    spawned_work_failed.send(self.app, function=job.name, exception=e)
             raise
+        finally:
+            _cv_job.reset(token)
 
     def _forget(self, job: Job) -> None:
         with self._lock:
@@ -170,16 +187,29 @@ class Background:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """Give running work ``SPAWN_GRACE_PERIOD`` seconds, then cancel the rest."""
+        """Give running work ``SPAWN_GRACE_PERIOD`` seconds; then cancel what is
+        left, and wait a second more for sync work that checks
+        :attr:`Job.cancel_requested`. Work still running after that is logged,
+        by name, as abandoned: its teardown runs only if it ends before the
+        process exits."""
         with self._lock:
             jobs = list(self.jobs)
-        if not jobs:
-            return
         grace = self.app.config["SPAWN_GRACE_PERIOD"]
-        _, pending = concurrent.futures.wait([job._future for job in jobs], grace)
-        for job in jobs:
-            if job._future in pending:
-                job.cancel()
+        _, running = concurrent.futures.wait([job._future for job in jobs], grace)
+        late = [job for job in jobs if job._future in running]
+        for job in late:
+            job.cancel()
+        _, running = concurrent.futures.wait([job._future for job in late], min(grace, 1.0))
+        for job in late:
+            if job._future in running:
+                self.app.logger.warning(
+                    "Spawned work %s was still running %s s into shutdown and did not stop when asked "
+                    "(a sync job stops by checking tether.current_job().cancel_requested). It is "
+                    "abandoned: its teardown runs only if it ends before the process exits.",
+                    job.name,
+                    grace,
+                )
+            else:
                 self.app.logger.warning(
                     "Spawned work %s was still running %s s into shutdown and was cancelled.", job.name, grace
                 )

@@ -60,7 +60,13 @@ class EventStream(Response):
     ``keepalive`` (seconds, default ``SSE_KEEPALIVE_INTERVAL``) is the idle time
     after which a comment line is sent; ``send_timeout`` (default
     ``SSE_SEND_TIMEOUT``) the longest a send may hang under ASGI.
+
+    Its headers go out at once, not after the first event (a source may be
+    quiet for long): a source that fails sends an ``error`` event, and the
+    stream ends, cut off so that the client can tell.
     """
+
+    prime_body = False
 
     def __init__(
         self,
@@ -98,5 +104,12 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
             if not isinstance(item, ServerSentEvent):
                 item = ServerSentEvent(item)
             yield item.encode(dumps)
+    except Exception:
+        # The server logs the error and cuts the response; the client is told first.
+        yield _FAILED
+        raise
     finally:
         await items.aclose()
+
+
+_FAILED = ServerSentEvent("The event stream failed.", event="error").encode(str)

@@ -15,7 +15,7 @@ import io
 import tempfile
 import typing as t
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from ..typing import Receive
 
@@ -33,10 +33,14 @@ class RequestBody:
     it serves what :meth:`load` buffered, or :meth:`chunks` as they arrive.
     Nothing else calls ``receive`` until the body is exhausted, so a chunk is
     never taken by the disconnect watcher.
+
+    A body is delivered whole or not at all: past ``MAX_CONTENT_LENGTH`` reading
+    it raises 413, and when the client disconnects before its last chunk,
+    ``ClientDisconnected`` (400); so is every later read.
     """
 
     __slots__ = (
-        "_receive", "_loop", "_max_length", "_received", "too_large", "_pending", "_buffer", "_more",
+        "_receive", "_loop", "_max_length", "_received", "failure", "_pending", "_buffer", "_more",
         "_exhausted", "disconnected",
     )
 
@@ -45,7 +49,8 @@ class RequestBody:
         self._loop = loop
         self._max_length = max_length
         self._received = 0
-        self.too_large = False
+        #: Why the body cannot be read (an ``HTTPException`` class), once known.
+        self.failure: type[HTTPException] | None = None
         self._pending = b""
         self._buffer: t.IO[bytes] | None = None
         self._more = True
@@ -65,7 +70,7 @@ class RequestBody:
     def refuse(self) -> None:
         """The body is declared over the limit: it is not read, and reading it
         raises 413."""
-        self.too_large = True
+        self.failure = RequestEntityTooLarge
         self._end()
 
     def expect_none(self) -> None:
@@ -80,7 +85,9 @@ class RequestBody:
         if message["type"] == "http.disconnect":
             self.disconnected = True
             self._end()
-            return b""
+            # What arrived is not the body: the client stopped before its end.
+            self.failure = ClientDisconnected
+            raise ClientDisconnected()
         if not message.get("more_body", False):
             self._end()
         chunk: bytes = message.get("body", b"")
@@ -88,7 +95,7 @@ class RequestBody:
         if self._max_length is not None and self._received > self._max_length:
             # Werkzeug's limit would hand the view the first bytes without error:
             # refuse the whole body instead, so nothing is silently cut off.
-            self.too_large = True
+            self.failure = RequestEntityTooLarge
             self._end()
             raise RequestEntityTooLarge()
         return chunk
@@ -111,7 +118,8 @@ class RequestBody:
         """Read the rest of the body into a buffer: in memory when its declared
         length is at most 1 MiB, else spooled to a file past that size.
 
-        Past the limit it stops; reading the body then answers 413.
+        Past the limit, or at a disconnect, it stops; reading the body then
+        raises the error (413, 400).
         """
         if self._buffer is not None:
             return
@@ -122,7 +130,7 @@ class RequestBody:
         try:
             while self._more:
                 buffer.write(await self._next_chunk())
-        except RequestEntityTooLarge:
+        except (RequestEntityTooLarge, ClientDisconnected):
             pass
         buffer.seek(0)
         self._buffer = buffer
@@ -138,8 +146,8 @@ class RequestBody:
                 self.disconnected = True
 
     def read(self, size: int = -1) -> bytes:
-        if self.too_large:
-            raise RequestEntityTooLarge()
+        if self.failure is not None:
+            raise self.failure()
         if self._buffer is not None:
             return self._buffer.read(size)
         if size is None or size < 0:
@@ -154,8 +162,8 @@ class RequestBody:
         return data
 
     def readline(self, size: int = -1) -> bytes:
-        if self.too_large:
-            raise RequestEntityTooLarge()
+        if self.failure is not None:
+            raise self.failure()
         if self._buffer is not None:
             return self._buffer.readline(size)
         while b"\n" not in self._pending and self._more and (size < 0 or len(self._pending) < size):

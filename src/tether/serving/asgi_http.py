@@ -59,11 +59,15 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             await send(start)
             await send(whole)
             return
+        error: BaseException | None = None
         try:
             await _send_stream(serving, response, request, send, body, _async_chunks(response.response))
+        except Exception as e:  # the server logs it and cuts the response
+            error = e
+            raise
         finally:
             await _aclose(response.response)
-            await run_async(finish(None))
+            await run_async(finish(error))
         return
     context = contextvars.copy_context()
     pool = serving.executor
@@ -74,6 +78,7 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
         await send(whole)
         return
     source = response.response
+    error = None
     try:
         if body.unread:
             await body.load(declared)
@@ -84,10 +89,13 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             # Produced in the pool, where each chunk enters the request's Context itself.
             chunks = _threaded_chunks(loop, pool, context, iter(source))
             await _send_stream(serving, response, request, send, body, chunks)
+    except Exception as e:  # the server logs it and cuts the response
+        error = e
+        raise
     finally:
         if isinstance(source, AsyncIterable):
             await loop.create_task(_aclose(source), context=context)
-        await loop.run_in_executor(pool, context.run, run, sync_finish(None))
+        await loop.run_in_executor(pool, context.run, run, sync_finish(error))
 
 
 async def _aclose(source: t.Any) -> None:

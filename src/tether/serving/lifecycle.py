@@ -52,11 +52,13 @@ class ServingState:
         self.stopping: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._websocket_executor: ThreadPoolExecutor | None = None
+        self._websocket_threads: threading.BoundedSemaphore | None = None
 
     @property
     def executor(self) -> ThreadPoolExecutor:
-        """The bounded thread pool (``SYNC_THREADS`` workers) where sync views,
-        sync WebSocket handlers and sync event sources run under ASGI."""
+        """The bounded thread pool (``SYNC_THREADS`` workers) where sync views
+        and sync event sources run under ASGI."""
         pool = self._executor
         if pool is None:
             with self._lock:
@@ -66,6 +68,27 @@ class ServingState:
                         max_workers=self.app.config["SYNC_THREADS"], thread_name_prefix="tether-sync"
                     )
         return pool
+
+    def claim_websocket_thread(self) -> ThreadPoolExecutor | None:
+        """The pool of sync WebSocket handlers (``WEBSOCKET_SYNC_THREADS``), with
+        a thread of it claimed for a new connection; ``None`` when every one is
+        held, so that the connection is refused rather than left waiting.
+
+        Such a handler holds its thread for as long as its connection lives, so
+        it gets a pool of its own and never takes the threads of sync views.
+        :meth:`release_websocket_thread` gives the thread back."""
+        with self._lock:
+            if self._websocket_executor is None:
+                size = self.app.config["WEBSOCKET_SYNC_THREADS"]
+                self._websocket_threads = threading.BoundedSemaphore(size)
+                self._websocket_executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tether-websocket")
+            pool, threads = self._websocket_executor, self._websocket_threads
+        assert threads is not None
+        return pool if threads.acquire(blocking=False) else None
+
+    def release_websocket_thread(self) -> None:
+        assert self._websocket_threads is not None
+        self._websocket_threads.release()
 
     async def startup(self) -> None:
         """Run the ``before_serving`` functions, then start the services."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
+import logging
+import time
 import typing as t
 from collections.abc import AsyncIterable
 from urllib.parse import urlsplit
@@ -33,7 +35,20 @@ from .asgi_request import request_from_scope
 from .lifecycle import ServingState
 from .race import NextItem, Outcome
 
-__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket"]
+__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
+
+
+_last_warning: dict[str, float] = {}
+_WARNING_INTERVAL = 60.0
+
+
+def warn_at_most_every_minute(logger: logging.Logger, message: str) -> None:
+    """Log ``message`` as a warning unless one was logged in the last minute
+    (per logger): a client that keeps sending bad messages cannot fill the log."""
+    now = time.monotonic()
+    if now - _last_warning.get(logger.name, -_WARNING_INTERVAL) >= _WARNING_INTERVAL:
+        _last_warning[logger.name] = now
+        logger.warning(message)
 
 
 class WebSocketDisconnect(Exception):
@@ -133,7 +148,22 @@ class WebSocket:
             self.closed = True
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
         text = message.get("text")
-        return text if text is not None else message.get("bytes", b"")
+        data: str | bytes = text if text is not None else message.get("bytes", b"")
+        limit = self._app.config["WEBSOCKET_MAX_MESSAGE_SIZE"]
+        if limit is not None and len(data) * (4 if text is not None else 1) > limit:
+            size = len(data.encode() if isinstance(data, str) else data)
+            if size > limit:
+                await self._refuse_message(
+                    1009, f"a message of {size} bytes is over WEBSOCKET_MAX_MESSAGE_SIZE ({limit})"
+                )
+        return data
+
+    async def _refuse_message(self, code: int, reason: str) -> t.NoReturn:
+        """Close the connection for a message the client should not have sent:
+        logged as a warning (at most once a minute), the handler sees the close."""
+        warn_at_most_every_minute(self._app.logger, f"WebSocket {self.path} closed with {code}: {reason}.")
+        await self._close(code, reason[:120])
+        raise WebSocketDisconnect(code, reason)
 
     def send(self, data: str | bytes) -> t.Any:
         """Send a text (``str``) or binary (``bytes``) message."""
@@ -149,7 +179,11 @@ class WebSocket:
         return self._io(self._receive_json())
 
     async def _receive_json(self) -> t.Any:
-        return self._app.json.loads(await self._receive())
+        data = await self._receive()
+        try:
+            return self._app.json.loads(data)
+        except ValueError as e:
+            await self._refuse_message(1007, f"a message is not valid JSON ({e})")
 
     def send_json(self, data: t.Any) -> t.Any:
         """Send ``data`` encoded as JSON (a text message)."""
@@ -267,18 +301,30 @@ async def serve_websocket(serving: ServingState, scope: Scope, receive: Receive,
     websocket = WebSocket(serving, request, scope, receive, send, loop)
     ctx = WebSocketContext(app, request, websocket)
     ctx.match_request()
+    if request.routing_exception is not None:  # an untrusted host among them
+        await websocket._reject(app.make_response(request.routing_exception))
+        return
     problem = origin_problem(app, request)
     if problem is not None:
         await websocket._reject(app.make_response(Forbidden(problem)))
         return
-    if request.routing_exception is not None:
-        await websocket._reject(app.make_response(request.routing_exception))
-        return
     steps = _connection_steps(app, ctx)
     if app.async_view(request) is not None:
         rv, error = await _until_stopped(serving, run_async(steps))
+    elif (pool := serving.claim_websocket_thread()) is not None:
+        try:
+            rv, error = await loop.run_in_executor(pool, contextvars.copy_context().run, run, steps)
+        finally:
+            serving.release_websocket_thread()
     else:
-        rv, error = await loop.run_in_executor(serving.executor, contextvars.copy_context().run, run, steps)
+        limit = app.config["WEBSOCKET_SYNC_THREADS"]
+        warn_at_most_every_minute(
+            app.logger,
+            f"A WebSocket to {request.path} was refused (503): all {limit} WEBSOCKET_SYNC_THREADS hold "
+            "open connections. Raise WEBSOCKET_SYNC_THREADS, or write the handler as 'async def'.",
+        )
+        await websocket._reject(app.make_response(("Too many open WebSocket connections; try again later.", 503)))
+        return
     await _conclude(app, websocket, rv, error)
 
 

@@ -103,7 +103,12 @@ class DefaultJSONProvider(JSONProvider):
         return cached[1]
 
     def loads(self, s: str | bytes, **kwargs: t.Any) -> t.Any:
-        return json.loads(s, **kwargs)
+        """Decode JSON; nesting deeper than Python's recursion allows is a
+        ``ValueError`` like any other invalid document (a 400, not a 500)."""
+        try:
+            return json.loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("The JSON document is nested too deeply.") from None
 
     def response(self, *args: t.Any, **kwargs: t.Any) -> Response:
         obj = args[0] if len(args) == 1 and not kwargs else self._prepare_response_obj(args, kwargs)
