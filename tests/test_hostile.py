@@ -20,7 +20,6 @@ from websockets.sync.client import connect
 
 import tether
 from conftest import free_port, wait_for_port
-from test_servers import wait_for_lines
 
 ROOT = Path(__file__).parent.parent
 SERVERS = Path(__file__).parent / "servers"
