@@ -168,3 +168,30 @@ def test_publish_from_spawned_work_and_periodic_services(app: tether.Tether) -> 
     assert got == ["spawned", "periodic"]
 
 
+
+
+def test_relay_takes_a_burst_whole_and_in_order(app: tether.Tether) -> None:
+    """A burst as large as the queue reaches a relayed socket whole, published
+    from another thread (woken through the loop) and from the socket's own loop
+    (woken directly); the relay takes queued messages without waiting."""
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await websocket.relay(app.broadcast.subscribe("burst"), as_json=False)
+
+    @app.post("/burst")
+    async def burst() -> str:
+        for i in range(100):
+            await app.broadcast.apublish("burst", f"loop {i}")
+        return "sent"
+
+    client = tether.testing.TetherClient(app, asgi=True)
+    with client.websocket("/ws") as socket:
+        while app.broadcast.subscriber_count("burst") < 1:
+            threading.Event().wait(0.01)
+        for i in range(100):
+            app.broadcast.publish("burst", f"thread {i}")
+        assert [socket.receive() for _ in range(100)] == [f"thread {i}" for i in range(100)]
+        assert client.post("/burst").text == "sent"
+        assert [socket.receive() for _ in range(100)] == [f"loop {i}" for i in range(100)]
+    assert app.broadcast.subscriber_count("burst") == 0

@@ -14,7 +14,7 @@ import enum
 import typing as t
 from collections.abc import AsyncIterator, Iterable
 
-__all__ = ["NextItem", "Outcome"]
+__all__ = ["NOTHING_READY", "NextItem", "Outcome"]
 
 T = t.TypeVar("T")
 
@@ -28,6 +28,10 @@ class Outcome(enum.Enum):
     TIMED_OUT = "timed out"
 
 
+#: What ``poll()`` returns when no item is ready.
+NOTHING_READY: t.Any = object()
+
+
 class NextItem(t.Generic[T]):
     """Fetches the items of ``iterator`` one at a time, each raced against
     futures that stop the wait.
@@ -36,18 +40,30 @@ class NextItem(t.Generic[T]):
     one), so a generator that reads ``request`` or ``g`` sees the context it
     was meant for. :meth:`aclose` cancels a fetch still running and closes the
     iterator, in that context too.
+
+    An iterator with a ``poll()`` method (a broadcast subscription) hands over
+    the items it already holds without a task or a wait; ``poll()`` returns
+    :data:`NOTHING_READY` when it holds none.
     """
 
     def __init__(self, iterator: AsyncIterator[T], context: contextvars.Context | None = None) -> None:
         self._iterator = iterator
         self._context = context
         self._pending: asyncio.Future[T] | None = None
+        self._poll: t.Callable[[], t.Any] | None = getattr(iterator, "poll", None)
 
     async def get(self, stop: Iterable[asyncio.Future[t.Any]] = (), timeout: float | None = None) -> T | Outcome:
         """The next item, :attr:`Outcome.STOPPED` or :attr:`Outcome.TIMED_OUT`; raises
         ``StopAsyncIteration`` when the iterator ends. After :attr:`Outcome.TIMED_OUT`
         the same fetch is still awaited by the next call."""
         pending = self._pending
+        if pending is None and self._poll is not None:
+            for future in stop:
+                if future.done():
+                    return Outcome.STOPPED
+            item: t.Any = self._poll()
+            if item is not NOTHING_READY:
+                return item
         if pending is None:
             fetch = self._iterator.__anext__()
             if isinstance(fetch, asyncio.Future):

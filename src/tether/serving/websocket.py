@@ -140,7 +140,8 @@ class WebSocket:
         return self._io(self._receive())
 
     async def _receive(self) -> str | bytes:
-        await self._accept()
+        if not self.accepted:
+            await self._accept()
         if self.closed:
             raise WebSocketDisconnect(1006, "the connection is closed")
         message = await self._receive_message()
@@ -170,7 +171,8 @@ class WebSocket:
         return self._io(self._send_data(data))
 
     async def _send_data(self, data: str | bytes) -> None:
-        await self._accept()
+        if not self.accepted:
+            await self._accept()
         key = "text" if isinstance(data, str) else "bytes"
         await self._send({"type": "websocket.send", key: data})
 
@@ -211,7 +213,8 @@ class WebSocket:
         return self._io(self._relay(source, as_json))
 
     async def _relay(self, source: t.Any, as_json: bool) -> None:
-        await self._accept()
+        if not self.accepted:
+            await self._accept()
         if isinstance(source, AsyncIterable):
             iterator = aiter(source)
         else:

@@ -14,6 +14,8 @@ import collections
 import threading
 import typing as t
 
+from ...serving.race import NOTHING_READY
+
 __all__ = ["OVERFLOW_POLICIES", "SubscriberTooSlow", "Subscription"]
 
 OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
@@ -42,7 +44,8 @@ class Subscription:
         self.too_slow = False
         self._queue: collections.deque[t.Any] = collections.deque()
         self._condition = threading.Condition()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        #: Async iterations waiting for a message: their loop, future and thread.
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
 
     def put(self, message: t.Any) -> None:
         """Queue ``message`` (called by the broadcast, from any thread)."""
@@ -63,9 +66,15 @@ class Subscription:
 
     def _wake_locked(self) -> None:
         self._condition.notify_all()
+        if not self._waiters:
+            return
         waiters, self._waiters = self._waiters, []
-        for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
+        here = threading.get_ident()
+        for loop, waiter, thread in waiters:
+            if thread == here:  # published on the waiter's own loop: no wake-up through its self-pipe
+                _wake(waiter)
+            else:
+                loop.call_soon_threadsafe(_wake, waiter)
 
     def _close_locked(self) -> None:
         self.closed = True
@@ -114,9 +123,19 @@ class Subscription:
                     raise StopAsyncIteration from None
                 if ready:
                     return message
-                event = asyncio.Event()
-                self._waiters.append((loop, event))
-            await event.wait()
+                waiter = loop.create_future()
+                self._waiters.append((loop, waiter, threading.get_ident()))
+            await waiter
+
+    def poll(self) -> t.Any:
+        """The next message if one is queued, else ``NOTHING_READY``: a relay
+        takes what is ready without waiting (``tether.serving.race``)."""
+        with self._condition:
+            try:
+                ready, message = self._take()
+            except StopIteration:
+                raise StopAsyncIteration from None
+        return message if ready else NOTHING_READY
 
     async def aclose(self) -> None:
         self.close()
@@ -135,3 +154,8 @@ class Subscription:
 
     def __repr__(self) -> str:
         return f"<Subscription {self.channel!r} queued={len(self._queue)} dropped={self.dropped}>"
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
