@@ -260,10 +260,6 @@ def test_deeply_nested_json_is_400(app: tether.Tether) -> None:
     def index() -> str:
         return str(type(tether.request.json))
 
-    @app.websocket("/ws")
-    async def ws() -> None:
-        await tether.websocket.receive_json()
-
     body = "[" * 30_000 + "]" * 30_000
     response = app.test_client().post("/", data=body, content_type="application/json")
     assert response.status_code == 400 and b"nested too deeply" in response.data
@@ -275,8 +271,8 @@ def test_deeply_nested_json_on_a_socket_is_1007(app: tether.Tether) -> None:
         await tether.websocket.receive_json()
 
     client = app.test_client(asgi=True)
-    with client.websocket("/ws") as ws:
-        ws.send("[" * 30_000 + "]" * 30_000)
+    with client.websocket("/ws") as session:
+        session.send("[" * 30_000 + "]" * 30_000)
         with pytest.raises(tether.testing.ConnectionClosed) as closed:
-            ws.receive()
+            session.receive()
     assert closed.value.code == 1007
