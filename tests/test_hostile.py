@@ -36,7 +36,7 @@ COMMANDS = {
 class Server:
     """One server process on a free loopback port; its output goes to a file."""
 
-    def __init__(self, name: str, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, command: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.events = tmp_path / "events.txt"
         self.log = tmp_path / "server.log"
@@ -49,7 +49,7 @@ class Server:
         }
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [part.format(port=self.port) for part in COMMANDS[name]],
+                [part.format(port=self.port) for part in command],
                 cwd=SERVERS, env=full_env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port, self.proc)
@@ -74,7 +74,7 @@ def start(tmp_path: Path) -> Iterator[object]:
     servers: list[Server] = []
 
     def start(name: str, **env: str) -> Server:
-        server = Server(name, tmp_path / f"{name}-{len(servers)}", env)
+        server = Server(COMMANDS[name], tmp_path / f"{name}-{len(servers)}", env)
         servers.append(server)
         return server
 
