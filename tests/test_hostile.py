@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -276,3 +277,22 @@ def test_deeply_nested_json_on_a_socket_is_1007(app: tether.Tether) -> None:
         with pytest.raises(tether.testing.ConnectionClosed) as closed:
             session.receive()
     assert closed.value.code == 1007
+
+
+# 8. At shutdown a running sync job is asked to stop; one that does not is
+# logged by name as abandoned, never as cancelled.
+
+
+def test_shutdown_asks_running_sync_jobs_to_stop(start: object) -> None:
+    server = start("uvicorn")  # type: ignore[operator]
+    response = exchange(server.port, b"POST /spawn HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    assert status_of(response) == 200
+    wait_for(lambda: {"job cooperative started", "job stubborn started"} <= set(server.lines()))
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=30)
+    lines = server.lines()
+    assert "teardown job cooperative" in lines
+    output = server.output()
+    assert "cooperative was still running 0.5 s into shutdown and was cancelled" in output
+    assert "stubborn was still running 0.5 s into shutdown and did not stop when asked" in output
+    assert "It is abandoned" in output

@@ -2,8 +2,9 @@
 sends, served by uvicorn and gunicorn. What views saw is written to $EVENTS_FILE."""
 
 import os
+import time
 
-from tether import EventStream, Response, Tether, abort, request, websocket
+from tether import EventStream, Response, Tether, abort, current_job, request, websocket
 
 EVENTS = os.environ["EVENTS_FILE"]
 
@@ -14,6 +15,7 @@ app.config.update(
     WEBSOCKET_SYNC_THREADS=int(os.environ.get("WEBSOCKET_SYNC_THREADS", "64")),
     WEBSOCKET_MAX_MESSAGE_SIZE=65536,
     TRUSTED_HOSTS=["127.0.0.1", "localhost"],
+    SPAWN_GRACE_PERIOD=0.5,
 )
 
 
@@ -112,3 +114,28 @@ async def json_echo() -> None:
 async def echo() -> None:
     async for message in websocket:
         await websocket.send(message)
+
+
+@app.teardown_appcontext
+def teardown_job(exc):
+    job = current_job()
+    if job is not None:
+        record(f"teardown job {job.name.rpartition('.')[2]}")
+
+
+def cooperative() -> None:
+    record("job cooperative started")
+    while not current_job().cancel_requested:
+        time.sleep(0.01)
+
+
+def stubborn() -> None:
+    record("job stubborn started")
+    time.sleep(3)
+
+
+@app.post("/spawn")
+def spawn() -> str:
+    app.spawn(cooperative)
+    app.spawn(stubborn)
+    return "spawned"
