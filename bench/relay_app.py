@@ -34,7 +34,7 @@ async def burst() -> dict[str, float]:
     for first in range(0, n, size):
         for i in range(first, min(first + size, n)):
             await broadcast.apublish("burst", str(i))
-        while any(s._queue for s in subscriptions):
+        while any(s.queued() for s in subscriptions):
             await asyncio.sleep(0)
     elapsed = time.perf_counter() - started
     return {"seconds": elapsed, "dropped": sum(s.dropped for s in subscriptions)}

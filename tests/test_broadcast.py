@@ -10,7 +10,7 @@ import pytest
 
 import tether
 from tether import Broadcast, EventStream, websocket
-from tether.live.broadcast import SubscriberTooSlow
+from tether.live.broadcast import Gap, SubscriberTooSlow
 
 
 def test_subscribers_get_only_their_channels() -> None:
@@ -195,3 +195,63 @@ def test_relay_takes_a_burst_whole_and_in_order(app: tether.Tether) -> None:
         assert client.post("/burst").text == "sent"
         assert [socket.receive() for _ in range(100)] == [f"loop {i}" for i in range(100)]
     assert app.broadcast.subscriber_count("burst") == 0
+
+
+def test_resuming_after_last_id_replays_what_was_missed_then_goes_live() -> None:
+    broadcast = Broadcast()
+    ids = [broadcast.publish("c", f"m{n}") for n in range(5)]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == 5
+    with broadcast.subscribe("c", last_id=ids[1]) as subscription:
+        assert [next(subscription) for _ in range(3)] == ["m2", "m3", "m4"]
+        assert subscription.last_id == ids[4]
+        live = broadcast.publish("c", "m5")
+        assert next(subscription) == "m5" and subscription.last_id == live
+        assert subscription.queued() == []
+    with broadcast.subscribe("c", last_id=live) as caught_up:
+        assert caught_up.queued() == []
+
+
+def test_a_gap_comes_first_when_the_history_cannot_cover_last_id() -> None:
+    broadcast = Broadcast(history=3)
+    ids = [broadcast.publish("c", n) for n in range(6)]
+    with broadcast.subscribe("c", last_id=ids[0]) as subscription:
+        assert subscription.queued() == [Gap("c", ids[0]), 3, 4, 5]
+    with broadcast.subscribe("c", last_id="not an id") as subscription:
+        assert subscription.queued()[0] == Gap("c", "not an id")
+    with broadcast.subscribe("c", last_id="1-0") as subscription:  # from before this process started
+        assert subscription.queued()[0] == Gap("c", "1-0")
+    small = Broadcast(maxsize=5, history=100)
+    ids = [small.publish("c", n) for n in range(20)]
+    with small.subscribe("c", last_id=ids[0]) as subscription:  # more than its queue holds
+        assert subscription.queued() == [Gap("c", ids[0]), 16, 17, 18, 19]
+
+
+def test_resuming_while_others_publish_loses_and_repeats_nothing() -> None:
+    broadcast = Broadcast(maxsize=5000, history=5000)
+    first = broadcast.publish("c", 0)
+    publisher = threading.Thread(target=lambda: [broadcast.publish("c", n) for n in range(1, 3000)])
+    publisher.start()
+    with broadcast.subscribe("c", last_id=first) as subscription:
+        publisher.join()
+        received = subscription.queued()
+    assert received == list(range(1, 3000))
+
+
+def test_event_stream_sends_ids_and_resumes_from_last_event_id(app: tether.Tether) -> None:
+    @app.route("/feed")
+    def feed() -> EventStream:
+        return EventStream(app.broadcast.subscribe("news", last_id=tether.request.last_event_id))
+
+    ids = [app.broadcast.publish("news", {"n": n}) for n in range(3)]
+    client = app.test_client()
+    events = client.get("/feed", headers={"Last-Event-ID": ids[0]}, buffered=False).iter_events()
+    assert [next(events) for _ in range(2)] == [
+        {"id": ids[1], "data": '{"n": 1}'},
+        {"id": ids[2], "data": '{"n": 2}'},
+    ]
+    events.close()
+    events = client.get("/feed", headers={"Last-Event-ID": "0-0"}, buffered=False).iter_events()
+    gap = next(events)
+    assert gap["event"] == "gap" and json.loads(gap["data"]) == {"channel": "news", "last_id": "0-0"}
+    assert next(events)["id"] == ids[0]
+    events.close()

@@ -55,10 +55,10 @@ def test_updates_are_published_only_when_data_changed(desk: object) -> None:
         refresh = app.periodic_services["refresh balance"]
         refresh.run_once()
         refresh.run_once()
-        assert len(updates._queue) == 1 and updates._queue[0]["kind"] == "balance"
+        assert len(updates.queued()) == 1 and updates.queued()[0]["kind"] == "balance"
         app.periodic_services["market"].run_once()
         app.periodic_services["refresh pnl"].run_once()
-        assert [m["kind"] for m in list(updates._queue)[1:]] == ["pnl"]
+        assert [m["kind"] for m in updates.queued()[1:]] == ["pnl"]
 
 
 def test_sse_fallback_and_login_required(desk: object) -> None:

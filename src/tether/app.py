@@ -89,6 +89,7 @@ class Tether(Application):
                         self.config["BROADCAST_URL"],
                         maxsize=self.config["BROADCAST_QUEUE_SIZE"],
                         overflow=self.config["BROADCAST_OVERFLOW"],
+                        history=self.config["BROADCAST_HISTORY"],
                     )
         return broadcast
 

@@ -53,6 +53,7 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "FORWARD_MAX_DEPTH": 8,
     "BROADCAST_URL": "memory://",
     "BROADCAST_QUEUE_SIZE": 100,
+    "BROADCAST_HISTORY": 1000,
     "BROADCAST_OVERFLOW": "drop-oldest",
     "SSE_KEEPALIVE_INTERVAL": 15.0,
     "SSE_SEND_TIMEOUT": 30.0,

@@ -23,6 +23,7 @@ from ..contexts.ctx import _cv_app
 from ..contexts.propagation import ThreadedIterator
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
+from .broadcast import Gap, Subscription
 
 __all__ = ["EventStream", "ServerSentEvent"]
 
@@ -92,6 +93,9 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
     else:
         iterator = ThreadedIterator(source, app.serving.executor)
     items = NextItem(iterator)
+    # A broadcast subscription's messages carry ids: sent as ``id:``, so that a
+    # client that reconnects sends the last one as Last-Event-ID.
+    subscription = source if isinstance(source, Subscription) else None
     try:
         while True:
             try:
@@ -101,8 +105,10 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
             if item is Outcome.TIMED_OUT:
                 yield ": keep-alive\n\n"
                 continue
-            if not isinstance(item, ServerSentEvent):
-                item = ServerSentEvent(item)
+            if isinstance(item, Gap):
+                item = ServerSentEvent({"channel": item.channel, "last_id": item.last_id}, event="gap")
+            elif not isinstance(item, ServerSentEvent):
+                item = ServerSentEvent(item, id=subscription.last_id if subscription is not None else None)
             yield item.encode(dumps)
     except Exception:
         # The server logs the error and cuts the response; the client is told first.

@@ -15,6 +15,7 @@ import threading
 import typing as t
 
 from ...serving.race import NOTHING_READY
+from .history import Entry
 
 __all__ = ["OVERFLOW_POLICIES", "SubscriberTooSlow", "Subscription"]
 
@@ -42,13 +43,15 @@ class Subscription:
         self.dropped = 0
         self.closed = False
         self.too_slow = False
-        self._queue: collections.deque[t.Any] = collections.deque()
+        #: The id of the last message taken from it (``None`` before the first).
+        self.last_id: str | None = None
+        self._queue: collections.deque[Entry] = collections.deque()
         self._condition = threading.Condition()
         #: Async iterations waiting for a message: their loop, future and thread.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
 
-    def put(self, message: t.Any) -> None:
-        """Queue ``message`` (called by the broadcast, from any thread)."""
+    def put(self, entry: Entry) -> None:
+        """Queue a message (called by the broadcast, from any thread)."""
         with self._condition:
             if self.closed:
                 return
@@ -59,7 +62,7 @@ class Subscription:
                 if len(self._queue) >= self.maxsize:
                     self._queue.popleft()
                     self.dropped += 1
-                self._queue.append(message)
+                self._queue.append(entry)
                 self._wake_locked()
                 return
         self.broadcast.remove(self)
@@ -82,6 +85,11 @@ class Subscription:
             self._queue.clear()
         self._wake_locked()
 
+    def queued(self) -> list[t.Any]:
+        """The messages waiting to be taken, oldest first (a copy)."""
+        with self._condition:
+            return [message for _, _, message in self._queue]
+
     def close(self) -> None:
         """Unsubscribe; iteration ends once the messages already queued are taken."""
         with self._condition:
@@ -92,7 +100,8 @@ class Subscription:
 
     def _take(self) -> tuple[bool, t.Any]:
         if self._queue:
-            return True, self._queue.popleft()
+            _, self.last_id, message = self._queue.popleft()
+            return True, message
         if self.too_slow:
             raise SubscriberTooSlow(f"A subscriber of {self.channel!r} fell {self.maxsize} messages behind.")
         if self.closed:

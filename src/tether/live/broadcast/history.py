@@ -1,0 +1,88 @@
+"""Message ids and a channel's bounded history, so that a subscriber that comes
+back with the id of the last message it saw gets exactly what it missed.
+
+Ids have Redis Streams' form, ``<milliseconds>-<sequence>``, and grow with
+every message of a channel. A subscriber whose id is older than what the
+history still holds gets a :class:`Gap` first: it must reload its state, since
+the stream cannot be complete.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+import typing as t
+
+__all__ = ["Entry", "Gap", "History", "IdClock", "id_key"]
+
+#: A message as queued: its id's sort key, its id, and the message.
+Entry = tuple[tuple[int, int], str, t.Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """Some messages after ``last_id`` on ``channel`` are no longer in the
+    history: what follows is not all that was published. Reload the state."""
+
+    channel: str
+    last_id: str
+
+
+def id_key(message_id: str) -> tuple[int, int] | None:
+    """The sort key of an id, or ``None`` when it is not one."""
+    milliseconds, _, sequence = message_id.partition("-")
+    if not (milliseconds.isdigit() and sequence.isdigit()):
+        return None
+    return int(milliseconds), int(sequence)
+
+
+class IdClock:
+    """Ids that grow with every call, even when the wall clock goes back."""
+
+    def __init__(self) -> None:
+        self._last = (0, 0)
+
+    def next(self) -> tuple[tuple[int, int], str]:
+        milliseconds = time.time_ns() // 1_000_000
+        last_ms, last_seq = self._last
+        key = (milliseconds, 0) if milliseconds > last_ms else (last_ms, last_seq + 1)
+        self._last = key
+        return key, f"{key[0]}-{key[1]}"
+
+
+class History:
+    """The last ``size`` messages of each channel of this process, with what
+    is needed to tell a complete resume from a gap."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.clock = IdClock()
+        self.started = self.clock.next()[0]
+        self._entries: dict[str, collections.deque[Entry]] = {}
+        #: Per channel, the key of the newest message no longer kept.
+        self._trimmed: dict[str, tuple[int, int]] = {}
+
+    def append(self, channel: str, message: t.Any) -> Entry:
+        key, message_id = self.clock.next()
+        entry = (key, message_id, message)
+        if self.size:
+            entries = self._entries.get(channel)
+            if entries is None:
+                entries = self._entries[channel] = collections.deque()
+            if len(entries) >= self.size:
+                self._trimmed[channel] = entries.popleft()[0]
+            entries.append(entry)
+        else:
+            self._trimmed[channel] = key
+        return entry
+
+    def since(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
+        """The messages after ``last_id``, and whether some may be missing
+        (``last_id`` is older than the history, from before this process
+        started, or not an id)."""
+        key = id_key(last_id)
+        entries = [entry for entry in self._entries.get(channel, ()) if key is None or entry[0] > key]
+        trimmed = self._trimmed.get(channel)
+        gap = key is None or key < self.started or (trimmed is not None and key < trimmed)
+        return entries, gap
