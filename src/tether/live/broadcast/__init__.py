@@ -28,7 +28,7 @@ import typing as t
 from urllib.parse import urlsplit
 
 from .history import Entry, Gap, id_key
-from .memory import Joined, MemoryBackend
+from .memory import MemoryBackend
 from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription
 
 __all__ = ["Backend", "Broadcast", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
@@ -41,7 +41,17 @@ class Backend(t.Protocol):
 
     def publish_now(self, channel: str, message: t.Any) -> str: ...
 
-    def join(self, channel: str, last_id: str | None, joined: Joined) -> None: ...
+    def tail(self, channel: str) -> str | None:
+        """The id of the newest message of ``channel``, if any."""
+
+    def follow(self, channel: str) -> None:
+        """Deliver ``channel``'s messages from now on (it has a subscriber here)."""
+
+    def unfollow(self, channel: str) -> None:
+        """Stop delivering ``channel`` (its last subscriber here left)."""
+
+    def catch_up(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
+        """The messages after ``last_id``, and whether some may be missing."""
 
 
 class Broadcast:
@@ -79,29 +89,39 @@ class Broadcast:
         if policy not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {policy!r}.")
         subscription = Subscription(self, channel, maxsize or self.maxsize, policy)
-
-        def joined(missed: list[Entry], gap: bool) -> None:
-            room = subscription.maxsize - 1
-            if len(missed) > room:  # more than the queue holds: never a silently partial replay
-                missed, gap = missed[len(missed) - room:] if room else [], True
-            if gap and last_id is not None:
-                subscription.put((id_key(last_id) or (0, 0), last_id, Gap(channel, last_id)))
-            for entry in missed:
-                subscription.put(entry)
-            with self._lock:
-                self._subscriptions.setdefault(channel, set()).add(subscription)
-
-        self.backend.join(channel, last_id, joined)
+        # From ``start`` on, nothing is missed and nothing comes twice: what is
+        # delivered while catching up is held, then kept only if newer.
+        start = last_id if last_id is not None else self.backend.tail(channel)
+        subscription.hold()
+        with self._lock:
+            subscribers = self._subscriptions.setdefault(channel, set())
+            first = not subscribers
+            subscribers.add(subscription)
+        if first:
+            self.backend.follow(channel)
+        missed, gap = self.backend.catch_up(channel, start) if start is not None else ([], False)
+        room = subscription.maxsize - 1
+        if len(missed) > room:  # more than the queue holds: never a silently partial replay
+            missed, gap = missed[len(missed) - room:] if room else [], True
+        floor = missed[-1][0] if missed else (id_key(start) if start is not None else None)
+        if gap and last_id is not None:
+            missed.insert(0, (id_key(last_id) or (0, 0), last_id, Gap(channel, last_id)))
+        subscription.release(missed, floor)
         return subscription
 
     def remove(self, subscription: Subscription) -> None:
         """Forget a closed subscription (it calls this itself)."""
+        channel = subscription.channel
         with self._lock:
-            subscribers = self._subscriptions.get(subscription.channel)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscriptions[subscription.channel]
+            subscribers = self._subscriptions.get(channel)
+            if subscribers is None or subscription not in subscribers:
+                return
+            subscribers.discard(subscription)
+            last = not subscribers
+            if last:
+                del self._subscriptions[channel]
+        if last:
+            self.backend.unfollow(channel)
 
     def publish(self, channel: str, message: t.Any) -> str:
         """Publish from synchronous code (a sync view, spawned work, a periodic

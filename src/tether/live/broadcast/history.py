@@ -77,6 +77,11 @@ class History:
             self._trimmed[channel] = key
         return entry
 
+    def newest(self, channel: str) -> str | None:
+        """The id of the newest message of ``channel``, if any."""
+        entries = self._entries.get(channel)
+        return entries[-1][1] if entries else None
+
     def since(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
         """The messages after ``last_id``, and whether some may be missing
         (``last_id`` is older than the history, from before this process

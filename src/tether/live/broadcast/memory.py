@@ -8,12 +8,10 @@ import typing as t
 
 from .history import Entry, History
 
-__all__ = ["Deliver", "Joined", "MemoryBackend"]
+__all__ = ["Deliver", "MemoryBackend"]
 
 #: Called by a backend for every message published to a channel, in order.
 Deliver = t.Callable[[str, Entry], None]
-#: Called when a subscriber joins a channel: what it missed, and whether some may be lost.
-Joined = t.Callable[[list[Entry], bool], None]
 
 
 class MemoryBackend:
@@ -36,12 +34,16 @@ class MemoryBackend:
             self._deliver(channel, entry)
         return entry[1]
 
-    def join(self, channel: str, last_id: str | None, joined: Joined) -> None:
-        """Call ``joined`` with what was published after ``last_id``, with no
-        delivery in between: the subscriber it registers misses nothing and
-        gets nothing twice."""
+    def tail(self, channel: str) -> str | None:
         with self._lock:
-            if last_id is None:
-                joined([], False)
-            else:
-                joined(*self._history.since(channel, last_id))
+            return self._history.newest(channel)
+
+    def follow(self, channel: str) -> None:
+        """Every channel of this process is delivered: nothing to do."""
+
+    def unfollow(self, channel: str) -> None:
+        """Every channel of this process is delivered: nothing to do."""
+
+    def catch_up(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
+        with self._lock:
+            return self._history.since(channel, last_id)

@@ -46,26 +46,53 @@ class Subscription:
         #: The id of the last message taken from it (``None`` before the first).
         self.last_id: str | None = None
         self._queue: collections.deque[Entry] = collections.deque()
+        #: While the subscription catches up: what was delivered meanwhile.
+        self._held: list[Entry] | None = None
         self._condition = threading.Condition()
         #: Async iterations waiting for a message: their loop, future and thread.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
 
+    def hold(self) -> None:
+        """Hold what is delivered until :meth:`release` (the broadcast catches up)."""
+        with self._condition:
+            self._held = []
+
+    def release(self, first: list[Entry], floor: tuple[int, int] | None) -> None:
+        """Queue ``first`` (what was missed), then what was held that is newer
+        than ``floor``, in one go; deliveries are queued as they come from now on."""
+        with self._condition:
+            held, self._held = self._held or [], None
+            ended = False
+            for entry in [*first, *(entry for entry in held if floor is None or entry[0] > floor)]:
+                ended = self._put_locked(entry) or ended
+        if ended:
+            self.broadcast.remove(self)
+
     def put(self, entry: Entry) -> None:
         """Queue a message (called by the broadcast, from any thread)."""
         with self._condition:
-            if self.closed:
+            if self._held is not None:
+                self._held.append(entry)
                 return
-            if len(self._queue) >= self.maxsize and self.overflow == "disconnect":
+            ended = self._put_locked(entry)
+        if ended:
+            self.broadcast.remove(self)
+
+    def _put_locked(self, entry: Entry) -> bool:
+        """Queue ``entry`` under the overflow policy; ``True`` when that ended
+        the subscription (``disconnect``)."""
+        if self.closed:
+            return False
+        if len(self._queue) >= self.maxsize:
+            if self.overflow == "disconnect":
                 self.too_slow = True
                 self._close_locked()
-            else:
-                if len(self._queue) >= self.maxsize:
-                    self._queue.popleft()
-                    self.dropped += 1
-                self._queue.append(entry)
-                self._wake_locked()
-                return
-        self.broadcast.remove(self)
+                return True
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(entry)
+        self._wake_locked()
+        return False
 
     def _wake_locked(self) -> None:
         self._condition.notify_all()
