@@ -90,6 +90,8 @@ class Tether(Application):
                         maxsize=self.config["BROADCAST_QUEUE_SIZE"],
                         overflow=self.config["BROADCAST_OVERFLOW"],
                         history=self.config["BROADCAST_HISTORY"],
+                        dumps=self.json.dumps,
+                        loads=self.json.loads,
                     )
         return broadcast
 

@@ -24,3 +24,5 @@ message_flashed = _signals.signal("message-flashed")
 spawned_work_failed = _signals.signal("spawned-work-failed")
 #: A periodic service's run raised: sent with ``service`` and ``exception``.
 periodic_run_failed = _signals.signal("periodic-run-failed")
+#: A broadcast backend connected or lost its server: sent with ``healthy``.
+broadcast_health_changed = _signals.signal("broadcast-health-changed")

@@ -23,19 +23,24 @@ in-process, at once.
 
 from __future__ import annotations
 
+import json
 import threading
 import typing as t
 from urllib.parse import urlsplit
 
+from .errors import BroadcastUnavailable
 from .history import Entry, Gap, id_key
 from .memory import MemoryBackend
 from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription
 
-__all__ = ["Backend", "Broadcast", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
+__all__ = ["Backend", "Broadcast", "BroadcastUnavailable", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
 
 
 class Backend(t.Protocol):
     """Gives ids, keeps the history, carries messages to the broadcast's ``deliver``."""
+
+    #: Whether messages from other processes reach this one.
+    healthy: bool
 
     async def publish(self, channel: str, message: t.Any) -> str: ...
 
@@ -58,15 +63,29 @@ class Broadcast:
     """Publish to channels and subscribe to them; see the module docstring."""
 
     def __init__(
-        self, url: str = "memory://", *, maxsize: int = 100, overflow: str = "drop-oldest", history: int = 1000
+        self,
+        url: str = "memory://",
+        *,
+        maxsize: int = 100,
+        overflow: str = "drop-oldest",
+        history: int = 1000,
+        dumps: t.Callable[[t.Any], str] = json.dumps,
+        loads: t.Callable[[str | bytes], t.Any] = json.loads,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}.")
         scheme = urlsplit(url).scheme
-        if scheme != "memory":
-            raise ValueError(f"No broadcast backend for {url!r}: this version offers 'memory://'.")
+        self.backend: Backend
+        if scheme == "memory":
+            self.backend = MemoryBackend(self._deliver, history)
+        elif scheme in ("redis", "rediss", "unix"):
+            # redis-py is an optional dependency (pip install "tether[redis]").
+            from .redis_backend import RedisBackend
+
+            self.backend = RedisBackend(url, self._deliver, history, dumps, loads)
+        else:
+            raise ValueError(f"No broadcast backend for {url!r}: use 'memory://' or 'redis://host:port/db'.")
         self.url = url
-        self.backend: Backend = MemoryBackend(self._deliver, history)
         self.maxsize = maxsize
         self.overflow = overflow
         self._lock = threading.Lock()
@@ -131,6 +150,12 @@ class Broadcast:
     async def apublish(self, channel: str, message: t.Any) -> str:
         """Publish from async code; the message's id."""
         return await self.backend.publish(channel, message)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether messages from other processes are reaching this one (the
+        Redis listener is connected); always true for ``memory://``."""
+        return self.backend.healthy
 
     def subscriber_count(self, channel: str | None = None) -> int:
         """How many subscriptions are open (to ``channel``, or to any)."""

@@ -17,6 +17,8 @@ Deliver = t.Callable[[str, Entry], None]
 class MemoryBackend:
     """Delivers in this process only: one worker's fan-out."""
 
+    healthy = True
+
     def __init__(self, deliver: Deliver, history: int) -> None:
         self._deliver = deliver
         self._history = History(history)

@@ -1,0 +1,192 @@
+"""The Redis broadcast against a real Redis: the shared one on 127.0.0.1:6379
+(each test on channels of its own, deleted after), and a redis-server of the
+test's own where it must stop and restart one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import free_port
+from tether import Broadcast
+from tether.live.broadcast import BroadcastUnavailable, Gap
+from tether.signals import broadcast_health_changed
+
+SHARED = "redis://127.0.0.1:6379/0"
+
+
+def reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def channel() -> Iterator[str]:
+    """A channel of this test's own on the shared Redis, deleted afterwards."""
+    if not reachable(SHARED):
+        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
+            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
+        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run this test).")
+    name = f"test-{uuid.uuid4().hex}"
+    yield name
+    redis.Redis.from_url(SHARED).delete(f"tether:broadcast:{name}")
+
+
+def take(subscription: object, count: int, timeout: float = 10.0) -> list[object]:
+    """``count`` messages from a subscription, waiting for them (no timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while len(subscription.queued()) < count:  # type: ignore[attr-defined]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} messages, got {subscription.queued()}")  # type: ignore[attr-defined]
+        time.sleep(0.01)
+    return [next(subscription) for _ in range(count)]  # type: ignore[call-overload]
+
+
+def test_a_message_reaches_the_subscribers_of_other_processes(channel: str) -> None:
+    publisher, listener = Broadcast(SHARED), Broadcast(SHARED)
+    with listener.subscribe(channel) as subscription, listener.subscribe(channel) as second:
+        ids = [publisher.publish(channel, {"n": n}) for n in range(50)]
+        assert take(subscription, 50) == [{"n": n} for n in range(50)]
+        assert take(second, 50) == [{"n": n} for n in range(50)] and second.last_id == ids[-1]
+        assert asyncio.run(publisher.apublish(channel, "async")) > ids[-1]
+        assert take(subscription, 1) == ["async"]
+    assert listener.healthy
+
+
+def test_resume_from_last_id_and_the_gap(channel: str) -> None:
+    publisher = Broadcast(SHARED, history=3)
+    ids = [publisher.publish(channel, n) for n in range(5)]
+    with Broadcast(SHARED).subscribe(channel, last_id=ids[1]) as subscription:
+        assert take(subscription, 3) == [2, 3, 4]
+        publisher.publish(channel, 5)
+        assert take(subscription, 1) == [5] and subscription.queued() == []
+    for n in range(5, 400):  # Redis trims whole nodes of 100 entries
+        publisher.publish(channel, n)
+    with Broadcast(SHARED).subscribe(channel, last_id=ids[0], maxsize=1000) as subscription:
+        assert subscription.queued()[0] == Gap(channel, ids[0])
+
+
+def test_a_message_that_is_not_json_fails_alone(channel: str) -> None:
+    broadcast = Broadcast(SHARED)
+    with pytest.raises(TypeError, match="JSON-serializable"):
+        broadcast.publish(channel, object())
+    with broadcast.subscribe(channel) as subscription:
+        broadcast.publish(channel, "fine")
+        assert take(subscription, 1) == ["fine"]
+
+
+def test_the_listener_survives_being_killed_and_catches_up(channel: str) -> None:
+    changes: list[bool] = []
+    broadcast = Broadcast(SHARED)
+
+    def changed(sender: object, healthy: bool) -> None:
+        if sender is broadcast.backend:
+            changes.append(healthy)
+
+    broadcast_health_changed.connect(changed)
+    publisher = Broadcast(SHARED)
+    try:
+        with broadcast.subscribe(channel) as subscription:
+            publisher.publish(channel, "before")
+            assert take(subscription, 1) == ["before"]
+            admin = redis.Redis.from_url(SHARED)
+            name = broadcast.backend.client_name  # type: ignore[attr-defined]
+            ids = [client["id"] for client in admin.client_list() if client.get("name") == name]
+            assert len(ids) == 1
+            admin.client_kill_filter(_id=ids[0])
+            sent = [publisher.publish(channel, n) for n in range(100)]  # while it reconnects
+            assert take(subscription, 100) == list(range(100)) and subscription.last_id == sent[-1]
+            assert subscription.queued() == []
+        assert changes[:1] == [True] and False in changes and changes[-1] is True
+    finally:
+        broadcast_health_changed.disconnect(changed)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, object, object]]:
+    """A redis-server of this test's own on a free port, with start and stop."""
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
+            pytest.fail("redis-server is not installed, and TETHER_REQUIRE_SERVICES=1.")
+        pytest.skip("redis-server is not installed.")
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        deadline = time.monotonic() + 10
+        while not reachable(f"redis://127.0.0.1:{port}/0"):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop() -> None:
+        proc = procs[-1]
+        proc.terminate()
+        proc.wait(10)
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", start, stop
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_publishing_while_redis_is_down_raises_and_subscribers_stay(own_redis: tuple[str, object, object]) -> None:
+    url, start, stop = own_redis
+    broadcast = Broadcast(url)
+    with broadcast.subscribe("desk") as subscription:
+        broadcast.publish("desk", "up")
+        assert take(subscription, 1) == ["up"]
+        stop()  # type: ignore[operator]
+        with pytest.raises(BroadcastUnavailable, match="unreachable"):
+            broadcast.publish("desk", "lost")
+        with pytest.raises(BroadcastUnavailable):
+            asyncio.run(broadcast.apublish("desk", "lost"))
+        start()  # type: ignore[operator]
+        deadline = time.monotonic() + 20
+        while True:  # the listener reconnects by itself
+            try:
+                broadcast.publish("desk", "back")
+                break
+            except BroadcastUnavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert take(subscription, 1, timeout=30) == ["back"]
+        assert not subscription.closed and broadcast.healthy
+
+
+def test_publishing_from_another_thread_and_from_a_script(channel: str, tmp_path: Path) -> None:
+    broadcast = Broadcast(SHARED)
+    with broadcast.subscribe(channel) as subscription:
+        thread = threading.Thread(target=lambda: broadcast.publish(channel, "thread"))
+        thread.start()
+        thread.join()
+        script = tmp_path / "publish.py"
+        script.write_text(
+            "from tether import Broadcast\n"
+            f"Broadcast({SHARED!r}).publish({channel!r}, {{'from': 'script'}})\n"
+        )
+        src = Path(__file__).parent.parent / "src"
+        subprocess.run(
+            [sys.executable, str(script)], check=True, env={**os.environ, "PYTHONPATH": str(src)}, timeout=60
+        )
+        assert take(subscription, 2) == ["thread", {"from": "script"}]
