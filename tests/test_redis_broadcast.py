@@ -190,3 +190,57 @@ def test_publishing_from_another_thread_and_from_a_script(channel: str, tmp_path
             [sys.executable, str(script)], check=True, env={**os.environ, "PYTHONPATH": str(src)}, timeout=60
         )
         assert take(subscription, 2) == ["thread", {"from": "script"}]
+
+
+def test_a_cluster_periodic_service_runs_once_per_interval_and_is_taken_over(
+    channel: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.txt"
+    servers = Path(__file__).parent / "servers"
+    env = {
+        **os.environ, "EVENTS_FILE": str(events), "BROADCAST_URL": SHARED, "SERVICE_NAME": channel,
+        "PYTHONPATH": os.pathsep.join([str(servers), str(Path(__file__).parent.parent / "src")]),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--port", str(free_port()), "cluster_app:app"],
+            cwd=servers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(3)
+    ]
+
+    def runs() -> list[list[str]]:
+        return [line.split() for line in events.read_text().splitlines()] if events.exists() else []
+
+    def wait_for_runs(count: int) -> list[list[str]]:
+        deadline = time.monotonic() + 60
+        while len([r for r in runs() if r[0] == "end"]) < count:
+            assert time.monotonic() < deadline, runs()
+            time.sleep(0.05)
+        return runs()
+
+    try:
+        first = wait_for_runs(6)
+        holder = int(first[-1][2])
+        victim = next(p for p in procs if p.pid == holder)
+        victim.kill()
+        victim.wait()
+        dead_at = len(runs())
+        after = wait_for_runs(len([r for r in first if r[0] == "end"]) + 6)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+        keys = redis.Redis.from_url(SHARED).keys(f"tether:periodic:{channel}:*")
+        if keys:
+            redis.Redis.from_url(SHARED).delete(*keys)
+    ended = {(r[1], r[2]) for r in after if r[0] == "end"}
+    # A run cut short by the kill has no end; every other start is followed by its own end.
+    lines = [r for r in after if r[0] == "end" or (r[1], r[2]) in ended]
+    finished = lines if lines[-1][0] == "end" else lines[:-1]
+    assert all(a[0] == "start" and b == ["end", a[1], a[2]] for a, b in zip(finished[::2], finished[1::2], strict=True))
+    slots = [int(r[1]) for r in after if r[0] == "start"]
+    assert len(slots) == len(set(slots)) and slots == sorted(slots)  # at most once per interval
+    later = {r[2] for r in after[dead_at:]}
+    assert later and str(holder) not in later  # the others went on without it

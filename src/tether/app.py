@@ -62,15 +62,23 @@ class Tether(Application):
         """
         return self.background.spawn(fn, args, kwargs)
 
-    def periodic(self, seconds: float, name: str | None = None) -> t.Callable[[F], F]:
+    def periodic(
+        self, seconds: float, name: str | None = None, *, across: t.Literal["worker", "cluster"] = "worker"
+    ) -> t.Callable[[F], F]:
         """Run the decorated function (sync or async) every ``seconds`` while the app
-        serves, in each worker: each run in a fresh app context, runs never
-        overlapping, a failing run logged without stopping the service.
+        serves: each run in a fresh app context, runs never overlapping, a
+        failing run logged without stopping the service. ``across="worker"``
+        runs it in each worker; ``across="cluster"`` once per interval across
+        every worker and host sharing the ``redis://`` ``BROADCAST_URL``.
         ``app.periodic_services[name].run_once()`` runs it once by hand."""
+        if across not in ("worker", "cluster"):
+            raise ValueError(f"across must be 'worker' or 'cluster', not {across!r}.")
 
         def decorator(f: F) -> F:
             service_name = name or qualified_name(f)
-            self.background.services[service_name] = PeriodicService(self.background, f, seconds, service_name)
+            self.background.services[service_name] = PeriodicService(
+                self.background, f, seconds, service_name, across=across
+            )
             return f
 
         return decorator

@@ -1,5 +1,6 @@
 """``@app.periodic(seconds)``: a function run every ``seconds`` while the app
-serves, in each worker, each run in a fresh app context."""
+serves, in each worker (or once per interval across a cluster, through
+``tether.live.cluster``), each run in a fresh app context."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ class PeriodicService:
     as a signal) without stopping the service."""
 
     def __init__(
-        self, background: Background, fn: t.Callable[[], t.Any], interval: float, name: str
+        self,
+        background: Background,
+        fn: t.Callable[[], t.Any],
+        interval: float,
+        name: str,
+        across: str = "worker",
     ) -> None:
         self.background = background
         self.app = background.app
@@ -29,6 +35,10 @@ class PeriodicService:
         self.name = name
         self.runs = 0
         self.failures = 0
+        #: ``"worker"`` (a run per worker) or ``"cluster"`` (one across all).
+        self.across = across
+        #: The cluster slot of this worker's last run (``across="cluster"``).
+        self.slot: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     def run_once(self) -> t.Any:
@@ -63,9 +73,59 @@ class PeriodicService:
             await self._run()
             await asyncio.sleep(self.interval)
 
+    async def _cluster_loop(self, url: str) -> None:
+        # redis-py is an optional dependency, needed only by cluster-wide services.
+        import redis
+
+        from .cluster import ClusterTurns
+
+        turns = ClusterTurns(url, self.name, self.interval)
+        reachable = True
+        try:
+            while True:
+                try:
+                    if await turns.take():
+                        self.slot = turns.slot
+                        renewing = asyncio.ensure_future(self._renew(turns))
+                        try:
+                            await self._run()
+                        finally:
+                            renewing.cancel()
+                            await turns.release()
+                    delay = await turns.until_next_slot()
+                    if not reachable:
+                        self.app.logger.info("Periodic service %s reaches Redis again.", self.name)
+                        reachable = True
+                except redis.RedisError as e:
+                    if reachable:
+                        self.app.logger.warning(
+                            "Periodic service %s cannot reach Redis to take its turn (%s); it tries every %s s.",
+                            self.name, e, self.interval,
+                        )
+                        reachable = False
+                    delay = self.interval
+                await asyncio.sleep(delay)
+        finally:
+            await turns.close()
+
+    async def _renew(self, turns: t.Any) -> None:
+        while True:
+            await asyncio.sleep(turns.lease_ms / 3000)
+            await turns.renew()
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is None or self._task.done():
-            self._task = loop.create_task(self._loop(), name=f"periodic {self.name}")
+            runner = self._loop() if self.across == "worker" else self._cluster_loop(self._cluster_url())
+            self._task = loop.create_task(runner, name=f"periodic {self.name}")
+
+    def _cluster_url(self) -> str:
+        url: str = self.app.config["BROADCAST_URL"]
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"Periodic service {self.name} runs across the cluster, which shares its turns through "
+                f"Redis: set BROADCAST_URL to 'redis://host:port/db' (it is {url!r})."
+            )
+        return url
 
     async def stop(self) -> None:
         task = self._task

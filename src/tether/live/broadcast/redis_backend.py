@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import typing as t
@@ -65,6 +66,7 @@ class RedisBackend:
         #: The listener connection's name, as ``CLIENT LIST`` shows it.
         self.client_name = f"tether-broadcast-{process}"
         self._listener: threading.Thread | None = None
+        self._pid = os.getpid()
         self.healthy = False
 
     @staticmethod
@@ -90,6 +92,7 @@ class RedisBackend:
 
     async def publish(self, channel: str, message: t.Any) -> str:
         data = self._encode(message)
+        self._forked()
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
@@ -129,7 +132,17 @@ class RedisBackend:
         text = _text(message_id)
         return (id_key(text) or (0, 0), text, self._loads(fields[b"m"]))
 
+    def _forked(self) -> None:
+        """After a fork (gunicorn's ``--preload``), the child has no listener
+        thread and must not share the parent's async connections."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._listener = None
+            self._async_clients = {}
+            self.healthy = False
+
     def follow(self, channel: str) -> None:
+        self._forked()
         with self._lock:
             if channel not in self._positions:
                 self._positions[channel] = self.tail(channel) or "0-0"

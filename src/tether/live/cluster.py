@@ -1,0 +1,68 @@
+"""Turns of a periodic service across every worker and host that share a Redis
+(``@app.periodic(seconds, across="cluster")``).
+
+Time is cut in slots of one interval, by Redis's clock (``TIME``), so that
+hosts whose clocks differ still agree. In each slot, the first worker to claim
+it (``SET NX``) runs the function, provided no run is still going on anywhere:
+a run holds a lease (a key with a TTL, renewed while it runs) that the next
+slot's winner must also take. So the function runs once per interval, never
+twice at once, and when its worker dies another one runs it in the next slot.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import uuid
+
+import redis.asyncio as aioredis
+
+__all__ = ["ClusterTurns"]
+
+PREFIX = "tether:periodic:"
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class ClusterTurns:
+    """Who runs a periodic service ``name`` in each slot of ``interval`` seconds."""
+
+    def __init__(self, url: str, name: str, interval: float) -> None:
+        self._client: t.Any = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._interval = interval
+        self._me = uuid.uuid4().hex
+        self._slots = f"{PREFIX}{name}:slot:"
+        self._running = f"{PREFIX}{name}:running"
+        #: The lease of a run: long enough to be renewed several times in it.
+        self.lease_ms = int(max(interval, 1.0) * 2000)
+        #: The slot this worker last ran (``None`` before its first run).
+        self.slot: int | None = None
+
+    async def _now(self) -> float:
+        seconds, microseconds = await self._client.time()
+        return int(seconds) + int(microseconds) / 1_000_000
+
+    async def take(self) -> bool:
+        """Claim the current slot and the run lease; whether this worker runs now."""
+        slot = int(await self._now() // self._interval)
+        claimed = await self._client.set(f"{self._slots}{slot}", self._me, nx=True, px=int(self._interval * 2000) + 1000)
+        if not claimed:
+            return False
+        if not await self._client.set(self._running, self._me, nx=True, px=self.lease_ms):
+            return False  # the last run is still going on somewhere: this slot is skipped
+        self.slot = slot
+        return True
+
+    async def renew(self) -> bool:
+        """Extend the run lease; ``False`` when this worker no longer holds it."""
+        return bool(await self._client.eval(_RENEW, 1, self._running, self._me, self.lease_ms))
+
+    async def release(self) -> None:
+        await self._client.eval(_RELEASE, 1, self._running, self._me)
+
+    async def until_next_slot(self) -> float:
+        """Seconds until the next slot begins, by Redis's clock."""
+        now = await self._now()
+        return (int(now // self._interval) + 1) * self._interval - now
+
+    async def close(self) -> None:
+        await self._client.aclose()
