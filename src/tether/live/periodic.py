@@ -74,10 +74,11 @@ class PeriodicService:
             await asyncio.sleep(self.interval)
 
     async def _cluster_loop(self, url: str) -> None:
-        # redis-py is an optional dependency, needed only by cluster-wide services.
+        # redis-py is an optional dependency, needed only by cluster-wide services
+        # (tether.live.cluster imports it).
         import redis
 
-        from .cluster import ClusterTurns
+        from .cluster import ClusterTurns  # (optional: it needs redis-py)
 
         turns = ClusterTurns(url, self.name, self.interval)
         reachable = True
