@@ -5,6 +5,8 @@ test's own where it must stop and restart one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,10 +17,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+import websockets.sync.client
 
-from conftest import free_port
+from conftest import free_port, wait_for_port
 from tether import Broadcast
 from tether.live.broadcast import BroadcastUnavailable, Gap
 from tether.signals import broadcast_health_changed
@@ -244,3 +248,61 @@ def test_a_cluster_periodic_service_runs_once_per_interval_and_is_taken_over(
     assert len(slots) == len(set(slots)) and slots == sorted(slots)  # at most once per interval
     later = {r[2] for r in after[dead_at:]}
     assert later and str(holder) not in later  # the others went on without it
+
+
+def test_several_workers_deliver_every_message_once_in_order_and_resume(channel: str, tmp_path: Path) -> None:
+    servers = Path(__file__).parent / "servers"
+    port = free_port()
+    env = {
+        **os.environ, "BROADCAST_URL": SHARED, "CHANNEL": channel,
+        "PYTHONPATH": os.pathsep.join([str(servers), str(Path(__file__).parent.parent / "src")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", "3", "feed_app:app"],
+        cwd=servers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        stack = contextlib.ExitStack()
+        sockets, pids = [], set()
+        while len(pids) < 2 or len(sockets) < 6:  # subscribers on more than one worker
+            ws = stack.enter_context(websockets.sync.client.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10))
+            pids.add(json.loads(ws.recv(timeout=10))["pid"])
+            sockets.append(ws)
+            assert len(sockets) < 60, "every connection went to one worker"
+        publisher = Broadcast(SHARED)
+        with httpx.Client(timeout=30) as http, http.stream("GET", f"http://127.0.0.1:{port}/feed") as feed:
+            lines = feed.iter_lines()
+            ids = [publisher.publish(channel, {"n": n}) for n in range(200)]
+            events = read_events(lines, 200)
+        assert [json.loads(e["data"])["n"] for e in events] == list(range(200))
+        assert [e["id"] for e in events] == ids
+        with stack:
+            for ws in sockets:
+                assert [json.loads(ws.recv(timeout=10))["n"] for _ in range(200)] == list(range(200))
+        more = [publisher.publish(channel, {"n": n}) for n in range(200, 205)]
+        headers = {"Last-Event-ID": ids[-1]}
+        with httpx.Client(timeout=30) as http, http.stream("GET", f"http://127.0.0.1:{port}/feed", headers=headers) as feed:
+            resumed = read_events(feed.iter_lines(), 5)
+        assert [e["id"] for e in resumed] == more
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
+    events: list[dict[str, str]] = []
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if event:
+                events.append(event)
+                event = {}
+                if len(events) == count:
+                    return events
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(": ")
+        event[name] = value
+    return events
