@@ -306,3 +306,38 @@ def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
         name, _, value = line.partition(": ")
         event[name] = value
     return events
+
+
+def test_a_sync_gunicorn_worker_publishes(channel: str) -> None:
+    servers = Path(__file__).parent / "servers"
+    port = free_port()
+    env = {
+        **os.environ, "BROADCAST_URL": SHARED, "CHANNEL": channel,
+        "PYTHONPATH": os.pathsep.join([str(servers), str(Path(__file__).parent.parent / "src")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "sync", "feed_app:app"],
+        cwd=servers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        with Broadcast(SHARED).subscribe(channel) as subscription:
+            ids = [httpx.post(f"http://127.0.0.1:{port}/publish", json={"n": n}, timeout=10).json()["id"] for n in range(5)]
+            assert take(subscription, 5) == [{"n": n} for n in range(5)] and subscription.last_id == ids[-1]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_a_slow_subscriber_is_bounded_and_the_others_get_everything(channel: str) -> None:
+    broadcast, publisher = Broadcast(SHARED, maxsize=10), Broadcast(SHARED)
+    with broadcast.subscribe(channel) as slow, broadcast.subscribe(channel, maxsize=1000) as fast:
+        for n in range(300):
+            publisher.publish(channel, n)
+        assert take(fast, 300) == list(range(300))
+        deadline = time.monotonic() + 10
+        while slow.dropped < 290:  # the listener hands each message to one subscriber after the other
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert len(slow.queued()) == 10 and slow.dropped == 290
+        assert slow.queued() == list(range(290, 300))

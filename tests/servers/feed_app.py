@@ -25,3 +25,9 @@ async def ws() -> None:
     subscription = app.broadcast.subscribe(CHANNEL, maxsize=1000)
     await websocket.send_json({"pid": os.getpid()})  # subscribed: the client may publish
     await websocket.relay(subscription)
+
+
+@app.post("/publish")
+def publish() -> dict[str, str]:
+    """A sync view publishing: under gunicorn's sync worker there is no event loop."""
+    return {"id": app.broadcast.publish(CHANNEL, request.get_json())}
