@@ -42,7 +42,7 @@ def test_live_desk_in_a_browser(serve: Servers, tmp_path: Path, chromium_path: s
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
         try:
-            for transport, query in (("(WebSocket)", ""), ("(server-sent events)", "?sse")):
+            for transport, query in (("WebSocket", ""), ("server-sent events", "?sse")):
                 page = browser.new_page()
                 page.goto(f"http://127.0.0.1:{port}/")
                 page.fill("input[name=name]", "alice")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def test_a_user_receives_only_their_own_updates_over_a_websocket(desk: object) -
     ids = user_ids(app)
     client.post("/", data={"name": "alice", "password": "alice"})
     with client.websocket("/live") as ws:
+        hello = ws.receive_json()
+        assert hello["kind"] == "hello" and hello["worker"] == os.getpid()
         initial = [ws.receive_json() for _ in range(4)]
         assert {m["kind"] for m in initial} == {"balance", "positions", "pnl", "orders"}
         assert {m["user"] for m in initial} == {ids["alice"]}
@@ -61,17 +64,38 @@ def test_updates_are_published_only_when_data_changed(desk: object) -> None:
         assert [m["kind"] for m in updates.queued()[1:]] == ["pnl"]
 
 
-def test_sse_fallback_and_login_required(desk: object) -> None:
+def test_sse_fallback_resumes_from_last_event_id_and_needs_a_login(desk: object) -> None:
     app = desk.app  # type: ignore[attr-defined]
     client = app.test_client()
     assert client.get("/live/events").status_code == 401
+    assert client.get("/live/state").status_code == 401
     assert client.post("/", data={"name": "bob", "password": "wrong"}).status_code == 200
     client.post("/", data={"name": "bob", "password": "bob"})
-    response = client.get("/live/events", buffered=False)
+    bob = user_ids(app)["bob"]
+    state = client.get("/live/state").json
+    assert {m["kind"] for m in state["messages"]} == {"balance", "positions", "pnl", "orders"}
+    assert {m["user"] for m in state["messages"]} == {bob}
+    app.periodic_services["refresh balance"].run_once()
+    response = client.get("/live/events", headers={"Last-Event-ID": "0-0"}, buffered=False)
     events = response.iter_events()
-    first = json.loads(next(events)["data"])
+    assert next(events)["event"] == "gap"  # an id from before this process: reload the state
+    replayed = [next(events)]
+    while json.loads(replayed[-1]["data"])["kind"] != "balance":  # the history, up to the refresh above
+        replayed.append(next(events))
     response.close()
-    assert first["kind"] == "balance" and first["user"] == user_ids(app)["bob"]
+    first = replayed[-1]
+    assert {json.loads(e["data"])["user"] for e in replayed} == {bob}
+    assert [e["id"] for e in replayed] == sorted((e["id"] for e in replayed), key=id_order)
+    app.periodic_services["market"].run_once()
+    app.periodic_services["refresh pnl"].run_once()
+    response = client.get("/live/events", headers={"Last-Event-ID": first["id"]}, buffered=False)
+    missed = next(response.iter_events())
+    response.close()
+    assert json.loads(missed["data"])["kind"] == "pnl" and id_order(missed["id"]) > id_order(first["id"])
+
+
+def id_order(message_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in message_id.split("-"))
 
 
 def test_backend_is_mounted_and_scripts_have_an_app_context(desk: object) -> None:

@@ -9,6 +9,12 @@ Each data type is refreshed by its own periodic service, at its own interval
 Every run gets a fresh app context, so a fresh database session, released at
 its teardown; it publishes a user's data only when it changed, on that user's
 channel, so a browser receives its own user's updates and nobody else's.
+
+Scaled out (``uvicorn examples.trading.app:app --workers 4`` with
+``TETHER_BROADCAST_URL=redis://127.0.0.1:6379/0``), the market and the
+refreshers run once per interval across all workers, and every browser gets
+its user's updates whichever worker holds its connection. The SSE page resumes
+from ``Last-Event-ID`` when it reconnects.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from werkzeug.security import check_password_hash
 from tether import (
     DispatcherMiddleware,
     EventStream,
-    ServerSentEvent,
     Tether,
     abort,
     redirect,
@@ -73,8 +78,12 @@ def create_app(test_config: dict[str, t.Any] | None = None) -> DispatcherMiddlew
         seed(get_db())
 
     rng = random.Random(frontend.config["MARKET_SEED"])
+    # On Redis, each service runs once per interval across all workers; alone, in this one.
+    across: t.Literal["worker", "cluster"] = (
+        "cluster" if frontend.config["BROADCAST_URL"].startswith("redis") else "worker"
+    )
 
-    @frontend.periodic(frontend.config["MARKET_INTERVAL"], name="market")
+    @frontend.periodic(frontend.config["MARKET_INTERVAL"], name="market", across=across)
     def market() -> None:
         move_market(get_db(), rng)
 
@@ -93,7 +102,9 @@ def create_app(test_config: dict[str, t.Any] | None = None) -> DispatcherMiddlew
         return refresh
 
     for kind in KINDS:
-        frontend.periodic(frontend.config["REFRESH_INTERVALS"][kind], name=f"refresh {kind}")(refresher(kind))
+        frontend.periodic(frontend.config["REFRESH_INTERVALS"][kind], name=f"refresh {kind}", across=across)(
+            refresher(kind)
+        )
 
     def current_user_id() -> int:
         user_id = session.get("user_id")
@@ -136,23 +147,23 @@ def create_app(test_config: dict[str, t.Any] | None = None) -> DispatcherMiddlew
         user_id = int(session["user_id"])
         updates = frontend.broadcast.subscribe(f"user:{user_id}")
         await websocket.accept()
+        await websocket.send_json({"user": user_id, "kind": "hello", "worker": os.getpid()})
         for message in initial(user_id):
             await websocket.send_json(message)
         await websocket.relay(updates)
         return None
 
+    @frontend.route("/live/state")
+    def live_state() -> dict[str, t.Any]:
+        """The user's data now, which the SSE page shows before its updates."""
+        user_id = current_user_id()
+        return {"worker": os.getpid(), "messages": initial(user_id)}
+
     @frontend.route("/live/events")
     def live_events() -> EventStream:
-        user_id = current_user_id()
-        updates = frontend.broadcast.subscribe(f"user:{user_id}")
-
-        def events() -> t.Iterator[ServerSentEvent]:
-            for message in initial(user_id):
-                yield ServerSentEvent(message, event="update")
-            for message in updates:
-                yield ServerSentEvent(message, event="update")
-
-        return EventStream(events())
+        """The user's updates; a reconnecting EventSource resumes from Last-Event-ID."""
+        channel = f"user:{current_user_id()}"
+        return EventStream(frontend.broadcast.subscribe(channel, last_id=request.last_event_id))
 
     backend = Tether("trading_backend")
     backend.extensions["trading.sessions"] = frontend.extensions["trading.sessions"]

@@ -11,6 +11,7 @@ import random
 import typing as t
 
 from sqlalchemy import create_engine, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
 
@@ -26,7 +27,10 @@ SEED = {
 
 def make_sessionmaker(url: str) -> sessionmaker[Session]:
     engine = create_engine(url, connect_args={"check_same_thread": False} if url.startswith("sqlite") else {})
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except OperationalError:  # another worker created the tables at the same moment
+        Base.metadata.create_all(engine)
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -46,6 +50,14 @@ def close_db(exc: BaseException | None) -> None:
 
 
 def seed(db: Session) -> None:
+    """Create the two users, once: several workers may try at the same moment."""
+    try:
+        _seed(db)
+    except (IntegrityError, OperationalError):
+        db.rollback()  # another worker seeded it
+
+
+def _seed(db: Session) -> None:
     if db.scalar(select(User).limit(1)) is not None:
         return
     for name, data in SEED.items():
