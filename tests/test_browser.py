@@ -67,3 +67,82 @@ def test_live_desk_in_a_browser(serve: Servers, tmp_path: Path, chromium_path: s
                 page.close()
         finally:
             browser.close()
+
+
+def test_scaled_out_desk_two_browsers_on_two_workers(tmp_path: Path, chromium_path: str) -> None:
+    """Two uvicorn workers on Redis: alice and bob, on different workers, each see
+    their own live updates, and the page shows no console error."""
+    import random
+    import subprocess
+
+    import redis
+    from playwright.sync_api import sync_playwright
+
+    from conftest import free_port, wait_for_port
+    from test_redis_broadcast import SHARED, reachable
+
+    if not reachable(SHARED):
+        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
+            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
+        pytest.skip("Redis is not reachable on 127.0.0.1:6379.")
+    url = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"  # a database of this test's own, most likely
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}",
+        "TETHER_BROADCAST_URL": url,
+        "TETHER_DATABASE_URL": f"sqlite:///{tmp_path}/desk.db",
+        "TETHER_MARKET_INTERVAL": "0.3",
+        "TETHER_REFRESH_INTERVALS": json.dumps({"balance": 0.3, "positions": 0.3, "pnl": 0.3, "orders": 0.5}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", "2", "examples.trading.app:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+            try:
+                pages: dict[str, object] = {}
+                workers: dict[str, str] = {}
+                errors: list[str] = []
+                attempts = 0
+                while len(pages) < 2 or len(set(workers.values())) < 2:
+                    attempts += 1
+                    assert attempts < 40, f"the desks all went to one worker: {workers}"
+                    name = "alice" if "alice" not in pages or workers.get("bob") == workers.get("alice") else "bob"
+                    if name in pages:
+                        pages.pop(name).context.close()  # type: ignore[attr-defined]
+                    page = browser.new_context().new_page()
+                    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                    page.on("pageerror", lambda e: errors.append(str(e)))
+                    page.goto(f"http://127.0.0.1:{port}/")
+                    page.fill("input[name=name]", name)
+                    page.fill("input[name=password]", name)
+                    page.click("#login")
+                    page.wait_for_url("**/desk")
+                    page.wait_for_function("document.getElementById('worker').textContent !== '…'", timeout=20_000)
+                    pages[name] = page
+                    workers[name] = page.text_content("#worker") or ""
+                for name, page in pages.items():
+                    first = page.text_content("#pnl")  # type: ignore[attr-defined]
+                    page.wait_for_function(  # type: ignore[attr-defined]
+                        f"document.getElementById('pnl').textContent !== {json.dumps(first)}", timeout=20_000
+                    )
+                    received = page.evaluate("window.received")  # type: ignore[attr-defined]
+                    assert len({message["user"] for message in received}) == 1
+                    content = page.content()  # type: ignore[attr-defined]
+                    mine, theirs = (("AAPL", "TSLA") if name == "alice" else ("TSLA", "AAPL"))
+                    assert mine in content and theirs not in content
+                    page.screenshot(path=str(tmp_path / f"desk-{name}.png"))  # type: ignore[attr-defined]
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        client = redis.Redis.from_url(url)
+        keys = client.keys("tether:*")
+        if keys:
+            client.delete(*keys)
