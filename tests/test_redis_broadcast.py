@@ -30,6 +30,20 @@ from tether.signals import broadcast_health_changed
 SHARED = "redis://127.0.0.1:6379/0"
 
 
+SERVERS = Path(__file__).parent / "servers"
+
+
+def server_process(argv: list[str], **env: str) -> subprocess.Popen[bytes]:
+    """``python -m argv`` in tests/servers, on the shared Redis, with ``env``."""
+    full_env = {
+        **os.environ, "BROADCAST_URL": SHARED, **env,
+        "PYTHONPATH": os.pathsep.join([str(SERVERS), str(Path(__file__).parent.parent / "src")]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", *argv], cwd=SERVERS, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def reachable(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
@@ -200,15 +214,10 @@ def test_a_cluster_periodic_service_runs_once_per_interval_and_is_taken_over(
     channel: str, tmp_path: Path
 ) -> None:
     events = tmp_path / "events.txt"
-    servers = Path(__file__).parent / "servers"
-    env = {
-        **os.environ, "EVENTS_FILE": str(events), "BROADCAST_URL": SHARED, "SERVICE_NAME": channel,
-        "PYTHONPATH": os.pathsep.join([str(servers), str(Path(__file__).parent.parent / "src")]),
-    }
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--port", str(free_port()), "cluster_app:app"],
-            cwd=servers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        server_process(
+            ["uvicorn", "--port", str(free_port()), "cluster_app:app"],
+            EVENTS_FILE=str(events), SERVICE_NAME=channel,
         )
         for _ in range(3)
     ]
@@ -251,16 +260,8 @@ def test_a_cluster_periodic_service_runs_once_per_interval_and_is_taken_over(
 
 
 def test_several_workers_deliver_every_message_once_in_order_and_resume(channel: str, tmp_path: Path) -> None:
-    servers = Path(__file__).parent / "servers"
     port = free_port()
-    env = {
-        **os.environ, "BROADCAST_URL": SHARED, "CHANNEL": channel,
-        "PYTHONPATH": os.pathsep.join([str(servers), str(Path(__file__).parent.parent / "src")]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", "3", "feed_app:app"],
-        cwd=servers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc = server_process(["uvicorn", "--port", str(port), "--workers", "3", "feed_app:app"], CHANNEL=channel)
     try:
         wait_for_port(port, proc)
         stack = contextlib.ExitStack()
@@ -309,15 +310,9 @@ def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
 
 
 def test_a_sync_gunicorn_worker_publishes(channel: str) -> None:
-    servers = Path(__file__).parent / "servers"
     port = free_port()
-    env = {
-        **os.environ, "BROADCAST_URL": SHARED, "CHANNEL": channel,
-        "PYTHONPATH": os.pathsep.join([str(servers), str(Path(__file__).parent.parent / "src")]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "sync", "feed_app:app"],
-        cwd=servers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = server_process(
+        ["gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "sync", "feed_app:app"], CHANNEL=channel
     )
     try:
         wait_for_port(port, proc)

@@ -107,11 +107,7 @@ class TetherClient(werkzeug.test.Client):
         if self._cookies is None:
             raise TypeError("Cookies are disabled. Create a client with 'use_cookies=True'.")
         app = self.application
-        builder = EnvironBuilder(app, *args, **kwargs)
-        try:
-            ctx = app.request_context(builder.get_environ())
-        finally:
-            builder.close()
+        ctx = app.test_request_context(*args, **kwargs)
         self._add_cookies_to_wsgi(ctx.request.environ)
         with ctx:
             sess = app.session_interface.open_session(app, ctx.request)

@@ -143,9 +143,9 @@ class RedisBackend:
 
     def follow(self, channel: str) -> None:
         self._forked()
+        tail = self.tail(channel) or "0-0"  # a round trip: not under the lock the listener takes
         with self._lock:
-            if channel not in self._positions:
-                self._positions[channel] = self.tail(channel) or "0-0"
+            self._positions.setdefault(channel, tail)
             if self._listener is None:
                 self._listener = threading.Thread(target=self._listen, name="tether-broadcast-listener", daemon=True)
                 self._listener.start()
