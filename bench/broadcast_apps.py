@@ -74,14 +74,26 @@ async def anchor_subscribers(request: t.Any) -> JSONResponse:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: t.Any) -> t.AsyncIterator[None]:
+    """Work around two races of broadcaster 0.3.1 so the anchor delivers at all.
+
+    Its Redis listener can start listening before the first SUBSCRIBE is sent,
+    stop, and wait for a signal that never comes; and two first subscribers of
+    a channel arriving together overwrite each other's queue, so one of them
+    never receives anything. One subscription held from startup, drained here,
+    avoids both: later subscribers only join a set.
+    """
     await broadcaster.connect()
-    # broadcaster 0.3's Redis listener can miss its first subscription (it starts
-    # listening before the SUBSCRIBE is sent, stops, and waits for a signal that
-    # never comes): hold one open from the start and wake the listener after it.
-    async with broadcaster.subscribe(CHANNEL + "-warmup"):
+    async with broadcaster.subscribe(CHANNEL) as held:
         await asyncio.sleep(0.2)
         broadcaster._backend._ready.set()  # type: ignore[attr-defined]
+
+        async def drain() -> None:
+            async for _ in held:  # type: ignore[union-attr]
+                pass
+
+        drainer = asyncio.ensure_future(drain())
         yield
+        drainer.cancel()
     await broadcaster.disconnect()
 
 

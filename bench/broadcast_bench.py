@@ -10,14 +10,14 @@ second.
 
     python bench/broadcast_bench.py [--subscribers 10000] [--workers 4] [--clients 4] [--rounds 20]
 
-Not finished: the anchor's run (``--only broadcaster``) does not complete yet in
-the multi-worker setup, so by default only tether is measured.
+A message a subscriber has not received within five seconds counts as lost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -29,6 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 URL = os.environ.get("BROADCAST_URL", "redis://127.0.0.1:6379/0")
+ROUND_TIMEOUT = 5.0
+WARMUP_ROUNDS = 10
 
 
 def free_port() -> int:
@@ -37,42 +39,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def client(port: int, websockets_count: int, sse_count: int, rounds: int) -> None:
-    """A client process: connect, say ready, then report each round's latencies."""
+async def client(port: int, websockets_count: int, sse_count: int) -> None:
+    """A client process: connect, say ready, then for each round number read on
+    stdin report the slowest latency and how many subscribers had that round's
+    message (a lost message is counted, not waited for)."""
     import websockets
 
-    async def ws_client(queue: asyncio.Queue[float]) -> None:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_queue=4, open_timeout=60) as ws:
-            await queue.put(-1.0)
-            for _ in range(rounds):
-                message = await ws.recv()
-                await queue.put(time.time() - float(message))
+    arrived: dict[int, list[float]] = {}
+    changed = asyncio.Event()
 
-    async def sse_client(queue: asyncio.Queue[float]) -> None:
+    def record(message: str) -> None:
+        number, published = (json.loads(message) if message.startswith('"') else message).split()
+        arrived.setdefault(int(number), []).append(time.time() - float(published))
+        changed.set()
+
+    async def ws_client(connected: asyncio.Queue[None]) -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_queue=4, open_timeout=120) as ws:
+            await connected.put(None)
+            async for message in ws:
+                record(str(message))
+
+    async def sse_client(connected: asyncio.Queue[None]) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
         writer.write(b"GET /sse HTTP/1.1\r\nHost: bench\r\n\r\n")
         await writer.drain()
         await reader.readuntil(b"\r\n\r\n")
-        await queue.put(-1.0)
-        got = 0
-        while got < rounds:
-            line = await reader.readline()
+        await connected.put(None)
+        while line := await reader.readline():
             if line.startswith(b"data: "):
-                await queue.put(time.time() - float(line[6:]))
-                got += 1
-        writer.close()
+                record(line[6:].decode())
 
-    queue: asyncio.Queue[float] = asyncio.Queue()
-    tasks = [asyncio.ensure_future(ws_client(queue)) for _ in range(websockets_count)]
-    tasks += [asyncio.ensure_future(sse_client(queue)) for _ in range(sse_count)]
+    connected: asyncio.Queue[None] = asyncio.Queue()
     total = websockets_count + sse_count
+    tasks = [asyncio.ensure_future(ws_client(connected)) for _ in range(websockets_count)]
+    tasks += [asyncio.ensure_future(sse_client(connected)) for _ in range(sse_count)]
     for _ in range(total):
-        await queue.get()
+        await connected.get()
     print("ready", flush=True)
-    for _ in range(rounds):
-        latencies = [await queue.get() for _ in range(total)]
-        print(json.dumps(max(latencies)), flush=True)
-    await asyncio.gather(*tasks)
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        number = int(line)
+        deadline = loop.time() + ROUND_TIMEOUT
+        while len(arrived.get(number, ())) < total and loop.time() < deadline:
+            changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), deadline - loop.time())
+        got = arrived.pop(number, [])
+        print(json.dumps([max(got, default=None), len(got)]), flush=True)
+    for task in tasks:
+        task.cancel()
 
 
 def rss_of_children(parent: int) -> int:
@@ -114,31 +129,46 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
         each = args.subscribers // args.clients
         for _ in range(args.clients):
             clients.append(subprocess.Popen(
-                [sys.executable, __file__, "--client", str(port), str(each // 2), str(each - each // 2), str(args.rounds)],
-                stdout=subprocess.PIPE, text=True, env=env,
+                [sys.executable, __file__, "--client", str(port), str(each // 2), str(each - each // 2)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
             ))
         for proc in clients:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(2)  # subscriptions made after the handshake settle
         rss_busy = rss_of_children(server.pid)
         if kind == "tether":
             from tether import Broadcast
 
             broadcast = Broadcast(URL)
 
-            def publish() -> None:
-                broadcast.publish(channel, time.time())
+            def publish(number: int) -> None:
+                broadcast.publish(channel, f"{number} {time.time()}")
         else:
             import redis
 
             connection = redis.Redis.from_url(URL)
 
-            def publish() -> None:
-                connection.publish(channel, str(time.time()))
-        lasts = []
-        for _ in range(args.rounds):
-            publish()
-            lasts.append(max(float(proc.stdout.readline()) for proc in clients))  # type: ignore[union-attr]
+            def publish(number: int) -> None:
+                connection.publish(channel, f"{number} {time.time()}")
+
+        def one_round(number: int) -> tuple[float, int]:
+            """Publish once; the last subscriber's latency and how many had it."""
+            publish(number)
+            reports = []
+            for proc in clients:
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(f"{number}\n")
+                proc.stdin.flush()
+                reports.append(json.loads(proc.stdout.readline()))
+            return max((last for last, _ in reports if last is not None), default=ROUND_TIMEOUT), sum(n for _, n in reports)
+
+        warmup = 0
+        while one_round(warmup)[1] < each * args.clients and warmup < WARMUP_ROUNDS:
+            warmup += 1  # a subscription made just after its handshake may not be in place yet
+        lasts, lost = [], 0
+        for number in range(warmup + 1, warmup + 1 + args.rounds):
+            last, delivered = one_round(number)
+            lasts.append(last)
+            lost += each * args.clients - delivered
             time.sleep(0.2)
         lasts.sort()
         throughput = publish_rate(kind, channel)
@@ -148,12 +178,16 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
             "rss_idle_mib": rss_idle / 2**20,
             "rss_busy_mib": rss_busy / 2**20,
             "publish_per_s": throughput,
+            "lost": lost,
         }
     finally:
         for proc in clients:
             proc.kill()
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
         import redis
 
         redis.Redis.from_url(URL).delete(f"tether:broadcast:{channel}")
@@ -190,8 +224,8 @@ def publish_rate(kind: str, channel: str, count: int = 5000) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        port, websockets_count, sse_count, rounds = map(int, sys.argv[2:6])
-        asyncio.run(client(port, websockets_count, sse_count, rounds))
+        port, websockets_count, sse_count = map(int, sys.argv[2:5])
+        asyncio.run(client(port, websockets_count, sse_count))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=10_000)
@@ -202,11 +236,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{args.subscribers} subscribers (half WebSocket, half SSE) on {args.workers} uvicorn workers, "
           f"{args.clients} client processes, {args.rounds} rounds\n")
-    print(f"{'':14} {'last, median':>12} {'last, p99':>10} {'workers idle':>12} {'with clients':>12} {'publish/s':>10}")
-    for kind in args.only or ("tether",):
+    print(f"{'':14} {'last, median':>12} {'last, p99':>10} {'workers idle':>12} {'with clients':>12} {'publish/s':>10} {'lost':>6}", flush=True)
+    for kind in args.only or ("tether", "broadcaster"):
         r = run(kind, args)
         print(f"{kind:14} {r['median_ms']:>10.0f}ms {r['p99_ms']:>8.0f}ms {r['rss_idle_mib']:>9.0f}MiB "
-              f"{r['rss_busy_mib']:>9.0f}MiB {r['publish_per_s']:>10,.0f}")
+              f"{r['rss_busy_mib']:>9.0f}MiB {r['publish_per_s']:>10,.0f} {r['lost']:>6}", flush=True)
 
 
 if __name__ == "__main__":

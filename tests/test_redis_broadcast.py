@@ -336,3 +336,37 @@ def test_a_slow_subscriber_is_bounded_and_the_others_get_everything(channel: str
             time.sleep(0.01)
         assert len(slow.queued()) == 10 and slow.dropped == 290
         assert slow.queued() == list(range(290, 300))
+
+
+def test_stopping_a_cluster_service_stops_it_when_redis_py_turns_the_cancel_into_a_timeout(
+    channel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether import Tether
+    from tether.live.cluster import ClusterTurns
+
+    async def take(self: ClusterTurns) -> bool:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise redis.TimeoutError("Timeout reading from socket") from None  # what redis-py can do
+        return False
+
+    monkeypatch.setattr(ClusterTurns, "take", take)
+    app = Tether(__name__)
+    app.config["BROADCAST_URL"] = SHARED
+    stopped = threading.Event()
+
+    @app.periodic(0.1, name=channel, across="cluster")
+    def tick() -> None:
+        """Never runs: taking a turn hangs until the service is stopped."""
+
+    async def main() -> None:
+        service = app.periodic_services[channel]
+        service.start(asyncio.get_running_loop())
+        await asyncio.sleep(0.05)
+        await service.stop()
+        stopped.set()
+
+    # In a thread of its own: a service that swallows the cancel keeps asyncio.run() from returning.
+    threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
+    assert stopped.wait(30), "stop() did not stop the service"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -78,9 +79,27 @@ def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
 
         return EventStream(source(), keepalive=0.05)
 
-    for path in ("/slow", "/slow-sync"):
+    @app.route("/slow-subscription")
+    async def slow_subscription() -> EventStream:
+        subscription = app.broadcast.subscribe("slow")
+
+        def later() -> None:
+            time.sleep(0.25)
+            app.broadcast.publish("slow", "late")
+            subscription.close()
+
+        threading.Thread(target=later).start()
+        return EventStream(subscription, keepalive=0.05)
+
+    for path in ("/slow", "/slow-sync", "/slow-subscription"):
         body = app.test_client().get(path).get_data(as_text=True)
-        assert body.startswith(": keep-alive\n\n") and body.endswith("data: late\n\n"), path
+        assert body.startswith(": keep-alive\n\n") and body.count(": keep-alive") >= 2, path
+        assert body.endswith("data: late\n\n"), path
+    exchange = Exchange()
+    run(app(http_scope("/slow-subscription"), exchange.receive, exchange.send))
+    body = b"".join(exchange.chunks).decode()
+    assert body.startswith(": keep-alive\n\n") and body.count(": keep-alive") >= 2
+    assert body.endswith("data: late\n\n")
 
 
 def test_last_event_id_is_available(app: tether.Tether) -> None:

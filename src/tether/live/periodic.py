@@ -98,6 +98,11 @@ class PeriodicService:
                         self.app.logger.info("Periodic service %s reaches Redis again.", self.name)
                         reachable = True
                 except redis.RedisError as e:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # redis-py can turn a cancellation during a read into a
+                        # TimeoutError: stopping must still stop the service.
+                        raise asyncio.CancelledError from e
                     if reachable:
                         self.app.logger.warning(
                             "Periodic service %s cannot reach Redis to take its turn (%s); it tries every %s s.",

@@ -31,7 +31,6 @@ from .asgi_body import RequestBody
 from .asgi_request import request_from_scope
 from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
-from .race import NextItem, Outcome
 
 __all__ = ["serve_http", "stream_chunks"]
 
@@ -180,34 +179,68 @@ async def stream_chunks(
 ) -> None:
     """Send ``chunks`` as they come until they end, the client disconnects, the
     server starts shutting down, or one send takes longer than ``send_timeout``;
-    ``chunks`` is closed in every case. Each chunk is produced in a task of
-    ``context`` (by default, a copy of the current one)."""
+    ``chunks`` is closed in every case.
+
+    One task (in ``context``, by default a copy of the current one) produces and
+    sends every chunk, and is raced once against the disconnect and the
+    shutdown, rather than each chunk against them: a chunk costs a generator
+    step and a send, which is what lets one worker fan a message out to
+    thousands of streams quickly.
+    """
+    loop = asyncio.get_running_loop()
     disconnect = asyncio.ensure_future(body.wait_disconnect())
     watchers: list[asyncio.Future[t.Any]] = [disconnect]
     if serving.stopping is not None:
         watchers.append(asyncio.ensure_future(serving.stopping.wait()))
-    items = NextItem(chunks, context)
+    pump = loop.create_task(_pump(chunks, send, send_timeout, serving), context=context)
     try:
-        while True:
-            try:
-                chunk = await items.get(watchers)
-            except StopAsyncIteration:
-                await send({"type": "http.response.body", "body": b""})
-                return
-            if chunk is Outcome.STOPPED:
-                if not disconnect.done():  # the server is stopping: end the response cleanly
-                    await send({"type": "http.response.body", "body": b""})
-                return
-            if chunk:
-                message = {"type": "http.response.body", "body": chunk, "more_body": True}
-                try:
-                    await asyncio.wait_for(send(message), send_timeout)
-                except TimeoutError:
-                    serving.app.logger.warning(
-                        "A streamed response was ended: a send took longer than %s s.", send_timeout
-                    )
-                    return
+        done, _ = await asyncio.wait({pump, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+        if pump in done:
+            pump.result()
+            return
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+        if not disconnect.done():  # the server is stopping: end the response cleanly
+            await send({"type": "http.response.body", "body": b""})
     finally:
         for watcher in watchers:
             watcher.cancel()
-        await items.aclose()
+        if not pump.done():
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _pump(chunks: AsyncIterator[bytes], send: Send, send_timeout: float | None, serving: ServingState) -> None:
+    """Send every chunk, then the end of the body; close ``chunks`` however it ends."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    timed_out = False
+
+    def time_out() -> None:
+        nonlocal timed_out
+        timed_out = True
+        if task is not None:
+            task.cancel()
+
+    try:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+            if send_timeout is None:
+                await send(message)
+                continue
+            timer = loop.call_later(send_timeout, time_out)
+            try:
+                await send(message)
+            except asyncio.CancelledError:
+                if not timed_out or task is None:
+                    raise
+                task.uncancel()
+                serving.app.logger.warning("A streamed response was ended: a send took longer than %s s.", send_timeout)
+                return
+            finally:
+                timer.cancel()
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]

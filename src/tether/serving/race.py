@@ -41,9 +41,11 @@ class NextItem(t.Generic[T]):
     was meant for. :meth:`aclose` cancels a fetch still running and closes the
     iterator, in that context too.
 
-    An iterator with a ``poll()`` method (a broadcast subscription) hands over
-    the items it already holds without a task or a wait; ``poll()`` returns
-    :data:`NOTHING_READY` when it holds none.
+    An iterator with ``poll()`` and ``ready()`` methods (a broadcast
+    subscription) is waited for without a task or ``asyncio.wait`` per item:
+    ``poll()`` hands over an item it holds or returns :data:`NOTHING_READY`, and
+    ``ready()`` gives a future that is done once it may hold one. That is the
+    path of a message fanned out to thousands of subscribers.
     """
 
     def __init__(self, iterator: AsyncIterator[T], context: contextvars.Context | None = None) -> None:
@@ -51,19 +53,63 @@ class NextItem(t.Generic[T]):
         self._context = context
         self._pending: asyncio.Future[T] | None = None
         self._poll: t.Callable[[], t.Any] | None = getattr(iterator, "poll", None)
+        self._ready: t.Callable[[], asyncio.Future[None]] | None = getattr(iterator, "ready", None)
+        #: The wait under way on the polled path, which a stop future or the timeout ends.
+        self._waiter: asyncio.Future[None] | None = None
+        self._watched: set[asyncio.Future[t.Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def get(self, stop: Iterable[asyncio.Future[t.Any]] = (), timeout: float | None = None) -> T | Outcome:
         """The next item, :attr:`Outcome.STOPPED` or :attr:`Outcome.TIMED_OUT`; raises
         ``StopAsyncIteration`` when the iterator ends. After :attr:`Outcome.TIMED_OUT`
         the same fetch is still awaited by the next call."""
+        if self._poll is not None and self._ready is not None:
+            return await self._get_polled(self._poll, self._ready, stop, timeout)
+        return await self._get_fetched(stop, timeout)
+
+    async def _get_polled(
+        self,
+        poll: t.Callable[[], t.Any],
+        ready: t.Callable[[], asyncio.Future[None]],
+        stop: Iterable[asyncio.Future[t.Any]],
+        timeout: float | None,
+    ) -> t.Any:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                for future in stop:
+                    if future.done():
+                        return Outcome.STOPPED
+                item = poll()
+                if item is not NOTHING_READY:
+                    return item
+                if deadline is not None:
+                    if loop.time() >= deadline:
+                        return Outcome.TIMED_OUT
+                    if self._timer is None:
+                        self._timer = loop.call_at(deadline, self._timer_fired)
+                self._waiter = ready()
+                for future in stop:
+                    if future not in self._watched:  # one callback per stop future, for every wait
+                        self._watched.add(future)
+                        future.add_done_callback(self._interrupt)
+                await self._waiter
+        finally:
+            self._waiter = None
+
+    def _interrupt(self, _: object = None) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _timer_fired(self) -> None:
+        """The timer is kept across waits, and moved on only when it fires
+        before the current deadline: one timer per timeout, not per item."""
+        self._timer = None
+        self._interrupt()
+
+    async def _get_fetched(self, stop: Iterable[asyncio.Future[t.Any]], timeout: float | None) -> T | Outcome:
         pending = self._pending
-        if pending is None and self._poll is not None:
-            for future in stop:
-                if future.done():
-                    return Outcome.STOPPED
-            item: t.Any = self._poll()
-            if item is not NOTHING_READY:
-                return item
         if pending is None:
             fetch = self._iterator.__anext__()
             if isinstance(fetch, asyncio.Future):
@@ -82,6 +128,9 @@ class NextItem(t.Generic[T]):
 
     async def aclose(self) -> None:
         """Cancel the fetch under way, if any, then close the iterator."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():
             pending.cancel()

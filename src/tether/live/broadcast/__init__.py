@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from .errors import BroadcastUnavailable
 from .history import Entry, Gap, id_key
 from .memory import MemoryBackend
-from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription
+from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription, Wakes, wake_all
 
 __all__ = ["Backend", "Broadcast", "BroadcastUnavailable", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
 
@@ -94,8 +94,10 @@ class Broadcast:
     def _deliver(self, channel: str, entry: Entry) -> None:
         with self._lock:
             subscriptions = list(self._subscriptions.get(channel, ()))
+        wakes: Wakes = {}
         for subscription in subscriptions:
-            subscription.put(entry)
+            subscription.put(entry, wakes)
+        wake_all(wakes)
 
     def subscribe(
         self, channel: str, *, maxsize: int | None = None, overflow: str | None = None, last_id: str | None = None

@@ -3,8 +3,8 @@
 Each channel is a Redis Stream (``tether:broadcast:<channel>``), trimmed to
 about ``history`` messages: its ids are the messages' ids, and what a
 subscriber missed is read back with ``XRANGE``. Publishing is one ``XADD``,
-from sync code (redis-py) or async code (``redis.asyncio``, a client per event
-loop); a message is JSON (the app's provider), never pickle.
+from sync code (redis-py) or async code (``redis.asyncio``, batched per event
+loop by ``redis_publisher``); a message is JSON (the app's provider), never pickle.
 
 One listener per process reads every channel that has a subscriber here, with
 one blocking ``XREAD`` on one connection, and hands each message to the
@@ -33,6 +33,7 @@ from ...signals import broadcast_health_changed
 from .errors import BroadcastUnavailable
 from .history import Entry, Gap, id_key
 from .memory import Deliver
+from .redis_publisher import Publisher
 
 __all__ = ["RedisBackend"]
 
@@ -57,7 +58,7 @@ class RedisBackend:
         self._dumps = dumps
         self._loads = loads
         self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        self._async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        self._publishers: dict[asyncio.AbstractEventLoop, Publisher] = {}
         self._lock = threading.Lock()
         #: The channels read here, and the id of the last message read of each.
         self._positions: dict[str, str] = {}
@@ -94,16 +95,10 @@ class RedisBackend:
         data = self._encode(message)
         self._forked()
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=2, socket_timeout=5
-            )
-        try:
-            message_id: t.Any = await client.xadd(self.key(channel), {"m": data}, maxlen=self._history, approximate=True)
-        except redis.RedisError as e:
-            raise self._unavailable(e) from e
-        return _text(message_id)
+        publisher = self._publishers.get(loop)
+        if publisher is None:
+            publisher = self._publishers[loop] = Publisher(self.url, self._history, self._unavailable)
+        return await publisher.publish(self.key(channel), data)
 
     def tail(self, channel: str) -> str | None:
         try:
@@ -138,7 +133,7 @@ class RedisBackend:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._listener = None
-            self._async_clients = {}
+            self._publishers = {}
             self.healthy = False
 
     def follow(self, channel: str) -> None:

@@ -17,9 +17,14 @@ import typing as t
 from ...serving.race import NOTHING_READY
 from .history import Entry
 
-__all__ = ["OVERFLOW_POLICIES", "SubscriberTooSlow", "Subscription"]
+__all__ = ["OVERFLOW_POLICIES", "SubscriberTooSlow", "Subscription", "Wakes", "wake_all"]
 
 OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
+
+#: Async iterations to wake, by event loop: a fan-out from another thread
+#: wakes each loop once (one ``call_soon_threadsafe``, one write to its
+#: self-pipe) rather than once per subscriber.
+Wakes = dict[asyncio.AbstractEventLoop, list["asyncio.Future[None]"]]
 
 
 class SubscriberTooSlow(Exception):
@@ -68,17 +73,19 @@ class Subscription:
         if ended:
             self.broadcast.remove(self)
 
-    def put(self, entry: Entry) -> None:
-        """Queue a message (called by the broadcast, from any thread)."""
+    def put(self, entry: Entry, wakes: Wakes | None = None) -> None:
+        """Queue a message (called by the broadcast, from any thread); async
+        iterations on other threads' loops are added to ``wakes`` if given,
+        for the caller to wake with :func:`wake_all`."""
         with self._condition:
             if self._held is not None:
                 self._held.append(entry)
                 return
-            ended = self._put_locked(entry)
+            ended = self._put_locked(entry, wakes)
         if ended:
             self.broadcast.remove(self)
 
-    def _put_locked(self, entry: Entry) -> bool:
+    def _put_locked(self, entry: Entry, wakes: Wakes | None = None) -> bool:
         """Queue ``entry`` under the overflow policy; ``True`` when that ended
         the subscription (``disconnect``)."""
         if self.closed:
@@ -91,10 +98,10 @@ class Subscription:
             self._queue.popleft()
             self.dropped += 1
         self._queue.append(entry)
-        self._wake_locked()
+        self._wake_locked(wakes)
         return False
 
-    def _wake_locked(self) -> None:
+    def _wake_locked(self, wakes: Wakes | None = None) -> None:
         self._condition.notify_all()
         if not self._waiters:
             return
@@ -103,6 +110,8 @@ class Subscription:
         for loop, waiter, thread in waiters:
             if thread == here:  # published on the waiter's own loop: no wake-up through its self-pipe
                 _wake(waiter)
+            elif wakes is not None:
+                wakes.setdefault(loop, []).append(waiter)
             else:
                 loop.call_soon_threadsafe(_wake, waiter)
 
@@ -150,7 +159,6 @@ class Subscription:
         return self
 
     async def __anext__(self) -> t.Any:
-        loop = asyncio.get_running_loop()
         while True:
             with self._condition:
                 try:
@@ -159,9 +167,19 @@ class Subscription:
                     raise StopAsyncIteration from None
                 if ready:
                     return message
-                waiter = loop.create_future()
+            await self.ready()
+
+    def ready(self) -> asyncio.Future[None]:
+        """A future of the running loop, done once a message is queued or the
+        subscription ends: with :meth:`poll`, a wait without a task per message."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        with self._condition:
+            if self._queue or self.closed:
+                waiter.set_result(None)
+            else:
                 self._waiters.append((loop, waiter, threading.get_ident()))
-            await waiter
+        return waiter
 
     def poll(self) -> t.Any:
         """The next message if one is queued, else ``NOTHING_READY``: a relay
@@ -195,3 +213,14 @@ class Subscription:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _wake_each(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        _wake(waiter)
+
+
+def wake_all(wakes: Wakes) -> None:
+    """Wake what :meth:`Subscription.put` collected, one hand-off per loop."""
+    for loop, waiters in wakes.items():
+        loop.call_soon_threadsafe(_wake_each, waiters)
