@@ -6,7 +6,7 @@ Half the subscribers hold a WebSocket, half an SSE stream; they run in several
 client processes. Each round publishes one message carrying its publish time;
 reported are the time until the last subscriber has it (median and p99 over the
 rounds), the workers' memory, and how many messages one process publishes per
-second.
+second (one at a time, and 50 coroutines at once).
 
     python bench/broadcast_bench.py [--subscribers 10000] [--workers 4] [--clients 4] [--rounds 20]
 
@@ -90,19 +90,25 @@ async def client(port: int, websockets_count: int, sse_count: int) -> None:
         task.cancel()
 
 
-def rss_of_children(parent: int) -> int:
-    total = 0
+def rss(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) * 1024
+
+
+def workers_rss(server: int) -> int:
+    """The workers' resident memory: uvicorn's children, or the server itself
+    when it runs one worker in its own process."""
+    total, children = 0, 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text().split()
-            if int(stat[3]) == parent:
-                status = (entry / "status").read_text()
-                total += int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) * 1024
+            if int((entry / "stat").read_text().split()[3]) == server:
+                total += rss(int(entry.name))
+                children += 1
         except (OSError, StopIteration, ValueError, IndexError):
             continue
-    return total
+    return total if children else rss(server)
 
 
 def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
@@ -125,7 +131,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
             except OSError:
                 time.sleep(0.1)
         time.sleep(2)  # every worker up
-        rss_idle = rss_of_children(server.pid)
+        rss_idle = workers_rss(server.pid)
         each = args.subscribers // args.clients
         for _ in range(args.clients):
             clients.append(subprocess.Popen(
@@ -134,7 +140,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
             ))
         for proc in clients:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        rss_busy = rss_of_children(server.pid)
+        rss_busy = workers_rss(server.pid)
         if kind == "tether":
             from tether import Broadcast
 
@@ -171,13 +177,14 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
             lost += each * args.clients - delivered
             time.sleep(0.2)
         lasts.sort()
-        throughput = publish_rate(kind, channel)
+        alone, together = publish_rates(kind, channel)
         return {
             "median_ms": statistics.median(lasts) * 1000,
             "p99_ms": lasts[min(len(lasts) - 1, int(len(lasts) * 0.99))] * 1000,
             "rss_idle_mib": rss_idle / 2**20,
             "rss_busy_mib": rss_busy / 2**20,
-            "publish_per_s": throughput,
+            "publish_alone": alone,
+            "publish_together": together,
             "lost": lost,
         }
     finally:
@@ -193,33 +200,43 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
         redis.Redis.from_url(URL).delete(f"tether:broadcast:{channel}")
 
 
-def publish_rate(kind: str, channel: str, count: int = 5000) -> float:
-    """Messages one process publishes per second (async, one at a time)."""
+def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50) -> tuple[float, float]:
+    """Messages one process publishes per second from async code: one at a
+    time, and ``together`` coroutines publishing at once."""
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         if kind == "tether":
             from tether import Broadcast
 
             broadcast = Broadcast(URL)
-            started = time.perf_counter()
-            for n in range(count):
-                await broadcast.apublish(channel + "-rate", n)
+            publish = broadcast.apublish
         else:
             from broadcaster import Broadcast as Broadcaster
 
             broadcaster = Broadcaster(URL)
             await broadcaster.connect()
-            started = time.perf_counter()
-            for n in range(count):
-                await broadcaster.publish(channel + "-rate", str(n))
-            await broadcaster.disconnect()
-        return count / (time.perf_counter() - started)
+            publish = broadcaster.publish
+        started = time.perf_counter()
+        for n in range(count):
+            await publish(channel + "-rate", str(n))
+        alone = count / (time.perf_counter() - started)
 
-    rate = asyncio.run(main())
+        async def publisher(first: int) -> None:
+            for n in range(first, count, together):
+                await publish(channel + "-rate", str(n))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(publisher(first) for first in range(together)))
+        concurrent = count / (time.perf_counter() - started)
+        if kind != "tether":
+            await broadcaster.disconnect()
+        return alone, concurrent
+
+    rates = asyncio.run(main())
     import redis
 
     redis.Redis.from_url(URL).delete(f"tether:broadcast:{channel}-rate")
-    return rate
+    return rates
 
 
 def main() -> None:
@@ -236,11 +253,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{args.subscribers} subscribers (half WebSocket, half SSE) on {args.workers} uvicorn workers, "
           f"{args.clients} client processes, {args.rounds} rounds\n")
-    print(f"{'':14} {'last, median':>12} {'last, p99':>10} {'workers idle':>12} {'with clients':>12} {'publish/s':>10} {'lost':>6}", flush=True)
+    print(f"{'':14} {'last, median':>12} {'last, p99':>10} {'workers idle':>12} {'with clients':>12} {'publish/s':>10} {'50 at once':>10} {'lost':>6}", flush=True)
     for kind in args.only or ("tether", "broadcaster"):
         r = run(kind, args)
         print(f"{kind:14} {r['median_ms']:>10.0f}ms {r['p99_ms']:>8.0f}ms {r['rss_idle_mib']:>9.0f}MiB "
-              f"{r['rss_busy_mib']:>9.0f}MiB {r['publish_per_s']:>10,.0f} {r['lost']:>6}", flush=True)
+              f"{r['rss_busy_mib']:>9.0f}MiB {r['publish_alone']:>10,.0f} {r['publish_together']:>10,.0f} {r['lost']:>6}", flush=True)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,19 @@ def test_a_message_reaches_the_subscribers_of_other_processes(channel: str) -> N
     assert listener.healthy
 
 
+def test_async_publishes_made_together_share_round_trips_and_keep_their_order(channel: str) -> None:
+    publisher, listener = Broadcast(SHARED), Broadcast(SHARED)
+
+    async def publish_together() -> list[str]:
+        return await asyncio.gather(*(publisher.apublish(channel, n) for n in range(200)))
+
+    with listener.subscribe(channel, maxsize=500) as subscription:
+        ids = asyncio.run(publish_together())
+        assert take(subscription, 200) == list(range(200))
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == 200
+    assert subscription.last_id == ids[-1]
+
+
 def test_resume_from_last_id_and_the_gap(channel: str) -> None:
     publisher = Broadcast(SHARED, history=3)
     ids = [publisher.publish(channel, n) for n in range(5)]

@@ -24,35 +24,46 @@ class Publisher:
         self._history = history
         self._unavailable = unavailable
         self._queued: list[tuple[str, str, asyncio.Future[str]]] = []
-        self._sending: asyncio.Task[None] | None = None
+        #: The task sending what was queued, or ``True`` while one publish is sent alone.
+        self._sending: asyncio.Task[None] | bool | None = None
 
     async def publish(self, key: str, data: str) -> str:
         """Append ``data`` to the stream ``key``; the message's id."""
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[str] = loop.create_future()
+        if self._sending is None and not self._queued:  # nobody else is publishing: no task, no future
+            self._sending = True
+            try:
+                message_id: t.Any = await self._client.xadd(key, {"m": data}, maxlen=self._history, approximate=True)
+            except redis.RedisError as e:
+                raise self._unavailable(e) from e
+            finally:
+                self._sending = None
+                if self._queued:  # others queued meanwhile
+                    self._sending = asyncio.get_running_loop().create_task(self._send())
+            return _text(message_id)
+        result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._queued.append((key, data, result))
-        if self._sending is None or self._sending.done():
-            self._sending = loop.create_task(self._send())
         return await result
 
     async def _send(self) -> None:
-        while self._queued:
-            batch, self._queued = self._queued, []
-            try:
-                ids: list[t.Any]
-                if len(batch) == 1:
-                    key, data, _ = batch[0]
-                    ids = [await self._client.xadd(key, {"m": data}, maxlen=self._history, approximate=True)]
-                else:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
                     pipeline = self._client.pipeline(transaction=False)
                     for key, data, _ in batch:
                         pipeline.xadd(key, {"m": data}, maxlen=self._history, approximate=True)
-                    ids = await pipeline.execute()
-            except redis.RedisError as e:
-                for _, _, result in batch:
+                    ids: list[t.Any] = await pipeline.execute()
+                except redis.RedisError as e:
+                    for _, _, result in batch:
+                        if not result.done():
+                            result.set_exception(self._unavailable(e))
+                    continue
+                for (_, _, result), message_id in zip(batch, ids, strict=True):
                     if not result.done():
-                        result.set_exception(self._unavailable(e))
-                continue
-            for (_, _, result), message_id in zip(batch, ids, strict=True):
-                if not result.done():
-                    result.set_result(message_id.decode() if isinstance(message_id, bytes) else message_id)
+                        result.set_result(_text(message_id))
+        finally:
+            self._sending = None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
