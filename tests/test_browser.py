@@ -69,9 +69,11 @@ def test_live_desk_in_a_browser(serve: Servers, tmp_path: Path, chromium_path: s
             browser.close()
 
 
-def test_scaled_out_desk_two_browsers_on_two_workers(tmp_path: Path, chromium_path: str) -> None:
-    """Two uvicorn workers on Redis: alice and bob, on different workers, each see
-    their own live updates, and the page shows no console error."""
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_scaled_out_desk_two_browsers_on_two_workers(tmp_path: Path, chromium_path: str, server: str) -> None:
+    """Two uvicorn workers on Redis (uvicorn's own, or gunicorn's with uvicorn's
+    worker class): alice and bob, on different workers, each see their own live
+    updates, and the page shows no console error."""
     import random
     import subprocess
 
@@ -95,8 +97,12 @@ def test_scaled_out_desk_two_browsers_on_two_workers(tmp_path: Path, chromium_pa
         "TETHER_MARKET_INTERVAL": "0.3",
         "TETHER_REFRESH_INTERVALS": json.dumps({"balance": 0.3, "positions": 0.3, "pnl": 0.3, "orders": 0.5}),
     }
+    argv = {
+        "uvicorn": ["uvicorn", "--port", str(port), "--workers", "2"],
+        "gunicorn": ["gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "uvicorn.workers.UvicornWorker"],
+    }[server]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", "2", "examples.trading.app:app"],
+        [sys.executable, "-m", *argv, "examples.trading.app:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

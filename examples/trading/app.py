@@ -10,8 +10,9 @@ Every run gets a fresh app context, so a fresh database session, released at
 its teardown; it publishes a user's data only when it changed, on that user's
 channel, so a browser receives its own user's updates and nobody else's.
 
-Scaled out (``uvicorn examples.trading.app:app --workers 4`` with
-``TETHER_BROADCAST_URL=redis://127.0.0.1:6379/0``), the market and the
+Scaled out (``uvicorn examples.trading.app:app --workers 4``, or
+``gunicorn -w 4 -k uvicorn.workers.UvicornWorker examples.trading.app:app``,
+with ``TETHER_BROADCAST_URL=redis://127.0.0.1:6379/0``), the market and the
 refreshers run once per interval across all workers, and every browser gets
 its user's updates whichever worker holds its connection. The SSE page resumes
 from ``Last-Event-ID`` when it reconnects.
