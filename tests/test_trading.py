@@ -76,7 +76,7 @@ def test_sse_fallback_resumes_from_last_event_id_and_needs_a_login(desk: object)
     assert {m["kind"] for m in state["messages"]} == {"balance", "positions", "pnl", "orders"}
     assert {m["user"] for m in state["messages"]} == {bob}
     app.periodic_services["refresh balance"].run_once()
-    response = client.get("/live/events", headers={"Last-Event-ID": "0-0"}, buffered=False)
+    response = client.get("/live/events", headers={"Last-Event-ID": "1-0"}, buffered=False)
     events = response.iter_events()
     assert next(events)["event"] == "gap"  # an id from before this process: reload the state
     replayed = [next(events)]

@@ -76,6 +76,25 @@ def routes_command() -> None:
         click.echo(line(row))
 
 
+@click.command(
+    "celery",
+    short_help="Run Celery with the app's Celery app (worker, beat, inspect, ...).",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@pass_script_info
+def celery_command(info: ScriptInfo, argv: tuple[str, ...]) -> None:
+    """Celery's own command line, given the Celery app bound to the app with
+    ``tether.celery.init_celery``: ``tether --app project celery worker -l info``."""
+    app = main_app(info.load_app())
+    celery_app = app.extensions.get("celery")
+    if celery_app is None:
+        raise click.UsageError(
+            f"The app {app.import_name!r} has no Celery app: bind one with tether.celery.init_celery(app)."
+        )
+    celery_app.start(argv=list(argv))
+
+
 @click.command("shell", short_help="Run a shell in the app context.")
 @with_appcontext
 def shell_command() -> None:
@@ -124,7 +143,7 @@ class TetherGroup(AppGroup):
             )
         )
         super().__init__(params=params, **extra)
-        for command in (run_command, routes_command, shell_command):
+        for command in (run_command, routes_command, shell_command, celery_command):
             self.add_command(command)
 
     def _app_commands(self, ctx: click.Context) -> AppGroup | None:

@@ -40,6 +40,10 @@ class PeriodicService:
         #: The cluster slot of this worker's last run (``across="cluster"``).
         self.slot: int | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Set by stop(): the loops end at their next turn even if a library
+        #: swallowed the cancellation (redis-py's reads under asyncio.timeout
+        #: can, on Python 3.11).
+        self._stopping = False
 
     def run_once(self) -> t.Any:
         """Run the function once, now, in a fresh app context (for tests)."""
@@ -69,7 +73,7 @@ class PeriodicService:
                 periodic_run_failed.send(self.app, service=self.name, exception=e)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._run()
             await asyncio.sleep(self.interval)
 
@@ -83,7 +87,7 @@ class PeriodicService:
         turns = ClusterTurns(url, self.name, self.interval)
         reachable = True
         try:
-            while True:
+            while not self._stopping:
                 try:
                     if await turns.take():
                         self.slot = turns.slot
@@ -121,6 +125,7 @@ class PeriodicService:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is None or self._task.done():
+            self._stopping = False
             runner = self._loop() if self.across == "worker" else self._cluster_loop(self._cluster_url())
             self._task = loop.create_task(runner, name=f"periodic {self.name}")
 
@@ -136,6 +141,7 @@ class PeriodicService:
     async def stop(self) -> None:
         task = self._task
         self._task = None
+        self._stopping = True
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -135,6 +135,10 @@ class NextItem(t.Generic[T]):
         if pending is not None and not pending.done():
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
+        close = getattr(self._iterator, "close", None)
+        if self._poll is not None and close is not None:  # a subscription: closing it is synchronous
+            close()
+            return
         aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
             await asyncio.get_running_loop().create_task(_awaited(aclose()), context=self._context)

@@ -17,7 +17,7 @@ A backend gives ids, keeps the history and carries published messages to
 ``deliver(channel, entry)``, which fans each out to that channel's
 subscriptions in this process. It offers ``publish(channel, message)``
 (async), ``publish_now(channel, message)`` (sync, from any thread) and
-``join(channel, last_id, joined)``. ``memory://`` (``memory``) delivers
+``tail``, ``follow``/``unfollow``, ``catch_up`` and ``expire``. ``memory://`` (``memory``) delivers
 in-process, at once.
 """
 
@@ -45,6 +45,9 @@ class Backend(t.Protocol):
     async def publish(self, channel: str, message: t.Any) -> str: ...
 
     def publish_now(self, channel: str, message: t.Any) -> str: ...
+
+    def expire(self, channel: str, seconds: float) -> None:
+        """Forget ``channel``'s history after ``seconds``."""
 
     def tail(self, channel: str) -> str | None:
         """The id of the newest message of ``channel``, if any."""
@@ -152,6 +155,11 @@ class Broadcast:
     async def apublish(self, channel: str, message: t.Any) -> str:
         """Publish from async code; the message's id."""
         return await self.backend.publish(channel, message)
+
+    def expire(self, channel: str, seconds: float) -> None:
+        """Forget ``channel``'s history after ``seconds``: a channel that has
+        served its purpose (a finished task's progress) stops holding memory."""
+        self.backend.expire(channel, seconds)
 
     @property
     def healthy(self) -> bool:

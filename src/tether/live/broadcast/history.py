@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import heapq
 import time
 import typing as t
 
@@ -62,8 +63,23 @@ class History:
         self._entries: dict[str, collections.deque[Entry]] = {}
         #: Per channel, the key of the newest message no longer kept.
         self._trimmed: dict[str, tuple[int, int]] = {}
+        #: Channels to forget, by deadline (``time.monotonic()``).
+        self._expiring: list[tuple[float, str]] = []
+
+    def expire(self, channel: str, seconds: float) -> None:
+        """Forget ``channel``'s history after ``seconds`` (a finished task's story)."""
+        heapq.heappush(self._expiring, (time.monotonic() + seconds, channel))
+
+    def _forget_expired(self) -> None:
+        now = time.monotonic()
+        while self._expiring and self._expiring[0][0] <= now:
+            channel = heapq.heappop(self._expiring)[1]
+            self._entries.pop(channel, None)
+            self._trimmed.pop(channel, None)
 
     def append(self, channel: str, message: t.Any) -> Entry:
+        if self._expiring:
+            self._forget_expired()
         key, message_id = self.clock.next()
         entry = (key, message_id, message)
         if self.size:
@@ -85,9 +101,9 @@ class History:
     def since(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
         """The messages after ``last_id``, and whether some may be missing
         (``last_id`` is older than the history, from before this process
-        started, or not an id)."""
+        started, or not an id). ``"0-0"`` asks for the whole history."""
         key = id_key(last_id)
         entries = [entry for entry in self._entries.get(channel, ()) if key is None or entry[0] > key]
         trimmed = self._trimmed.get(channel)
-        gap = key is None or key < self.started or (trimmed is not None and key < trimmed)
+        gap = key is None or (0 < key[0] and key < self.started) or (trimmed is not None and key < trimmed)
         return entries, gap

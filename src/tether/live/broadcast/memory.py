@@ -40,6 +40,10 @@ class MemoryBackend:
         with self._lock:
             return self._history.newest(channel)
 
+    def expire(self, channel: str, seconds: float) -> None:
+        with self._lock:
+            self._history.expire(channel, seconds)
+
     def follow(self, channel: str) -> None:
         """Every channel of this process is delivered: nothing to do."""
 

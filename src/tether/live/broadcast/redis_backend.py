@@ -100,6 +100,12 @@ class RedisBackend:
             publisher = self._publishers[loop] = Publisher(self.url, self._history, self._unavailable)
         return await publisher.publish(self.key(channel), data)
 
+    def expire(self, channel: str, seconds: float) -> None:
+        try:
+            self._client.expire(self.key(channel), max(int(seconds), 1))
+        except redis.RedisError as e:
+            raise self._unavailable(e) from e
+
     def tail(self, channel: str) -> str | None:
         try:
             newest: t.Any = self._client.xrevrange(self.key(channel), count=1)
