@@ -30,6 +30,8 @@ FAILURE_MESSAGE = "The task failed."
 class BroadcastingApp(ContextApp, t.Protocol):
     """An app with a broadcast (``tether.Tether`` is one)."""
 
+    json: t.Any
+
     @property
     def broadcast(self) -> Broadcast: ...
 
@@ -65,11 +67,15 @@ def finish(app: BroadcastingApp, task_id: str, event: str, data: t.Any = None) -
 def task_events(task_id: str, last_id: str | None = None) -> EventStream:
     """An SSE response with the task's story: what is in the history after
     ``last_id`` (by default the request's ``Last-Event-ID``, else from the
-    start), then what comes live, ending after the final event."""
+    start), then what comes live, ending after the final event. Events are
+    named ``progress``, ``success``, ``failure`` or ``revoked`` (``gap`` when
+    the history no longer holds what came after ``last_id``); their data is
+    JSON."""
     if last_id is None:
         request_ctx = _cv_request.get(None)
         last_id = (request_ctx.request.last_event_id if request_ctx is not None else None) or "0-0"
     app = t.cast(BroadcastingApp, _cv_app.get().app)
+    dumps = app.json.dumps  # every event's data is JSON, strings included: one way to read them
     subscription = app.broadcast.subscribe(channel(task_id), last_id=last_id)
 
     async def story() -> t.AsyncIterator[ServerSentEvent]:
@@ -80,7 +86,7 @@ def task_events(task_id: str, last_id: str | None = None) -> EventStream:
                     continue
                 event = message.get("event", "progress") if isinstance(message, dict) else "progress"
                 data = message.get("data") if isinstance(message, dict) else message
-                yield ServerSentEvent(data, event=event, id=subscription.last_id)
+                yield ServerSentEvent(dumps(data), event=event, id=subscription.last_id)
                 if event in FINAL_EVENTS:
                     return
         finally:

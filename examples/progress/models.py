@@ -1,0 +1,28 @@
+"""The VM-jobs page's data: the jobs people started, and the VM accounts the
+jobs create, save and load."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    #: The Celery task's id.
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    node: Mapped[str | None] = mapped_column(String(60))
+    app_type: Mapped[str | None] = mapped_column(String(60))
+    device_id: Mapped[str | None] = mapped_column(String(60))
