@@ -196,3 +196,33 @@ def test_a_revoked_task_ends_its_story_as_revoked(tasks: types.ModuleType) -> No
         assert time.monotonic() < deadline, result.state
         time.sleep(0.1)
     assert events_of(tasks, result.id)[-1]["event"] == "revoked"
+
+
+def test_tasks_run_in_process_through_real_serialization_with_celerys_test_worker() -> None:
+    """The documented helper: Celery's own embedded worker, on the in-memory
+    transport, runs the message path (JSON, headers, tracer) in this process."""
+    from celery import _state
+    from celery.contrib.testing.worker import start_worker
+
+    from tether import Tether, current_app, g, request
+    from tether.celery import init_celery
+
+    app = Tether("in_process")
+    app.config.update(
+        CELERY={"broker_url": "memory://", "result_backend": "cache+memory://", "task_serializer": "json"},
+        CELERY_CARRY_G=["user_id"],
+    )
+    previous = _state.default_app
+    celery = init_celery(app)  # it becomes the default app: set back below, for the other tests' shared tasks
+
+    @celery.task(carry_request=True)
+    def echo(value: object) -> dict[str, object]:
+        return {"value": value, "app": current_app.name, "user": g.get("user_id"), "q": request.args.get("q")}
+
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with app.test_request_context("/?q=1"):
+            g.user_id = 7
+            result = echo.delay({"n": 1})
+        assert result.get(timeout=10) == {"value": {"n": 1}, "app": "in_process", "user": 7, "q": "1"}
+    if previous is not None:
+        previous.set_default()
