@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import typing as t
+from urllib.parse import urlencode
 
 from werkzeug.test import EnvironBuilder
 
@@ -28,7 +29,7 @@ _NOT_CARRIED = frozenset({"cookie", "authorization", "content-length"})
 def refuse_proxies(task: str, args: t.Iterable[t.Any] | None, kwargs: t.Mapping[str, t.Any] | None) -> None:
     """A context proxy cannot go into a task message: say what to pass instead."""
     for value in [*(args or ()), *(kwargs or {}).values()]:
-        if isinstance(type(value), type) and issubclass(type(value), LocalProxy):
+        if issubclass(type(value), LocalProxy):  # type(), not isinstance(): a proxy passes itself off as its object
             raise TypeError(
                 f"A context proxy ({value!r}) was passed to task {task!r}. The task runs in another process, "
                 "after this request: pass the values it needs (request.get_json(), request.args.to_dict(), "
@@ -58,8 +59,6 @@ def _request_copy(app: ContextApp, task: str, request: t.Any) -> dict[str, t.Any
     limit = app.config["CELERY_CARRY_MAX_BYTES"]
     content_type = request.mimetype
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        from urllib.parse import urlencode  # (only for form bodies)
-
         body = urlencode(list(request.form.items(multi=True)))
         content_type = "application/x-www-form-urlencoded"
     else:
