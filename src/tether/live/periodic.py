@@ -58,7 +58,11 @@ class PeriodicService:
             if asyncio.iscoroutinefunction(self.fn):
                 await run_async(self._steps())
             else:
-                running = asyncio.get_running_loop().run_in_executor(self.background.pool, run, self._steps())
+                try:
+                    running = asyncio.get_running_loop().run_in_executor(self.background.pool, run, self._steps())
+                except RuntimeError:  # the pool is shut down: the interpreter is exiting, and so does the service
+                    self._stopping = True
+                    return
                 try:
                     await asyncio.shield(running)
                 except asyncio.CancelledError:
