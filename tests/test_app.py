@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import typing as t
 from collections.abc import Iterator
 
 import pytest
@@ -419,3 +420,23 @@ def test_trusted_hosts(app: tether.Tether, client: tether.testing.TetherClient) 
     app.config["TRUSTED_HOSTS"] = ["good.example"]
     assert client.get("/", base_url="http://good.example").status_code == 200
     assert client.get("/", base_url="http://evil.example").status_code == 400
+
+
+def test_class_based_view_decorators_see_the_views_name(app: tether.Tether) -> None:
+    from tether.application.views import MethodView
+
+    seen: list[tuple[str, str]] = []
+
+    def keyed_on_name(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+        seen.append((view.__name__, view.__module__))  # as Flask-Limiter keys its limits
+        return view
+
+    class Items(MethodView):
+        decorators = [keyed_on_name]
+
+        def get(self) -> str:
+            return "items"
+
+    app.add_url_rule("/items", view_func=Items.as_view("items"))
+    assert seen == [("items", __name__)]
+    assert app.test_client().get("/items").get_data(as_text=True) == "items"

@@ -71,3 +71,12 @@ print("ok")
 """
     result = run(code)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
+
+
+def test_the_alias_reports_the_flask_version_tether_follows() -> None:
+    code = (
+        "from tether.compat import alias_flask, FLASK_VERSION; alias_flask(); import flask; "
+        "assert flask.__version__ == FLASK_VERSION == '3.1.3', flask.__version__"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -10,7 +10,11 @@ import sys
 import types
 import typing as t
 
-__all__ = ["alias_flask"]
+__all__ = ["FLASK_VERSION", "alias_flask"]
+
+#: The Flask release whose API and behaviour tether follows: ``flask.__version__``
+#: under the alias (extensions compare it).
+FLASK_VERSION = "3.1.3"
 
 #: flask module name -> the tether modules providing it (their names merged).
 MODULES: dict[str, tuple[str, ...]] = {
@@ -60,6 +64,8 @@ def _alias_module(flask_name: str) -> types.ModuleType:
     module.__file__ = getattr(targets[0], "__file__", None)
     if flask_name == "flask" or flask_name == "flask.json":
         module.__path__ = []  # a package, so its submodules import
+    if flask_name == "flask":
+        module.__version__ = FLASK_VERSION  # type: ignore[attr-defined]
 
     def __getattr__(name: str) -> t.Any:
         if name.startswith("__"):

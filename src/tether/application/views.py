@@ -36,6 +36,10 @@ class View:
             def view(**kwargs: t.Any) -> t.Any:
                 return current_app.ensure_sync(self.dispatch_request)(**kwargs)
 
+        # Named before decorating, as Flask does: a decorator may key on the view's
+        # name (Flask-Limiter's limits do).
+        view.__name__ = name
+        view.__module__ = cls.__module__
         for decorator in cls.decorators:
             view = decorator(view)
         vars(view).update(
