@@ -69,3 +69,9 @@ def test_help_lists_app_commands() -> None:
     output = invoke("--app", "factory_app", "--help").output  # type: ignore[attr-defined]
     for command in ("run", "routes", "shell", "whoami"):
         assert command in output
+
+
+def test_commands_added_with_add_command_run_in_the_app_context() -> None:
+    # As under Flask's `flask` command. (Flask's test_cli_runner() does not push
+    # one for such a command, and neither does tether's.)
+    assert invoke("--app", "factory_app", "init-db").output == "initialized factory\n"  # type: ignore[attr-defined]

@@ -18,4 +18,9 @@ def create_app(name="factory"):
     def whoami():
         click.echo(f"app={current_app.name}")
 
+    @click.command("init-db")  # a plain click command, added as Flask's tutorial does
+    def init_db():
+        click.echo(f"initialized {current_app.name}")
+
+    app.cli.add_command(init_db)
     return app

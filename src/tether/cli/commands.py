@@ -12,6 +12,7 @@ import click
 import uvicorn
 from werkzeug.serving import run_simple
 
+from ..contexts.ctx import _cv_app
 from ..contexts.globals import current_app
 from .discovery import NoAppException, ScriptInfo, main_app
 from .groups import AppGroup, pass_script_info, with_appcontext
@@ -146,9 +147,11 @@ class TetherGroup(AppGroup):
         for command in (run_command, routes_command, shell_command, celery_command):
             self.add_command(command)
 
-    def _app_commands(self, ctx: click.Context) -> AppGroup | None:
+    def _loaded_app(self, ctx: click.Context) -> t.Any:
+        """The app, or ``None`` (said on stderr) when it cannot be loaded: the
+        built-in commands still work."""
         try:
-            return main_app(ctx.ensure_object(ScriptInfo).load_app()).cli
+            return main_app(ctx.ensure_object(ScriptInfo).load_app())
         except NoAppException as e:
             click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
             return None
@@ -157,14 +160,21 @@ class TetherGroup(AppGroup):
         rv = super().get_command(ctx, name)
         if rv is not None:
             return rv
-        app_cli = self._app_commands(ctx)
-        return app_cli.get_command(ctx, name) if app_cli is not None else None
+        app = self._loaded_app(ctx)
+        if app is None:
+            return None
+        current = _cv_app.get(None)
+        if current is None or current.app is not app:
+            # The app's commands (added with app.cli.add_command too) and their
+            # parameters run in its context, as under Flask.
+            ctx.with_resource(app.app_context())
+        return app.cli.get_command(ctx, name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         rv = set(super().list_commands(ctx))
-        app_cli = self._app_commands(ctx)
-        if app_cli is not None:
-            rv.update(app_cli.list_commands(ctx))
+        app = self._loaded_app(ctx)
+        if app is not None:
+            rv.update(app.cli.list_commands(ctx))
         return sorted(rv)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: t.Any) -> click.Context:
