@@ -33,6 +33,7 @@ def test_routes_lists_rules() -> None:
     assert lines[0].split() == ["Endpoint", "Methods", "Rule"]
     assert any(line.split() == ["hello", "GET", "/hello"] for line in lines)
     assert any(line.split() == ["item", "POST", "/items/<int:id>"] for line in lines)
+    assert any(line.split() == ["feed", "WEBSOCKET", "/ws"] for line in lines)
 
 
 @pytest.mark.parametrize(

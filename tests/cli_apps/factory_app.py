@@ -1,6 +1,6 @@
 import click
 
-from tether import Tether, current_app
+from tether import Tether, current_app, websocket
 
 
 def create_app(name="factory"):
@@ -13,6 +13,10 @@ def create_app(name="factory"):
     @app.post("/items/<int:id>")
     def item(id):
         return str(id)
+
+    @app.websocket("/ws")
+    async def feed():
+        await websocket.send("hi")
 
     @app.cli.command("whoami")
     def whoami():

@@ -64,7 +64,10 @@ def routes_command() -> None:
         click.echo("No routes were registered.")
         return
     ignored = {"HEAD", "OPTIONS"}
-    rows = [(rule.endpoint, ", ".join(sorted((rule.methods or set()) - ignored)), rule.rule) for rule in rules]
+    rows = [
+        (rule.endpoint, "WEBSOCKET" if rule.websocket else ", ".join(sorted((rule.methods or set()) - ignored)), rule.rule)
+        for rule in rules
+    ]
     headers = ("Endpoint", "Methods", "Rule")
     widths = [max(len(row[i]) for row in (*rows, headers)) for i in range(3)]
 
