@@ -25,6 +25,7 @@ from ..contexts.ctx import RequestContext, _AppCtxGlobals, _cv_app, _cv_request
 from .blueprints import Blueprint
 from .config import DEFAULT_CONFIG, Config, ConfigAttribute
 from .helpers import get_flashed_messages, url_for
+from .instance import default_instance_path
 from .json.provider import DefaultJSONProvider, JSONProvider
 from .routing import FastRouter
 from .scaffold import Scaffold, endpoint_from_view_func
@@ -76,7 +77,9 @@ class AppBase(Scaffold):
         super().__init__(import_name, static_folder, static_url_path, template_folder, root_path)
         #: The import name, or the script's name when run as ``__main__``.
         self.name = _app_name(import_name)
-        self.instance_path = instance_path or os.path.join(os.path.dirname(self.root_path), "instance")
+        if instance_path is not None and not os.path.isabs(instance_path):
+            raise ValueError("An instance path given to the app must be absolute; this one is relative.")
+        self.instance_path = instance_path or default_instance_path(import_name, self.name)
         self.config = self.config_class(
             self.instance_path if instance_relative_config else self.root_path, dict(self.default_config)
         )
