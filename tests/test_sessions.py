@@ -172,3 +172,19 @@ def test_custom_session_interface(app: tether.Tether) -> None:
     client.get("/set")
     assert store == {"s1": {"v": 42}}
     assert client.get("/get").text == "42"
+
+
+def test_flashed_messages_can_be_read_after_the_response_in_a_kept_context(app: tether.Tether) -> None:
+    """Flask-Login's tests read them this way: inside ``with client:``, after the request."""
+    from tether import flash, get_flashed_messages, session
+
+    @app.route("/login")
+    def login() -> str:
+        flash("Please log in.", "info")
+        return "login page"
+
+    with app.test_client() as client:
+        client.get("/login")
+        assert get_flashed_messages(with_categories=True) == [("info", "Please log in.")]
+        with pytest.raises(RuntimeError):
+            session["written"] = "after the response"  # a write still fails loudly: it would be lost

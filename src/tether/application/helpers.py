@@ -144,7 +144,13 @@ def get_flashed_messages(with_categories: bool = False, category_filter: t.Itera
     ctx = _cv_request.get()
     flashes = ctx.flashes
     if flashes is None:
-        flashes = ctx.flashes = session.pop("_flashes") if "_flashes" in session else []
+        if getattr(session, "sealed_reason", None) is not None:
+            # After the response (as in `with client:` in tests): its cookie is
+            # sent, so there is nothing to remove them from; read them.
+            flashes = list(session.get("_flashes", ()))
+        else:
+            flashes = session.pop("_flashes") if "_flashes" in session else []
+        ctx.flashes = flashes
     if category_filter:
         flashes = [f for f in flashes if f[0] in category_filter]
     if not with_categories:
