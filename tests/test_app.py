@@ -440,3 +440,41 @@ def test_class_based_view_decorators_see_the_views_name(app: tether.Tether) -> N
     app.add_url_rule("/items", view_func=Items.as_view("items"))
     assert seen == [("items", __name__)]
     assert app.test_client().get("/items").get_data(as_text=True) == "items"
+
+
+def test_the_logger_gets_the_default_handler_only_when_nothing_handles_its_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tether.application.log import default_handler, has_level_handler, wsgi_errors_stream
+
+    app = tether.Tether("logger_alone")
+    logging.getLogger("logger_alone").propagate = False  # nothing above it handles its records
+    assert default_handler in app.logger.handlers
+    handled = logging.getLogger("logger_handled")
+    handled.addHandler(logging.NullHandler())
+    assert has_level_handler(handled) and default_handler not in tether.Tether("logger_handled").logger.handlers
+    errors = io.StringIO()
+    with app.test_request_context(environ_overrides={"wsgi.errors": errors}):
+        app.logger.error("during the request")
+        assert wsgi_errors_stream._get_current_object() is errors  # type: ignore[attr-defined]
+    assert "during the request" in errors.getvalue()
+
+
+def test_debug_flag_dotenv_flag_and_template_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jinja2 import DictLoader
+
+    from tether.application.helpers import get_debug_flag, get_load_dotenv, get_template_attribute
+
+    monkeypatch.delenv("TETHER_DEBUG", raising=False)
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    assert get_debug_flag()
+    monkeypatch.setenv("TETHER_DEBUG", "0")
+    assert not get_debug_flag()
+    monkeypatch.setenv("FLASK_SKIP_DOTENV", "1")
+    assert not get_load_dotenv()
+    monkeypatch.delenv("FLASK_SKIP_DOTENV")
+    assert get_load_dotenv()
+    app = tether.Tether("macros")
+    app.jinja_env.loader = DictLoader({"macros.html": "{% macro hi(name) %}hi {{ name }}{% endmacro %}"})
+    with app.app_context():
+        assert get_template_attribute("macros.html", "hi")("ada") == "hi ada"

@@ -80,3 +80,16 @@ def test_the_alias_reports_the_flask_version_tether_follows() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_flask_modules_extensions_import_from_are_there() -> None:
+    code = "\n".join([
+        "from tether.compat import alias_flask; alias_flask()",
+        "from flask.logging import create_logger, default_handler, has_level_handler, wsgi_errors_stream",
+        "from flask.helpers import get_debug_flag, get_load_dotenv, get_template_attribute, stream_with_context",
+        "from flask.app import Rule, Request, Response, BuildError, Headers, HTTPException, request, session",
+        "import flask, tether",
+        "assert flask.app.Request is tether.Request and flask.app.Flask is tether.Tether",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -19,7 +19,8 @@ FLASK_VERSION = "3.1.3"
 #: flask module name -> the tether modules providing it (their names merged).
 MODULES: dict[str, tuple[str, ...]] = {
     "flask": ("tether",),
-    "flask.app": ("tether.app",),
+    # Extensions import Flask's own imports from flask.app (Rule, Request, ...).
+    "flask.app": ("tether.app", "tether", "werkzeug.routing", "werkzeug.exceptions", "werkzeug.datastructures"),
     "flask.blueprints": ("tether.application.blueprints",),
     "flask.cli": ("tether.cli.discovery", "tether.cli.groups", "tether.cli.commands"),
     "flask.config": ("tether.application.config",),
@@ -29,6 +30,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "flask.json": ("tether.application.json",),
     "flask.json.provider": ("tether.application.json.provider",),
     "flask.json.tag": ("tether.application.json.tag",),
+    "flask.logging": ("tether.application.log",),
     "flask.sessions": ("tether.application.sessions",),
     "flask.signals": ("tether.signals",),
     "flask.templating": ("tether.application.templating",),

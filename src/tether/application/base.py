@@ -27,6 +27,7 @@ from .config import DEFAULT_CONFIG, Config, ConfigAttribute
 from .helpers import get_flashed_messages, url_for
 from .instance import default_instance_path
 from .json.provider import DefaultJSONProvider, JSONProvider
+from .log import create_logger
 from .routing import FastRouter
 from .scaffold import Scaffold, endpoint_from_view_func
 from .sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
@@ -110,15 +111,9 @@ class AppBase(Scaffold):
 
     @cached_property
     def logger(self) -> logging.Logger:
-        """The logger named after the app; errors of requests and teardowns go here."""
-        logger = logging.getLogger(self.name)
-        if self.debug and not logger.level:
-            logger.setLevel(logging.DEBUG)
-        if not logging.getLogger().handlers and not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s in %(module)s: %(message)s"))
-            logger.addHandler(handler)
-        return logger
+        """The logger named after the app; errors of requests and teardowns go
+        here (``tether.application.log``)."""
+        return create_logger(self)
 
     @property
     def debug(self) -> bool:

@@ -28,7 +28,10 @@ __all__ = [
     "after_this_request",
     "copy_current_request_context",
     "flash",
+    "get_debug_flag",
     "get_flashed_messages",
+    "get_load_dotenv",
+    "get_template_attribute",
     "get_root_path",
     "has_app_context",
     "has_request_context",
@@ -169,3 +172,31 @@ def stream_body(view: F) -> F:
 def streams_body(view: t.Callable[..., t.Any]) -> bool:
     """Whether ``view`` was marked with :func:`stream_body`."""
     return bool(getattr(view, "tether_stream_body", False))
+
+
+def _environ_flag(name: str) -> str | None:
+    """``TETHER_<name>``, else Flask's ``FLASK_<name>`` (an app moved from Flask keeps its settings)."""
+    value = os.environ.get(f"TETHER_{name}")
+    return value if value is not None else os.environ.get(f"FLASK_{name}")
+
+
+def get_debug_flag() -> bool:
+    """Whether debug mode is asked for by the environment (``TETHER_DEBUG`` or ``FLASK_DEBUG``)."""
+    value = _environ_flag("DEBUG")
+    if not value:
+        return False
+    return value.lower() not in ("0", "false", "no")
+
+
+def get_load_dotenv(default: bool = True) -> bool:
+    """Whether ``.env`` files should be loaded: not when ``TETHER_SKIP_DOTENV``
+    (or ``FLASK_SKIP_DOTENV``) is set to a true value."""
+    value = _environ_flag("SKIP_DOTENV")
+    if not value:
+        return default
+    return value.lower() in ("0", "false", "no")
+
+
+def get_template_attribute(template_name: str, attribute: str) -> t.Any:
+    """A macro or variable a template exports, to call from Python code."""
+    return getattr(current_app.jinja_env.get_template(template_name).module, attribute)
