@@ -57,3 +57,19 @@ def test_from_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app.config["SECRET_KEY"] == "env-secret" and app.secret_key == "env-secret"
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 and app.config["DEBUG"] is True
     assert app.config["DB"] == {"HOST": "localhost"} and "KEY" not in app.config
+
+
+def test_from_prefixed_env_reads_flasks_variables_then_tethers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLASK_SECRET_KEY", "from flask")
+    monkeypatch.setenv("FLASK_ONLY", "1")
+    monkeypatch.setenv("FLASK_EXIST__inner__ik", "2")
+    monkeypatch.setenv("TETHER_SECRET_KEY", "from tether")
+    app = tether.Tether("env_both")
+    app.config["EXIST"] = {"ok": "value", "inner": {"ik": 1}}
+    app.config.from_prefixed_env()
+    assert app.config["SECRET_KEY"] == "from tether" and app.config["ONLY"] == 1
+    assert app.config["EXIST"] == {"ok": "value", "inner": {"ik": 2}}
+    custom = tether.Tether("env_custom")
+    monkeypatch.setenv("MINE_KEY", '"mine"')
+    custom.config.from_prefixed_env("MINE")
+    assert custom.config["KEY"] == "mine" and "ONLY" not in custom.config

@@ -102,10 +102,16 @@ class Config(dict[str, t.Any]):
             )
         return self.from_pyfile(rv, silent=silent)
 
-    def from_prefixed_env(self, prefix: str = "TETHER", *, loads: t.Callable[[str], t.Any] = json.loads) -> bool:
+    def from_prefixed_env(self, prefix: str | None = None, *, loads: t.Callable[[str], t.Any] = json.loads) -> bool:
         """Load ``PREFIX_KEY`` environment variables; values are parsed as JSON when
-        they can be, and ``__`` in a key sets a nested dict item."""
-        prefix = f"{prefix}_"
+        they can be, and ``__`` in a key sets a nested dict item. Without a
+        ``prefix``, ``FLASK_`` variables are read, then ``TETHER_`` ones (which
+        win): an app moved from Flask keeps its environment."""
+        for each in ("FLASK", "TETHER") if prefix is None else (prefix,):
+            self._from_env_prefix(f"{each}_", loads)
+        return True
+
+    def _from_env_prefix(self, prefix: str, loads: t.Callable[[str], t.Any]) -> None:
         for key in sorted(os.environ):
             if not key.startswith(prefix):
                 continue
@@ -123,7 +129,6 @@ class Config(dict[str, t.Any]):
             for part in parts:
                 current = current.setdefault(part, {})
             current[tail] = value
-        return True
 
     def from_pyfile(self, filename: str | os.PathLike[str], silent: bool = False) -> bool:
         """Execute a Python file and load its UPPERCASE names."""
