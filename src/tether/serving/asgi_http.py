@@ -198,16 +198,15 @@ async def stream_chunks(
         if pump in done:
             pump.result()
             return
-        pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
-        if not disconnect.done():  # the server is stopping: end the response cleanly
-            await send({"type": "http.response.body", "body": b""})
+        server_stopping = not disconnect.done()
     finally:
         for watcher in watchers:
             watcher.cancel()
         if not pump.done():
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
+    if server_stopping:  # end the response cleanly
+        await send({"type": "http.response.body", "body": b""})
 
 
 async def _pump(chunks: AsyncIterator[bytes], send: Send, send_timeout: float | None, serving: ServingState) -> None:

@@ -91,7 +91,7 @@ class ContextTask(celery.Task):
 
 def _in_context(task: ContextTask, tracer: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     def traced(uuid: str, args: t.Any, kwargs: t.Any, request: t.Any = None) -> t.Any:
-        carried = (request or {}).get(HEADER) or ((request or {}).get("headers") or {}).get(HEADER)
+        carried = (request or {}).get(HEADER)  # a message's headers are the worker's request fields
         with execution_context(task.tether_app, carried):
             return tracer(uuid, args, kwargs, request)
 
