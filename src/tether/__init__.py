@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typing as t
 
+from .app import Blueprint as Blueprint
 from .app import Tether as Tether
 from .application import json as json
-from .application.blueprints import Blueprint as Blueprint
 from .application.config import Config as Config
 from .application.helpers import abort as abort
 from .application.helpers import flash as flash

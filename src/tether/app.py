@@ -11,6 +11,8 @@ import typing as t
 
 from werkzeug.serving import run_simple
 
+from .application.blueprints import Blueprint as BaseBlueprint
+from .application.blueprints import BlueprintApp
 from .application.pipeline import Application
 from .application.wrappers import Request
 from .cli.groups import AppGroup
@@ -28,7 +30,7 @@ from .serving.wsgi import serve as serve_wsgi
 from .testing import EnvironBuilder, TetherClient, TetherCliRunner
 from .typing import Receive, Scope, Send, StartResponse, WSGIEnvironment
 
-__all__ = ["Tether"]
+__all__ = ["Blueprint", "Tether"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -166,3 +168,30 @@ class Tether(Application):
         options.setdefault("use_debugger", self.debug)
         options.setdefault("threaded", True)
         run_simple(host, port, self, **options)
+
+
+_DEFAULT_GROUP = "\0the blueprint's name"
+
+
+class Blueprint(BaseBlueprint):
+    """A blueprint with its own commands, ``bp.cli``: on registration they become
+    the app's command group named ``cli_group`` (the blueprint's name unless
+    given), or join the app's own commands when ``cli_group`` is ``None``."""
+
+    def __init__(self, *args: t.Any, cli_group: str | None = _DEFAULT_GROUP, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cli = AppGroup()
+        self.cli_group = cli_group
+
+    def register(self, app: BlueprintApp, options: dict[str, t.Any]) -> None:
+        super().register(app, options)
+        if not self.cli.commands:
+            return
+        app_cli = t.cast(Tether, app).cli
+        group = options.get("cli_group", self.cli_group)
+        if group is None:
+            app_cli.commands.update(self.cli.commands)
+            return
+        name = f"{options.get('name_prefix', '')}.{options.get('name', self.name)}".lstrip(".")
+        self.cli.name = name if group == _DEFAULT_GROUP else group
+        app_cli.add_command(self.cli)

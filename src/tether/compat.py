@@ -10,19 +10,20 @@ import sys
 import types
 import typing as t
 
+from .application import FLASK_VERSION
+
 __all__ = ["FLASK_VERSION", "alias_flask"]
 
-#: The Flask release whose API and behaviour tether follows: ``flask.__version__``
-#: under the alias (extensions compare it).
-FLASK_VERSION = "3.1.3"
 
 #: flask module name -> the tether modules providing it (their names merged).
 MODULES: dict[str, tuple[str, ...]] = {
     "flask": ("tether",),
     # Extensions import Flask's own imports from flask.app (Rule, Request, ...).
     "flask.app": ("tether.app", "tether", "werkzeug.routing", "werkzeug.exceptions", "werkzeug.datastructures"),
-    "flask.blueprints": ("tether.application.blueprints",),
-    "flask.cli": ("tether.cli.discovery", "tether.cli.groups", "tether.cli.commands"),
+    "flask.blueprints": ("tether.application.blueprints", "tether.app"),
+    "flask.cli": (
+        "tether.cli.commands", "tether.cli.discovery", "tether.cli.groups", "tether.cli.environment", "tether.cli.serve",
+    ),
     "flask.config": ("tether.application.config",),
     "flask.ctx": ("tether.contexts.ctx",),
     "flask.globals": ("tether.contexts.globals",),

@@ -25,7 +25,11 @@ __all__ = [
     "SessionInterface",
     "SessionMixin",
     "SessionSealedError",
+    "session_json_serializer",
 ]
+
+#: The serializer signed session cookies use (Flask's name for it).
+session_json_serializer = TaggedJSONSerializer()
 
 
 class SessionApp(t.Protocol):
@@ -172,7 +176,7 @@ class SecureCookieSessionInterface(SessionInterface):
     salt = "cookie-session"
     digest_method = staticmethod(hashlib.sha1)
     key_derivation = "hmac"
-    serializer = TaggedJSONSerializer()
+    serializer = session_json_serializer
     session_class = SecureCookieSession
 
     def __init__(self) -> None:

@@ -1,83 +1,65 @@
-"""The ``tether`` command: ``tether --app MODULE[:NAME] run|routes|shell`` and the
+"""The ``tether`` command: ``tether --app MODULE[:NAME] run|routes|shell|celery`` and the
 app's own ``app.cli`` commands."""
 
 from __future__ import annotations
 
 import code
+import importlib.metadata
 import os
 import sys
+import traceback
 import typing as t
+from operator import itemgetter
 
 import click
-import uvicorn
-from werkzeug.serving import run_simple
+from click.core import ParameterSource
 
 from ..contexts.ctx import _cv_app
 from ..contexts.globals import current_app
 from .discovery import NoAppException, ScriptInfo, main_app
+from .environment import load_dotenv, version_option
 from .groups import AppGroup, pass_script_info, with_appcontext
+from .serve import run_command
 
-__all__ = ["TetherGroup", "main"]
-
-
-@click.command("run", short_help="Serve the app (uvicorn; --wsgi for Werkzeug's server).")
-@click.option("--host", "-h", default="127.0.0.1", show_default=True, help="The interface to bind to.")
-@click.option("--port", "-p", default=5000, show_default=True, type=int, help="The port to bind to.")
-@click.option("--debug/--no-debug", default=None, help="Debug mode: reloader, debugger, propagated errors.")
-@click.option("--reload/--no-reload", default=None, help="Restart the server when code changes (default: with --debug).")
-@click.option("--wsgi", is_flag=True, help="Serve over WSGI with Werkzeug's development server (no WebSockets).")
-@pass_script_info
-def run_command(info: ScriptInfo, host: str, port: int, debug: bool | None, reload: bool | None, wsgi: bool) -> None:
-    """Serve the app: over ASGI with uvicorn (HTTP, WebSockets, SSE), or with
-    ``--wsgi`` over Werkzeug's development server."""
-    app = info.load_app()
-    if debug is not None:
-        main_app(app).debug = debug
-    if reload is None:
-        reload = main_app(app).debug
-    if wsgi:
-        run_simple(host, port, app, use_reloader=reload, use_debugger=main_app(app).debug, threaded=True)
-        return
-    if reload:
-        # uvicorn reloads from an import string: re-load the app as --app named it.
-        os.environ["TETHER_APP"] = info.app_import_path or os.environ.get("TETHER_APP", "")
-        os.environ["TETHER_RUN_DEBUG"] = "1" if main_app(app).debug else ""
-        uvicorn.run("tether.cli.commands:reloaded_app", factory=True, reload=True, host=host, port=port)
-    else:
-        uvicorn.run(app, host=host, port=port, log_level="debug" if main_app(app).debug else "info")
-
-
-def reloaded_app() -> t.Any:
-    """The app for ``tether run --reload``, loaded again in uvicorn's worker process."""
-    app = ScriptInfo(os.environ.get("TETHER_APP") or None).load_app()
-    if os.environ.get("TETHER_RUN_DEBUG"):
-        main_app(app).debug = True
-    return app
+__all__ = ["TetherGroup", "cli", "main", "routes_command", "shell_command"]
 
 
 @click.command("routes", short_help="Show the routes of the app.")
+@click.option(
+    "--sort", "-s", type=click.Choice(("endpoint", "methods", "domain", "rule", "match")), default="endpoint",
+    help="Sort by this column; 'match' is the order rules are tried in.",
+)
+@click.option("--all-methods", is_flag=True, help="Show HEAD and OPTIONS too.")
 @with_appcontext
-def routes_command() -> None:
-    """List every rule with its endpoint and methods."""
-    rules = sorted(current_app.url_map.iter_rules(), key=lambda rule: rule.rule)
+def routes_command(sort: str, all_methods: bool) -> None:
+    """List every rule with its endpoint, methods (``WEBSOCKET`` for a socket),
+    subdomain or host when the app uses them, and rule."""
+    rules = list(current_app.url_map.iter_rules())
     if not rules:
         click.echo("No routes were registered.")
         return
-    ignored = {"HEAD", "OPTIONS"}
-    rows = [
-        (rule.endpoint, "WEBSOCKET" if rule.websocket else ", ".join(sorted((rule.methods or set()) - ignored)), rule.rule)
-        for rule in rules
-    ]
-    headers = ("Endpoint", "Methods", "Rule")
-    widths = [max(len(row[i]) for row in (*rows, headers)) for i in range(3)]
-
-    def line(cells: t.Iterable[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
-
-    click.echo(line(headers))
-    click.echo(line("-" * w for w in widths))
-    for row in rows:
-        click.echo(line(row))
+    ignored = set() if all_methods else {"HEAD", "OPTIONS"}
+    host_matching = current_app.url_map.host_matching
+    has_domain = any(rule.host if host_matching else rule.subdomain for rule in rules)
+    headers = ["Endpoint", "Methods"]
+    sorts = ["endpoint", "methods"]
+    if has_domain:
+        headers.append("Host" if host_matching else "Subdomain")
+        sorts.append("domain")
+    headers.append("Rule")
+    sorts.append("rule")
+    rows = []
+    for rule in rules:
+        row = [rule.endpoint, "WEBSOCKET" if rule.websocket else ", ".join(sorted((rule.methods or set()) - ignored))]
+        if has_domain:
+            row.append((rule.host if host_matching else rule.subdomain) or "")
+        row.append(rule.rule)
+        rows.append(row)
+    if sort in sorts:
+        rows.sort(key=itemgetter(sorts.index(sort)))
+    widths = [max(len(row[i]) for row in (*rows, headers)) for i in range(len(headers))]
+    for row in (headers, ["-" * w for w in widths], *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @click.command(
@@ -125,46 +107,102 @@ def shell_command() -> None:
     code.interact(banner=banner, local=ctx)
 
 
-def _set_app(ctx: click.Context, param: click.Option, value: str | None) -> str | None:
+def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value:
         ctx.ensure_object(ScriptInfo).app_import_path = value
     return value
 
 
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+    source = ctx.get_parameter_source(param.name or "")
+    if value is None or source in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        return None
+    os.environ["FLASK_DEBUG"] = os.environ["TETHER_DEBUG"] = "1" if value else "0"
+    return value
+
+
+def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        import dotenv  # noqa: F401  # optional: python-dotenv
+    except ImportError:
+        if value is not None:
+            raise click.BadParameter("python-dotenv must be installed to load an env file.", ctx=ctx, param=param) from None
+        return None
+    defaults = ctx.ensure_object(ScriptInfo).load_dotenv_defaults
+    if value is not None or defaults:
+        load_dotenv(value, load_defaults=defaults)
+    return value
+
+
+_env_file_option = click.Option(
+    ["-e", "--env-file"],
+    type=click.Path(exists=True, dir_okay=False),
+    help="Load environment variables from this file (with python-dotenv), after .flaskenv and .env.",
+    is_eager=True,
+    expose_value=False,
+    callback=_load_env_file,
+)
+_app_option = click.Option(
+    ["-A", "--app"],
+    metavar="IMPORT",
+    envvar=["TETHER_APP", "FLASK_APP"],
+    help="The app to load: 'module', 'module:name' or 'module:create_app()'. Default: $TETHER_APP or $FLASK_APP.",
+    is_eager=True,
+    expose_value=False,
+    callback=_set_app,
+)
+_debug_option = click.Option(
+    ["--debug/--no-debug"],
+    help="Set debug mode.",
+    expose_value=False,
+    callback=_set_debug,
+)
+
+
 class TetherGroup(AppGroup):
-    """The ``tether`` command: built-in commands plus those of the loaded app."""
+    """The ``tether`` (and, aliased, ``flask``) command: the built-in commands
+    plus those of the loaded app and of installed plugins (entry points in
+    ``flask.commands``), with ``--app``, ``--debug`` and ``--env-file``."""
 
-    def __init__(self, **extra: t.Any) -> None:
+    def __init__(
+        self,
+        add_default_commands: bool = True,
+        create_app: t.Callable[..., t.Any] | None = None,
+        add_version_option: bool = True,
+        load_dotenv: bool = True,
+        set_debug_flag: bool = True,
+        **extra: t.Any,
+    ) -> None:
         params = list(extra.pop("params", None) or ())
-        params.append(
-            click.Option(
-                ["-A", "--app"],
-                metavar="IMPORT",
-                help="The app to load: 'module', 'module:name' or 'module:create_app()'. Default: $TETHER_APP.",
-                is_eager=True,
-                expose_value=False,
-                callback=_set_app,
-            )
-        )
+        params.extend((_env_file_option, _app_option, _debug_option))
+        if add_version_option:
+            params.append(version_option)
+        extra.setdefault("context_settings", {}).setdefault("auto_envvar_prefix", "FLASK")
         super().__init__(params=params, **extra)
-        for command in (run_command, routes_command, shell_command, celery_command):
-            self.add_command(command)
+        self.create_app = create_app
+        self.load_dotenv = load_dotenv
+        self.set_debug_flag = set_debug_flag
+        if add_default_commands:
+            for command in (run_command, routes_command, shell_command, celery_command):
+                self.add_command(command)
+        self._loaded_plugin_commands = False
 
-    def _loaded_app(self, ctx: click.Context) -> t.Any:
-        """The app, or ``None`` (said on stderr) when it cannot be loaded: the
-        built-in commands still work."""
-        try:
-            return main_app(ctx.ensure_object(ScriptInfo).load_app())
-        except NoAppException as e:
-            click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
-            return None
+    def _load_plugin_commands(self) -> None:
+        if self._loaded_plugin_commands:
+            return
+        for entry_point in importlib.metadata.entry_points(group="flask.commands"):
+            self.add_command(entry_point.load(), entry_point.name)
+        self._loaded_plugin_commands = True
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
         rv = super().get_command(ctx, name)
         if rv is not None:
             return rv
-        app = self._loaded_app(ctx)
-        if app is None:
+        try:
+            app = main_app(ctx.ensure_object(ScriptInfo).load_app())
+        except NoAppException as e:
+            click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
             return None
         current = _cv_app.get(None)
         if current is None or current.app is not app:
@@ -174,16 +212,34 @@ class TetherGroup(AppGroup):
         return app.cli.get_command(ctx, name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The built-in commands, and the app's: an app that fails to load is
+        reported on stderr and the built-in commands still show."""
+        self._load_plugin_commands()
         rv = set(super().list_commands(ctx))
-        app = self._loaded_app(ctx)
-        if app is not None:
-            rv.update(app.cli.list_commands(ctx))
+        try:
+            rv.update(main_app(ctx.ensure_object(ScriptInfo).load_app()).cli.list_commands(ctx))
+        except NoAppException as e:
+            click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
+        except Exception:
+            click.secho(f"{traceback.format_exc()}\n", err=True, fg="red")
         return sorted(rv)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: t.Any) -> click.Context:
+        # Werkzeug's reloader and Flask extensions look for this.
+        os.environ["FLASK_RUN_FROM_CLI"] = "true"
         if "obj" not in extra and "obj" not in self.context_settings:
-            extra["obj"] = ScriptInfo()
+            extra["obj"] = ScriptInfo(
+                create_app=self.create_app, set_debug_flag=self.set_debug_flag, load_dotenv_defaults=self.load_dotenv
+            )
         return super().make_context(info_name, args, parent=parent, **extra)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help:
+            # --help is shown at once: read --env-file and --app from the
+            # environment first, so the app's commands are listed.
+            _env_file_option.handle_parse_result(ctx, {}, [])
+            _app_option.handle_parse_result(ctx, {}, [])
+        return super().parse_args(ctx, args)
 
 
 cli = TetherGroup(name="tether", help="Run and manage a tether application.")

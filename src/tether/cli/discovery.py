@@ -1,17 +1,19 @@
 """Finding the app a command runs against: ``--app module:name``,
-``module:create_app()``, ``TETHER_APP``, or a ``wsgi.py``/``app.py`` here."""
+``module:create_app()``, ``TETHER_APP``/``FLASK_APP``, or a ``wsgi.py``/``app.py`` here."""
 
 from __future__ import annotations
 
 import ast
 import inspect
 import os
+import re
 import sys
 import traceback
 import typing as t
 
 import click
 
+from ..application.helpers import get_debug_flag, get_load_dotenv
 from ..application.pipeline import Application
 from ..locals import LocalProxy
 
@@ -117,7 +119,17 @@ def find_app_by_string(module: t.Any, app_name: str) -> App:
         attr = getattr(module, name)
     except AttributeError as e:
         raise NoAppException(f"Failed to find attribute {name!r} in {module.__name__!r}.") from e
-    app = attr(*args, **kwargs) if inspect.isfunction(attr) else attr
+    if inspect.isfunction(attr):
+        try:
+            app = attr(*args, **kwargs)
+        except TypeError as e:
+            if not _called_with_wrong_args(attr):
+                raise
+            raise NoAppException(
+                f"The factory {app_name!r} in module {module.__name__!r} could not be called with the specified arguments."
+            ) from e
+    else:
+        app = attr
     if _is_app(app):
         return app
     raise NoAppException(f"A valid tether application was not obtained from '{module.__name__}:{app_name}'.")
@@ -142,7 +154,10 @@ def prepare_import(path: str) -> str:
     return ".".join(module_name[::-1])
 
 
-def locate_app(module_name: str, app_name: str | None) -> App:
+def locate_app(module_name: str, app_name: str | None, raise_if_not_found: bool = True) -> App:
+    """Import ``module_name`` and find the app in it. With ``raise_if_not_found``
+    false, a module that is not there gives ``None``; an import error inside it
+    is still raised."""
     try:
         __import__(module_name)
     except ImportError:
@@ -151,43 +166,54 @@ def locate_app(module_name: str, app_name: str | None) -> App:
             raise NoAppException(
                 f"While importing {module_name!r}, an ImportError was raised:\n\n{traceback.format_exc()}"
             ) from None
-        raise NoAppException(f"Could not import {module_name!r}.") from None
+        if raise_if_not_found:
+            raise NoAppException(f"Could not import {module_name!r}.") from None
+        return None
     module = sys.modules[module_name]
     return find_best_app(module) if app_name is None else find_app_by_string(module, app_name)
 
 
 class ScriptInfo:
-    """How the CLI finds and loads the app, once."""
+    """How the CLI finds and loads the app, once: a ``create_app`` callable, the
+    ``--app`` import path (``TETHER_APP`` or ``FLASK_APP``), or a ``wsgi.py`` or
+    ``app.py`` in the current directory."""
 
-    def __init__(self, app_import_path: str | None = None, create_app: t.Callable[..., App] | None = None) -> None:
+    def __init__(
+        self,
+        app_import_path: str | None = None,
+        create_app: t.Callable[..., App] | None = None,
+        set_debug_flag: bool = True,
+        load_dotenv_defaults: bool = True,
+    ) -> None:
         self.app_import_path = app_import_path
         self.create_app = create_app
+        self.set_debug_flag = set_debug_flag
+        #: Whether the ``.flaskenv`` and ``.env`` files are read (not when
+        #: ``TETHER_SKIP_DOTENV`` or ``FLASK_SKIP_DOTENV`` says so).
+        self.load_dotenv_defaults = get_load_dotenv(load_dotenv_defaults)
         self.data: dict[str, t.Any] = {}
         self._loaded_app: App | None = None
 
     def load_app(self) -> App:
         if self._loaded_app is not None:
             return self._loaded_app
+        app: App | None = None
         if self.create_app is not None:
             app = self.create_app()
+        elif self.app_import_path:
+            path, name = (re.split(r":(?![\\/])", self.app_import_path, maxsplit=1) + [None])[:2]
+            app = locate_app(prepare_import(path), name)
         else:
-            import_path = self.app_import_path or os.environ.get("TETHER_APP")
-            if import_path:
-                path, _, name = import_path.partition(":") if not _is_windows_drive(import_path) else (import_path, "", "")
-                app = locate_app(prepare_import(path), name or None)
-            else:
-                for path in ("wsgi.py", "app.py"):
-                    if os.path.exists(path):
-                        app = locate_app(prepare_import(path), None)
-                        break
-                else:
-                    raise NoAppException(
-                        "Could not locate a tether application. Use 'tether --app MODULE[:NAME]', "
-                        "set TETHER_APP, or have a 'wsgi.py' or 'app.py' in the current directory."
-                    )
+            for path in ("wsgi.py", "app.py"):
+                app = locate_app(prepare_import(path), None, raise_if_not_found=False)
+                if app is not None:
+                    break
+        if app is None:
+            raise NoAppException(
+                "Could not locate a tether application. Use the '--app' option, the 'TETHER_APP' "
+                "or 'FLASK_APP' environment variable, or a 'wsgi.py' or 'app.py' file in the current directory."
+            )
+        if self.set_debug_flag:
+            main_app(app).debug = get_debug_flag()
         self._loaded_app = app
         return app
-
-
-def _is_windows_drive(path: str) -> bool:
-    return len(path) > 1 and path[1] == ":" and path[0].isalpha() and os.name == "nt"
