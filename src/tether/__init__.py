@@ -11,6 +11,7 @@ from .application.config import Config as Config
 from .application.helpers import abort as abort
 from .application.helpers import flash as flash
 from .application.helpers import get_flashed_messages as get_flashed_messages
+from .application.helpers import get_template_attribute as get_template_attribute
 from .application.helpers import make_response as make_response
 from .application.helpers import redirect as redirect
 from .application.helpers import send_file as send_file

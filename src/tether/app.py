@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import typing as t
 
-from werkzeug.serving import run_simple
+import click
+import werkzeug.serving
 
 from .application.blueprints import Blueprint as BaseBlueprint
 from .application.blueprints import BlueprintApp
+from .application.helpers import get_debug_flag, get_load_dotenv
 from .application.pipeline import Application
 from .application.wrappers import Request
+from .cli import environment as cli_environment
 from .cli.groups import AppGroup
 from .contexts.ctx import RequestContext
 from .contexts.steps import run_coroutine
@@ -160,15 +164,40 @@ class Tether(Application):
     def test_cli_runner(self, **kwargs: t.Any) -> TetherCliRunner:
         return self.test_cli_runner_class(self, **kwargs)
 
-    def run(self, host: str = "127.0.0.1", port: int = 5000, debug: bool | None = None, **options: t.Any) -> None:
-        """Serve with Werkzeug's development server; use a production server in production."""
+    def run(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        debug: bool | None = None,
+        load_dotenv: bool = True,
+        **options: t.Any,
+    ) -> None:
+        """Serve with Werkzeug's development server, as Flask's ``app.run``: the host
+        and port default to ``SERVER_NAME``'s, then ``127.0.0.1:5000``. Use a
+        production server (``gunicorn``, ``uvicorn``) in production."""
+        if os.environ.get("FLASK_RUN_FROM_CLI") == "true":
+            if not werkzeug.serving.is_running_from_reloader():
+                click.secho(
+                    " * Ignoring a call to 'app.run()' that would block the current command.\n"
+                    "   Only call 'app.run()' in an 'if __name__ == \"__main__\"' guard.",
+                    fg="red",
+                )
+            return
+        if get_load_dotenv(load_dotenv):
+            cli_environment.load_dotenv()
+            if "FLASK_DEBUG" in os.environ or "TETHER_DEBUG" in os.environ:
+                self.debug = get_debug_flag()
         if debug is not None:
-            self.debug = debug
+            self.debug = bool(debug)
+        sn_host, _, sn_port = (self.config.get("SERVER_NAME") or "").partition(":")
+        host = host or sn_host or "127.0.0.1"
+        port = int(port) if port or port == 0 else int(sn_port) if sn_port else 5000
         options.setdefault("use_reloader", self.debug)
         options.setdefault("use_debugger", self.debug)
         options.setdefault("threaded", True)
-        run_simple(host, port, self, **options)
-
+        cli_environment.show_server_banner(self.debug, self.name)
+        # Looked up at call time, as Flask does: tests replace it.
+        werkzeug.serving.run_simple(host, port, self, **options)
 
 _DEFAULT_GROUP = "\0the blueprint's name"
 

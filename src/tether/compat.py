@@ -73,6 +73,8 @@ def _alias_module(flask_name: str) -> types.ModuleType:
     def __getattr__(name: str) -> t.Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        if f"{flask_name}.{name}" in MODULES:  # flask.templating without importing it
+            return importlib.import_module(f"{flask_name}.{name}")
         raise _missing(flask_name, name)
 
     module.__dict__["__getattr__"] = __getattr__

@@ -24,7 +24,7 @@ from werkzeug.routing import Map, Rule
 from ..contexts.ctx import RequestContext, _AppCtxGlobals, _cv_app, _cv_request
 from .blueprints import Blueprint
 from .config import DEFAULT_CONFIG, Config, ConfigAttribute
-from .helpers import get_flashed_messages, url_for
+from .helpers import get_debug_flag, get_flashed_messages, url_for
 from .instance import default_instance_path
 from .json.provider import DefaultJSONProvider, JSONProvider
 from .log import create_logger
@@ -81,9 +81,7 @@ class AppBase(Scaffold):
         if instance_path is not None and not os.path.isabs(instance_path):
             raise ValueError("An instance path given to the app must be absolute; this one is relative.")
         self.instance_path = instance_path or default_instance_path(import_name, self.name)
-        self.config = self.config_class(
-            self.instance_path if instance_relative_config else self.root_path, dict(self.default_config)
-        )
+        self.config = self.make_config(instance_relative_config)
         self.aborter = self.aborter_class()
         self.json: JSONProvider = self.json_provider_class(self)
         self.url_build_error_handlers: list[t.Callable[[Exception, str, dict[str, t.Any]], str]] = []
@@ -106,6 +104,14 @@ class AppBase(Scaffold):
                 host=static_host,
                 view_func=lambda **kw: self.send_static_file(**kw),
             )
+
+    def make_config(self, instance_relative: bool = False) -> Config:
+        """The app's config: the defaults, with ``DEBUG`` from the environment
+        (``TETHER_DEBUG`` or ``FLASK_DEBUG``); relative file names in it are
+        read from the instance folder when ``instance_relative``."""
+        defaults = dict(self.default_config)
+        defaults["DEBUG"] = get_debug_flag()
+        return self.config_class(self.instance_path if instance_relative else self.root_path, defaults)
 
     # Properties
 
@@ -239,10 +245,13 @@ class AppBase(Scaffold):
 
     def template_test(self, name: str | None = None) -> t.Callable[[F], F]:
         def decorator(f: F) -> F:
-            self.jinja_env.tests[name or f.__name__] = f
+            self.add_template_test(f, name=name)
             return f
 
         return decorator
+
+    def add_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None:
+        self.jinja_env.tests[name or f.__name__] = f
 
     def update_template_context(self, context: dict[str, t.Any]) -> None:
         names: t.Iterable[str | None] = (None,)

@@ -63,6 +63,8 @@ class BlueprintApp(t.Protocol):
 
     def add_template_global(self, f: t.Callable[..., t.Any], name: str | None = None) -> None: ...
 
+    def add_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None: ...
+
 
 class BlueprintSetupState:
     """What one registration of a blueprint on an app knows: the app, the
@@ -241,15 +243,37 @@ class Blueprint(Scaffold):
         return decorator
 
     def app_template_filter(self, name: str | None = None) -> t.Callable[[F], F]:
+        """A Jinja filter for every template of the app."""
+
         def decorator(f: F) -> F:
-            self.record_once(lambda s: s.app.add_template_filter(f, name=name))
+            self.add_app_template_filter(f, name=name)
             return f
 
         return decorator
+
+    def add_app_template_filter(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
+        self.record_once(lambda s: s.app.add_template_filter(f, name=name))
+
+    def app_template_test(self, name: str | None = None) -> t.Callable[[F], F]:
+        """A Jinja test for every template of the app."""
+
+        def decorator(f: F) -> F:
+            self.add_app_template_test(f, name=name)
+            return f
+
+        return decorator
+
+    def add_app_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None:
+        self.record_once(lambda s: s.app.add_template_test(f, name=name))
 
     def app_template_global(self, name: str | None = None) -> t.Callable[[F], F]:
+        """A Jinja global for every template of the app."""
+
         def decorator(f: F) -> F:
-            self.record_once(lambda s: s.app.add_template_global(f, name=name))
+            self.add_app_template_global(f, name=name)
             return f
 
         return decorator
+
+    def add_app_template_global(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
+        self.record_once(lambda s: s.app.add_template_global(f, name=name))
