@@ -150,12 +150,6 @@ class AppBase(Scaffold):
         env.policies["json.dumps_function"] = self.json.dumps
         return env
 
-    def get_send_file_max_age(self, filename: str | None) -> int | None:
-        value = self.config["SEND_FILE_MAX_AGE_DEFAULT"]
-        if value is None or isinstance(value, int):
-            return value
-        return int(value.total_seconds())
-
     # Registration
 
     def iter_blueprints(self) -> t.ValuesView[Blueprint]:

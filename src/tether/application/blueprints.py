@@ -75,8 +75,11 @@ class BlueprintSetupState:
         self.blueprint = blueprint
         self.options = options
         self.first_registration = first_registration
-        self.subdomain = options.get("subdomain", blueprint.subdomain)
-        self.url_prefix = options.get("url_prefix", blueprint.url_prefix)
+        # An option given as None means "the blueprint's own", as in Flask.
+        subdomain = options.get("subdomain")
+        self.subdomain = blueprint.subdomain if subdomain is None else subdomain
+        url_prefix = options.get("url_prefix")
+        self.url_prefix = blueprint.url_prefix if url_prefix is None else url_prefix
         self.name = options.get("name", blueprint.name)
         self.name_prefix = options.get("name_prefix", "")
         self.url_defaults = dict(blueprint.url_values_defaults)
@@ -164,11 +167,20 @@ class Blueprint(Scaffold):
             deferred(state)
         for blueprint, bp_options in self._blueprints:
             bp_options = bp_options.copy()
-            url_prefix = bp_options.get("url_prefix", blueprint.url_prefix)
+            subdomain = bp_options.get("subdomain")
+            if subdomain is None:
+                subdomain = blueprint.subdomain
+            if state.subdomain is not None and subdomain is not None:
+                bp_options["subdomain"] = f"{subdomain}.{state.subdomain}"
+            elif subdomain is not None or state.subdomain is not None:
+                bp_options["subdomain"] = subdomain if subdomain is not None else state.subdomain
+            url_prefix = bp_options.get("url_prefix")
+            if url_prefix is None:
+                url_prefix = blueprint.url_prefix
             if state.url_prefix is not None and url_prefix is not None:
                 bp_options["url_prefix"] = state.url_prefix.rstrip("/") + "/" + url_prefix.lstrip("/")
-            elif url_prefix is None and state.url_prefix is not None:
-                bp_options["url_prefix"] = state.url_prefix
+            elif url_prefix is not None or state.url_prefix is not None:
+                bp_options["url_prefix"] = url_prefix if url_prefix is not None else state.url_prefix
             bp_options["name_prefix"] = name
             blueprint.register(app, bp_options)
 
@@ -180,8 +192,10 @@ class Blueprint(Scaffold):
         for key, value in self.error_handler_spec.items():
             key = name if key is None else f"{name}.{key}"
             app.error_handler_spec[key] = defaultdict(dict, {code: dict(handlers) for code, handlers in value.items()})
+        # Flask adds endpoints given with @bp.endpoint() unprefixed: they name
+        # rules added to the app's url_map directly.
         for endpoint, func in self.view_functions.items():
-            app.view_functions[f"{name}.{endpoint}"] = func
+            app.view_functions[endpoint] = func
         extend(self.before_request_funcs, app.before_request_funcs)
         extend(self.after_request_funcs, app.after_request_funcs)
         extend(self.teardown_request_funcs, app.teardown_request_funcs)

@@ -14,6 +14,7 @@ from functools import cached_property
 from jinja2 import FileSystemLoader
 from werkzeug.exceptions import HTTPException, default_exceptions
 
+from ..contexts.globals import current_app
 from .helpers import get_root_path, send_from_directory
 
 if t.TYPE_CHECKING:
@@ -101,7 +102,15 @@ class Scaffold:
         """The view behind the ``static`` endpoint."""
         if self.static_folder is None:
             raise RuntimeError(f"{self!r} has no static folder.")
-        return send_from_directory(self.static_folder, filename)
+        return send_from_directory(self.static_folder, filename, max_age=self.get_send_file_max_age(filename))
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """The cache lifetime of a sent file, ``SEND_FILE_MAX_AGE_DEFAULT`` unless
+        a subclass decides per file."""
+        value = current_app.config["SEND_FILE_MAX_AGE_DEFAULT"]
+        if value is None or isinstance(value, int):
+            return t.cast("int | None", value)
+        return int(value.total_seconds())
 
     def open_resource(self, resource: str, mode: str = "rb", encoding: str | None = None) -> t.IO[t.Any]:
         """Open a file relative to ``root_path`` for reading."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import typing as t
+import warnings
 from itertools import chain
 
 from werkzeug.exceptions import BadRequest
@@ -19,6 +20,27 @@ from .wrappers import Request, Response
 __all__ = ["URLMapping"]
 
 
+def _without_default_port(server_name: str, scheme: str) -> str:
+    if scheme in ("http", "ws") and server_name.endswith(":80"):
+        return server_name[:-3]
+    if scheme in ("https", "wss") and server_name.endswith(":443"):
+        return server_name[:-4]
+    return server_name
+
+
+def _subdomain(host: str, server_name: str) -> str:
+    """The part of ``host`` before ``SERVER_NAME``: Werkzeug's rule, with its
+    warning and ``<invalid>`` (no rule matches it) for a host outside it."""
+    current, configured = host.split("."), server_name.split(".")
+    offset = -len(configured)
+    if current[offset:] != configured:
+        warnings.warn(
+            f"Current server name {host!r} doesn't match configured server name {server_name!r}", stacklevel=3
+        )
+        return "<invalid>"
+    return ".".join(filter(None, current[:offset]))
+
+
 class URLMapping(AppBase):
     """Matching requests with ``url_map`` (through the fast router first) and
     building URLs from it."""
@@ -30,12 +52,15 @@ class URLMapping(AppBase):
             subdomain = None
             server_name = self.config["SERVER_NAME"]
             if self.url_map.host_matching:
-                server_name = None
+                server_name = None  # the request's host is what host rules match
             elif not self.subdomain_matching:
                 subdomain = self.url_map.default_subdomain or ""
-                server_name = None
+            host = request.host.lower()
+            server_name = host if server_name is None else _without_default_port(server_name.lower(), request.scheme)
+            if subdomain is None and not self.url_map.host_matching:
+                subdomain = _subdomain(host, server_name)
             return self.url_map.bind(
-                server_name or request.host,
+                server_name,
                 script_name=request.root_path or "/",
                 subdomain=subdomain,
                 url_scheme=request.scheme,
