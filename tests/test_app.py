@@ -355,14 +355,14 @@ def test_error_handlers_most_specific_class_wins(app: tether.Tether, client: tet
     def raise_value() -> str:
         raise ValueError
 
-    assert (client.get("/app-error").status_code, client.get("/app-error").text) == (409, "app error")
-    assert (client.get("/specific").status_code, client.get("/specific").text) == (410, "specific")
-    assert client.get("/value").status_code == 422
-    assert client.get("/missing").text == "custom 404 /missing"
     with pytest.raises(ValueError, match="not a recognized HTTP error code"):
         app.register_error_handler(999, lambda e: "")
     with pytest.raises(TypeError, match="instance"):
         app.register_error_handler(ValueError(), lambda e: "")  # type: ignore[arg-type]
+    assert (client.get("/app-error").status_code, client.get("/app-error").text) == (409, "app error")
+    assert (client.get("/specific").status_code, client.get("/specific").text) == (410, "specific")
+    assert client.get("/value").status_code == 422
+    assert client.get("/missing").text == "custom 404 /missing"
 
 
 def test_unhandled_exceptions(app: tether.Tether, caplog: pytest.LogCaptureFixture) -> None:
@@ -370,23 +370,30 @@ def test_unhandled_exceptions(app: tether.Tether, caplog: pytest.LogCaptureFixtu
     def boom() -> str:
         raise KeyError("boom")
 
+    @app.errorhandler(500)
+    def handle_500(e: Exception) -> tuple[str, int]:
+        return f"handled {type(e.original_exception).__name__}", 500  # type: ignore[attr-defined]
+
     with pytest.raises(KeyError):
         app.test_client().get("/boom")
     app.config["TESTING"] = False
     with caplog.at_level(logging.ERROR):
         response = app.test_client().get("/boom")
-    assert response.status_code == 500
+    assert (response.status_code, response.text) == (500, "handled KeyError")
     assert "Exception on /boom [GET]" in caplog.text
     app.config["PROPAGATE_EXCEPTIONS"] = True
     with pytest.raises(KeyError):
         app.test_client().get("/boom")
-    app.config["PROPAGATE_EXCEPTIONS"] = False
 
-    @app.errorhandler(500)
-    def handle_500(e: Exception) -> tuple[str, int]:
-        return f"handled {type(e.original_exception).__name__}", 500  # type: ignore[attr-defined]
 
-    assert app.test_client().get("/boom").text == "handled KeyError"
+def test_setup_methods_refuse_after_the_first_request(app: tether.Tether, client: tether.testing.TetherClient) -> None:
+    # As in Flask: a worker that already serves would not see the change.
+    app.add_url_rule("/early", "early", lambda: "early")
+    assert client.get("/early").text == "early"
+    with pytest.raises(AssertionError, match="setup method 'add_url_rule'"):
+        app.add_url_rule("/late", "late", lambda: "late")
+    with pytest.raises(AssertionError, match="setup method 'before_request'"):
+        app.before_request(lambda: None)
 
 
 def test_static_files(tmp_path: object) -> None:

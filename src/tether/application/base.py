@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import cached_property
 from itertools import chain
 
+from jinja2 import BaseLoader
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.exceptions import Aborter
 from werkzeug.routing import Map, Rule
@@ -29,9 +30,9 @@ from .instance import default_instance_path
 from .json.provider import DefaultJSONProvider, JSONProvider
 from .log import create_logger
 from .routing import FastRouter
-from .scaffold import Scaffold, endpoint_from_view_func
+from .scaffold import Scaffold, endpoint_from_view_func, setupmethod
 from .sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
-from .templating import Environment, default_template_ctx_processor
+from .templating import DispatchingJinjaLoader, Environment, default_template_ctx_processor
 from .wrappers import Request, Response
 
 __all__ = ["AppBase"]
@@ -82,6 +83,8 @@ class AppBase(Scaffold):
             raise ValueError("An instance path given to the app must be absolute; this one is relative.")
         self.instance_path = instance_path or default_instance_path(import_name, self.name)
         self.config = self.make_config(instance_relative_config)
+        #: Set by the first request: setup methods refuse to run after it.
+        self._got_first_request = False
         self.aborter = self.aborter_class()
         self.json: JSONProvider = self.json_provider_class(self)
         self.url_build_error_handlers: list[t.Callable[[Exception, str, dict[str, t.Any]], str]] = []
@@ -140,6 +143,11 @@ class AppBase(Scaffold):
     def jinja_env(self) -> Environment:
         return self.create_jinja_environment()
 
+    def create_global_jinja_loader(self) -> BaseLoader:
+        """The loader of the app's Jinja environment: the app's templates, then
+        each blueprint's. Override to load templates from elsewhere."""
+        return DispatchingJinjaLoader(self)
+
     def create_jinja_environment(self) -> Environment:
         options = dict(self.jinja_options)
         options.setdefault("autoescape", lambda name: name is None or name.endswith((".html", ".htm", ".xml", ".xhtml", ".svg")))
@@ -155,10 +163,21 @@ class AppBase(Scaffold):
     def iter_blueprints(self) -> t.ValuesView[Blueprint]:
         return self.blueprints.values()
 
+    def _check_setup_finished(self, f_name: str) -> None:
+        if self._got_first_request:
+            raise AssertionError(
+                f"The setup method '{f_name}' can no longer be called on the application. It has already "
+                "handled its first request, any changes will not be applied consistently.\n"
+                "Make sure all imports, decorators, functions, etc. needed to set up the application "
+                "are done before running it."
+            )
+
+    @setupmethod
     def register_blueprint(self, blueprint: Blueprint, **options: t.Any) -> None:
         blueprint.register(self, options)
         self._router = None
 
+    @setupmethod
     def add_url_rule(
         self,
         rule: str,
@@ -195,6 +214,7 @@ class AppBase(Scaffold):
                 )
             self.view_functions[endpoint] = view_func
 
+    @setupmethod
     def teardown_appcontext(self, f: F) -> F:
         """Run ``f(exc)`` when an app context is popped (after each request, script block, ...)."""
         self.teardown_appcontext_funcs.append(f)
@@ -213,6 +233,7 @@ class AppBase(Scaffold):
         self.after_serving_funcs.append(f)
         return f
 
+    @setupmethod
     def shell_context_processor(self, f: F) -> F:
         self.shell_context_processors.append(f)
         return f
@@ -224,6 +245,7 @@ class AppBase(Scaffold):
 
         return decorator
 
+    @setupmethod
     def add_template_filter(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
         self.jinja_env.filters[name or f.__name__] = f
 
@@ -234,6 +256,7 @@ class AppBase(Scaffold):
 
         return decorator
 
+    @setupmethod
     def add_template_global(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
         self.jinja_env.globals[name or f.__name__] = f
 
@@ -244,6 +267,7 @@ class AppBase(Scaffold):
 
         return decorator
 
+    @setupmethod
     def add_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None:
         self.jinja_env.tests[name or f.__name__] = f
 

@@ -76,6 +76,8 @@ class Application(ErrorHandling):
         response, pop ``ctx``. With ``keep_streams``, a streamed response keeps
         ``ctx`` pushed and comes with the :data:`Finish` steps that pop it."""
         error: Exception | None = None
+        if not self._got_first_request:
+            self._got_first_request = True
         ctx.push()
         try:
             try:
@@ -88,7 +90,7 @@ class Application(ErrorHandling):
             raise
         preserve = ctx.request.environ_value("werkzeug.debug.preserve_context")
         if preserve is not None:  # a test client keeps the contexts
-            preserve(_cv_app.get())
+            preserve(_cv_app.get().copy())
             preserve(ctx.copy())
         if error is not None and self.should_ignore_error(error):
             error = None

@@ -6,6 +6,7 @@ the app looks up only the blueprints that the matched endpoint belongs to.
 
 from __future__ import annotations
 
+import functools
 import os
 import typing as t
 from collections import defaultdict
@@ -24,6 +25,20 @@ __all__ = ["Scaffold", "endpoint_from_view_func"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 ExcSpec = t.Union[type[Exception], int]
+
+
+
+def setupmethod(f: F) -> F:
+    """Marks a method that sets the app up: calling it once the app has handled
+    a request fails, as in Flask, since workers that already serve would not
+    all see the change."""
+    name = f.__name__
+
+    def wrapper(self: Scaffold, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        self._check_setup_finished(name)
+        return f(self, *args, **kwargs)
+
+    return t.cast(F, functools.update_wrapper(wrapper, f))
 
 
 class Scaffold:
@@ -62,6 +77,9 @@ class Scaffold:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+    def _check_setup_finished(self, f_name: str) -> None:
+        """Raise if setting up is over (an app that handled a request)."""
 
     # Folders
 
@@ -109,7 +127,7 @@ class Scaffold:
         a subclass decides per file."""
         value = current_app.config["SEND_FILE_MAX_AGE_DEFAULT"]
         if value is None or isinstance(value, int):
-            return t.cast("int | None", value)
+            return value
         return int(value.total_seconds())
 
     def open_resource(self, resource: str, mode: str = "rb", encoding: str | None = None) -> t.IO[t.Any]:
@@ -174,6 +192,7 @@ class Scaffold:
 
         return decorator
 
+    @setupmethod
     def endpoint(self, endpoint: str) -> t.Callable[[F], F]:
         """Register the decorated function as the view of an endpoint added by
         ``add_url_rule`` without a view."""
@@ -186,47 +205,56 @@ class Scaffold:
 
     # Hooks
 
+    @setupmethod
     def before_request(self, f: F) -> F:
         """Run ``f`` before each request; a non-``None`` return is the response."""
         self.before_request_funcs[None].append(f)
         return f
 
+    @setupmethod
     def after_request(self, f: F) -> F:
         """Run ``f(response)`` after each request; it returns the response to send."""
         self.after_request_funcs[None].append(f)
         return f
 
+    @setupmethod
     def teardown_request(self, f: F) -> F:
         """Run ``f(exc)`` when the request context pops, whatever happened."""
         self.teardown_request_funcs[None].append(f)
         return f
 
+    @setupmethod
     def before_websocket(self, f: F) -> F:
         """Run ``f()`` before each WebSocket handler; a non-``None`` return rejects
         the connection with that response."""
         self.before_websocket_funcs[None].append(f)
         return f
 
+    @setupmethod
     def after_websocket(self, f: F) -> F:
         """Run ``f()`` after each WebSocket handler that returned normally."""
         self.after_websocket_funcs[None].append(f)
         return f
 
+    @setupmethod
     def teardown_websocket(self, f: F) -> F:
         """Run ``f(exc)`` once when a WebSocket connection ends, however it ends."""
         self.teardown_websocket_funcs[None].append(f)
         return f
 
+    @setupmethod
     def context_processor(self, f: F) -> F:
         """``f()`` returns a dict of names to add to every template's context."""
         self.template_context_processors[None].append(f)
         return f
 
+    @setupmethod
     def url_value_preprocessor(self, f: F) -> F:
         """Run ``f(endpoint, values)`` on the matched URL values before the view."""
         self.url_value_preprocessors[None].append(f)
         return f
 
+    @setupmethod
     def url_defaults(self, f: F) -> F:
         """Run ``f(endpoint, values)`` to fill in values when building URLs."""
         self.url_default_functions[None].append(f)
@@ -241,6 +269,7 @@ class Scaffold:
 
         return decorator
 
+    @setupmethod
     def register_error_handler(self, code_or_exception: ExcSpec, f: t.Callable[..., t.Any]) -> None:
         exc_class, code = self._get_exc_class_and_code(code_or_exception)
         self.error_handler_spec[None][code][exc_class] = f

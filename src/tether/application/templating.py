@@ -30,6 +30,8 @@ class TemplateApp(t.Protocol):
     @property
     def jinja_loader(self) -> BaseLoader | None: ...
 
+    def create_global_jinja_loader(self) -> BaseLoader: ...
+
     @property
     def jinja_env(self) -> _Environment: ...
 
@@ -56,7 +58,7 @@ class Environment(_Environment):
 
     def __init__(self, app: TemplateApp, **options: t.Any) -> None:
         if "loader" not in options:
-            options["loader"] = DispatchingJinjaLoader(app)
+            options["loader"] = app.create_global_jinja_loader()
         super().__init__(**options)
         self.app = app
 

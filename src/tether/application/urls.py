@@ -113,6 +113,7 @@ class URLMapping(AppBase):
 
     def url_for(
         self,
+        /,
         endpoint: str,
         *,
         _anchor: str | None = None,

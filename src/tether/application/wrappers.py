@@ -211,18 +211,42 @@ class Request(_Request):
             return io.BytesIO()
         return t.cast(t.IO[bytes], CheckedStream(self.environ["wsgi.input"], length, limit))
 
+    #: Limits set on this request itself; ``None`` reads the app's config.
+    _max_content_length: int | None = None
+    _max_form_memory_size: int | None = None
+    _max_form_parts: int | None = None
+
     @property
-    def max_content_length(self) -> int | None:  # type: ignore[override]
-        """``MAX_CONTENT_LENGTH`` of the current app: a larger body is refused with 413."""
+    def max_content_length(self) -> int | None:
+        """``MAX_CONTENT_LENGTH`` of the current app (or this request's own, when
+        set): a larger body is refused with 413."""
+        if self._max_content_length is not None:
+            return self._max_content_length
         return self._config("MAX_CONTENT_LENGTH", None)
 
-    @property
-    def max_form_memory_size(self) -> int | None:  # type: ignore[override]
-        return self._config("MAX_FORM_MEMORY_SIZE", 500_000)
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
 
     @property
-    def max_form_parts(self) -> int | None:  # type: ignore[override]
+    def max_form_memory_size(self) -> int | None:
+        if self._max_form_memory_size is not None:
+            return self._max_form_memory_size
+        return self._config("MAX_FORM_MEMORY_SIZE", 500_000)
+
+    @max_form_memory_size.setter
+    def max_form_memory_size(self, value: int | None) -> None:
+        self._max_form_memory_size = value
+
+    @property  # type: ignore[override]
+    def max_form_parts(self) -> int | None:
+        if self._max_form_parts is not None:
+            return self._max_form_parts
         return self._config("MAX_FORM_PARTS", 1_000)
+
+    @max_form_parts.setter
+    def max_form_parts(self, value: int | None) -> None:
+        self._max_form_parts = value
 
     @property
     def last_event_id(self) -> str | None:

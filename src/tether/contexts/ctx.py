@@ -192,6 +192,13 @@ class AppContext(_Context):
         """Builds URLs outside a request; needs ``SERVER_NAME``."""
         return self.app.create_url_adapter(None)
 
+    def copy(self) -> AppContext:
+        """A new context of the same app sharing this one's ``g``, to push in
+        another contextvars Context (a test client keeping the request's)."""
+        rv = type(self)(self.app)
+        rv.__dict__["g"] = self.g
+        return rv
+
     def push(self) -> None:
         self._tokens.append(_cv_app.set(self))
         if appcontext_pushed.receivers:
