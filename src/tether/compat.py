@@ -26,6 +26,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "flask.config": ("tether.application.config",),
     "flask.ctx": ("tether.contexts.ctx",),
+    "flask.debughelpers": ("tether.application.debughelpers",),
     "flask.globals": ("tether.contexts.globals",),
     "flask.helpers": ("tether.application.helpers",),
     "flask.json": ("tether.application.json",),

@@ -12,6 +12,7 @@ from jinja2 import Environment as _Environment
 from .. import signals
 from ..contexts.ctx import _cv_app, _cv_request
 from ..contexts.globals import current_app
+from .debughelpers import explain_template_loading_attempts
 
 __all__ = [
     "Environment",
@@ -38,6 +39,12 @@ class TemplateApp(t.Protocol):
     def iter_blueprints(self) -> t.Iterable[t.Any]: ...
 
     def update_template_context(self, context: dict[str, t.Any]) -> None: ...
+
+    @property
+    def config(self) -> t.Any: ...
+
+    @property
+    def logger(self) -> t.Any: ...
 
 
 def default_template_ctx_processor() -> dict[str, t.Any]:
@@ -76,12 +83,34 @@ class DispatchingJinjaLoader(BaseLoader):
                 yield loader
 
     def get_source(self, environment: _Environment, template: str) -> tuple[str, str | None, t.Callable[[], bool] | None]:
+        if self.app.config["EXPLAIN_TEMPLATE_LOADING"]:
+            return self._get_source_explained(environment, template)
         for loader in self._loaders():
             try:
                 return loader.get_source(environment, template)
             except TemplateNotFound:
                 continue
         raise TemplateNotFound(template)
+
+    def _get_source_explained(
+        self, environment: _Environment, template: str
+    ) -> tuple[str, str | None, t.Callable[[], bool] | None]:
+        attempts: list[tuple[BaseLoader, t.Any, tuple[t.Any, ...] | None]] = []
+        found = None
+        for scaffold in (self.app, *self.app.iter_blueprints()):
+            loader = scaffold.jinja_loader
+            if loader is None:
+                continue
+            try:
+                rv = loader.get_source(environment, template)
+            except TemplateNotFound:
+                rv = None
+            attempts.append((loader, scaffold, rv))
+            found = found or rv
+        explain_template_loading_attempts(self.app.logger, template, attempts)
+        if found is None:
+            raise TemplateNotFound(template)
+        return found
 
     def list_templates(self) -> list[str]:
         names: set[str] = set()

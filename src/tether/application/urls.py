@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 import typing as t
-import warnings
 from itertools import chain
 
 from werkzeug.exceptions import BadRequest
-from werkzeug.routing import BuildError, MapAdapter, Rule, WebsocketMismatch
+from werkzeug.routing import BuildError, MapAdapter, RequestRedirect, Rule, WebsocketMismatch
 from werkzeug.urls import quote as _url_quote
 from werkzeug.utils import redirect as _redirect
 
 from ..contexts.ctx import RequestContext, _cv_app, _cv_request
 from .base import AppBase
+from .debughelpers import FormDataRoutingRedirect
 from .routing import FastRouter
 from .wrappers import Request, Response
 
@@ -28,22 +28,21 @@ def _without_default_port(server_name: str, scheme: str) -> str:
     return server_name
 
 
-def _subdomain(host: str, server_name: str) -> str:
-    """The part of ``host`` before ``SERVER_NAME``: Werkzeug's rule, with its
-    warning and ``<invalid>`` (no rule matches it) for a host outside it."""
+def _subdomain(host: str, server_name: str) -> str | None:
+    """The part of ``host`` before ``SERVER_NAME`` (Werkzeug's rule), or
+    ``None`` for a host outside it."""
     current, configured = host.split("."), server_name.split(".")
     offset = -len(configured)
     if current[offset:] != configured:
-        warnings.warn(
-            f"Current server name {host!r} doesn't match configured server name {server_name!r}", stacklevel=3
-        )
-        return "<invalid>"
+        return None
     return ".".join(filter(None, current[:offset]))
 
 
 class URLMapping(AppBase):
     """Matching requests with ``url_map`` (through the fast router first) and
     building URLs from it."""
+
+    _warned_server_name = False
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         """A Werkzeug adapter for matching and building URLs, bound to the request
@@ -59,6 +58,17 @@ class URLMapping(AppBase):
             server_name = host if server_name is None else _without_default_port(server_name.lower(), request.scheme)
             if subdomain is None and not self.url_map.host_matching:
                 subdomain = _subdomain(host, server_name)
+                if subdomain is None:
+                    # No rule matches it: a 404. Werkzeug warns here; a log line,
+                    # once, says the same without turning into an error under
+                    # warning filters.
+                    subdomain = "<invalid>"
+                    if not self._warned_server_name:
+                        self._warned_server_name = True
+                        self.logger.warning(
+                            "Current server name %r doesn't match configured server name %r: such requests get 404.",
+                            host, server_name,
+                        )
             return self.url_map.bind(
                 server_name,
                 script_name=request.root_path or "/",
@@ -183,9 +193,18 @@ class URLMapping(AppBase):
         return t.cast(Response, _redirect(location, code=code, Response=self.response_class))
 
     def raise_routing_exception(self, request: Request) -> t.NoReturn:
-        """Raise the 404, 405 or redirect that matching the request ended with."""
-        assert request.routing_exception is not None
-        raise request.routing_exception
+        """Raise the 404, 405 or redirect that matching the request ended with; in
+        debug mode, a redirect that would drop a form's body explains itself."""
+        exc = request.routing_exception
+        assert exc is not None
+        if (
+            self.debug
+            and isinstance(exc, RequestRedirect)
+            and exc.code not in (307, 308)
+            and request.method not in ("GET", "HEAD", "OPTIONS")
+        ):
+            raise FormDataRoutingRedirect(request)
+        raise exc
 
     def make_default_options_response(self, ctx: RequestContext[Request] | None = None) -> Response:
         """The answer to ``OPTIONS`` on a rule that did not define it: the allowed methods."""

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as _Response
 
 from ..contexts.ctx import _cv_app
 from . import json as _json
+from .debughelpers import attach_enctype_error_multidict
 from .input_stream import CheckedStream
 
 if t.TYPE_CHECKING:
@@ -192,6 +193,12 @@ class Request(_Request):
             self.url_rule, self.view_args = app.match_request(self)
         except HTTPException as e:
             self.routing_exception = e
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        ctx = _cv_app.get(None)
+        if ctx is not None and ctx.app.config["DEBUG"] and self.mimetype != "multipart/form-data" and not self.files:
+            attach_enctype_error_multidict(self)
 
     def _config(self, key: str, default: t.Any) -> t.Any:
         ctx = _cv_app.get(None)
