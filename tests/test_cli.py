@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
+from conftest import free_port, wait_for_port
 from tether.cli.commands import cli
 from tether.cli.discovery import NoAppException, ScriptInfo
 
@@ -76,3 +78,29 @@ def test_commands_added_with_add_command_run_in_the_app_context() -> None:
     # As under Flask's `flask` command. (Flask's test_cli_runner() does not push
     # one for such a command, and neither does tether's.)
     assert invoke("--app", "factory_app", "init-db").output == "initialized factory\n"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_run_under_uvicorn_shows_the_traceback_only_in_debug_mode(debug: bool) -> None:
+    port = free_port()
+    env = {**os.environ, "TETHER_APP": "factory_app", "PYTHONPATH": str(APPS)}
+    flag = "--debug" if debug else "--no-debug"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", "run", flag, "--no-reload", "--port", str(port)],
+        cwd=APPS, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        response = requests.get(f"http://127.0.0.1:{port}/boom", timeout=10)
+        assert response.status_code == 500
+        if debug:
+            assert "LookupError: the boom view failed" in response.text
+            assert "Traceback" in response.text and "factory_app.py" in response.text
+            css = requests.get(f"http://127.0.0.1:{port}/?__debugger__=yes&cmd=resource&f=style.css", timeout=10)
+            assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
+        else:
+            assert "boom view failed" not in response.text and "Traceback" not in response.text
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0].decode()
+    assert "LookupError: the boom view failed" in output  # the server logs it either way

@@ -60,7 +60,7 @@ from flask.views import MethodView
 from flask.blueprints import Blueprint
 assert request is tether.request and Flask is tether.Tether and FlaskClient is tether.testing.TetherClient
 assert AppContext is tether.contexts.ctx.AppContext and Config is tether.Config
-for stmt in ["import flask.debughelpers", "from flask import no_such_thing"]:
+for stmt in ["import flask.no_such_module", "from flask import no_such_thing"]:
     try:
         exec(stmt)
     except ImportError as e:

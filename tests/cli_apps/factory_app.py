@@ -14,6 +14,10 @@ def create_app(name="factory"):
     def item(id):
         return str(id)
 
+    @app.route("/boom")
+    def boom():
+        raise LookupError("the boom view failed")
+
     @app.websocket("/ws")
     async def feed():
         await websocket.send("hi")

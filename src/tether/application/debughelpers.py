@@ -11,10 +11,9 @@ from jinja2.loaders import BaseLoader
 from werkzeug.routing import RequestRedirect
 
 from ..contexts.ctx import _cv_request
-from .blueprints import Blueprint
 
-if t.TYPE_CHECKING:
-    from .wrappers import Request
+#: tether's Request (annotated loosely: wrappers imports this module).
+Request = t.Any
 
 __all__ = ["DebugFilesKeyError", "FormDataRoutingRedirect", "UnexpectedUnicodeError", "explain_template_loading_attempts"]
 
@@ -84,17 +83,17 @@ def attach_enctype_error_multidict(request: Request) -> None:
 
 
 def explain_template_loading_attempts(
-    logger: t.Any, template: str, attempts: list[tuple[BaseLoader, t.Any, tuple[t.Any, ...] | None]]
+    app: t.Any, template: str, attempts: list[tuple[BaseLoader, t.Any, tuple[t.Any, ...] | None]]
 ) -> None:
     """Log, at info level, which loaders were tried for ``template`` and what
     each found (``EXPLAIN_TEMPLATE_LOADING``)."""
     lines = [f"Locating template {template!r}:"]
     found = 0
     for index, (loader, source, triple) in enumerate(attempts, start=1):
-        if isinstance(source, Blueprint):
-            where = f"blueprint {source.name!r} ({source.import_name})"
-        else:
+        if source is app:
             where = f"application {source.import_name!r}"
+        else:
+            where = f"blueprint {source.name!r} ({source.import_name})"
         lines.append(f"{index:5}: trying loader of {where}")
         lines.extend(f"       {line}" for line in _loader_info(loader))
         if triple is None:
@@ -113,7 +112,7 @@ def explain_template_loading_attempts(
         lines.append(f"  The template was looked up from an endpoint that belongs to the blueprint {blueprint!r}.")
         lines.append("  Maybe you did not place a template in the right folder?")
         lines.append("  See https://flask.palletsprojects.com/blueprints/#templates")
-    logger.info("\n".join(lines))
+    app.logger.info("\n".join(lines))
 
 
 def _loader_info(loader: BaseLoader) -> t.Iterator[str]:

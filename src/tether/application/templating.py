@@ -107,7 +107,7 @@ class DispatchingJinjaLoader(BaseLoader):
                 rv = None
             attempts.append((loader, scaffold, rv))
             found = found or rv
-        explain_template_loading_attempts(self.app.logger, template, attempts)
+        explain_template_loading_attempts(self.app, template, attempts)
         if found is None:
             raise TemplateNotFound(template)
         return found
