@@ -85,6 +85,10 @@ class AppBase(Scaffold):
         self.config = self.make_config(instance_relative_config)
         #: Set by the first request: setup methods refuse to run after it.
         self._got_first_request = False
+        #: Flask's override points this app replaces (a subclass method or an
+        #: instance attribute), found at the first request: the pipeline calls
+        #: those instead of its own steps (``pipeline.OVERRIDE_POINTS``).
+        self._replaced: frozenset[str] = frozenset()
         self.aborter = self.aborter_class()
         self.json: JSONProvider = self.json_provider_class(self)
         self.url_build_error_handlers: list[t.Callable[[Exception, str, dict[str, t.Any]], str]] = []

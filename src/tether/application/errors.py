@@ -58,14 +58,19 @@ class ErrorHandling(ResponseMaking):
         if isinstance(e, BadRequestKeyError) and (self.debug or self.config["TRAP_BAD_REQUEST_ERRORS"]):
             e.show_exception = True
         if isinstance(e, HTTPException) and not self.trap_http_exception(e):
-            if e.code is None or isinstance(e, RoutingException):
-                return e
-            handler = self._find_error_handler(e, ctx.request.blueprints)
-            return e if handler is None else (yield handler, (e,), NO_KWARGS)
+            if "handle_http_exception" in self._replaced:
+                return (yield self.handle_http_exception, (e,), NO_KWARGS)
+            return (yield from self._handle_http_exception_steps(e, ctx))
         handler = self._find_error_handler(e, ctx.request.blueprints)
         if handler is None:
             raise e
         return (yield handler, (e,), NO_KWARGS)
+
+    def _handle_http_exception_steps(self, e: HTTPException, ctx: Ctx) -> Steps[t.Any]:
+        if e.code is None or isinstance(e, RoutingException):
+            return e
+        handler = self._find_error_handler(e, ctx.request.blueprints)
+        return e if handler is None else (yield handler, (e,), NO_KWARGS)
 
     def _handle_exception_steps(self, e: Exception, ctx: Ctx) -> Steps[Response]:
         exc_info = sys.exc_info()
@@ -86,6 +91,11 @@ class ErrorHandling(ResponseMaking):
         """Handle an exception from a hook or view with a registered handler;
         re-raise it when none fits (it then becomes a 500)."""
         return run(self._handle_user_exception_steps(e, _cv_request.get()))
+
+    def handle_http_exception(self, e: HTTPException) -> t.Any:
+        """An HTTP error raised by a hook or view: its registered handler's
+        answer, or the error itself (its own response)."""
+        return run(self._handle_http_exception_steps(e, _cv_request.get()))
 
     def handle_exception(self, e: Exception) -> Response:
         """An unhandled exception: re-raised when propagating (``TESTING``,

@@ -25,12 +25,33 @@ from ..contexts.ctx import (
     teardown_request_steps,
 )
 from ..contexts.steps import NO_KWARGS, Step, Steps, call_one, run, run_async
-from ..signals import request_started, request_tearing_down
+from ..signals import request_finished, request_started, request_tearing_down
 from .errors import ErrorHandling
 from .streaming import prime_steps
 from .wrappers import Request, Response
 
-__all__ = ["Application", "Finish"]
+__all__ = ["OVERRIDE_POINTS", "Application", "Finish"]
+
+#: Flask's documented app methods that extensions and subclasses replace. When
+#: an app replaces one, its requests call it (for async views too: such an app
+#: answers every request with the synchronous pipeline, in the thread pool under
+#: ASGI). An app that replaces none takes the fast path.
+OVERRIDE_POINTS = (
+    "full_dispatch_request",
+    "preprocess_request",
+    "dispatch_request",
+    "make_response",
+    "process_response",
+    "finalize_request",
+    "handle_user_exception",
+    "handle_http_exception",
+    "handle_exception",
+    "log_exception",
+    "create_url_adapter",
+    "raise_routing_exception",
+    "make_default_options_response",
+    "should_ignore_error",
+)
 
 Ctx = RequestContext[Request]
 #: The steps that end a streamed response: close its body, pop its context.
@@ -77,14 +98,22 @@ class Application(ErrorHandling):
         ``ctx`` pushed and comes with the :data:`Finish` steps that pop it."""
         error: Exception | None = None
         if not self._got_first_request:
-            self._got_first_request = True
+            self._first_request()
         ctx.push()
         try:
             try:
-                response = yield from self._dispatch_steps(ctx)
+                if "full_dispatch_request" in self._replaced:
+                    response = yield self.full_dispatch_request, (), NO_KWARGS
+                else:
+                    response = yield from self._dispatch_steps(ctx)
             except Exception as e:
                 error = e
-                response = yield from self._handle_exception_steps(e, ctx)
+                if "handle_exception" in self._replaced:
+                    response = yield self.handle_exception, (e,), NO_KWARGS
+                    if not isinstance(response, Response):  # Flask needs a Response; a return value will do
+                        response = self.make_response(response)
+                else:
+                    response = yield from self._handle_exception_steps(e, ctx)
         except BaseException as e:
             yield from ctx.pop_steps(e)
             raise
@@ -107,8 +136,20 @@ class Application(ErrorHandling):
         finally:
             yield from ctx.pop_steps(body_error or error)
 
+    def _first_request(self) -> None:
+        self._got_first_request = True
+        self._replaced = frozenset(
+            name for name in OVERRIDE_POINTS
+            if name in self.__dict__ or getattr(type(self), name) is not _defined(name)
+        )
+
     def async_view(self, request: Request) -> Callable[..., t.Any] | None:
-        """The view that will answer ``request``, if it is a coroutine function."""
+        """The view that will answer ``request``, if it is a coroutine function
+        (and the app replaces none of Flask's override points)."""
+        if not self._got_first_request:
+            self._first_request()
+        if self._replaced:
+            return None
         request.route_pending()
         rule = request.url_rule
         if rule is None or request.routing_exception is not None:
@@ -128,6 +169,9 @@ class Application(ErrorHandling):
             if request_started.receivers:
                 request_started.send(self)
             rv = None
+            replaced = self._replaced
+            if replaced:
+                return (yield from self._replaced_dispatch_steps(ctx, replaced))
             if self.url_value_preprocessors or self.before_request_funcs:
                 rv = yield from self._preprocess_steps(ctx)
             if rv is None:
@@ -144,6 +188,43 @@ class Application(ErrorHandling):
             except Exception as e:
                 rv = yield from self._handle_user_exception_steps(e, ctx)
                 return (yield from self._finalize_steps(rv, ctx))
+        if ctx.after_request_functions or self.after_request_funcs:
+            response = yield from self._after_request_steps(response, ctx)
+        self._complete(response, ctx)
+        return response
+
+    def _replaced_dispatch_steps(self, ctx: Ctx, replaced: frozenset[str]) -> Steps[Response]:
+        """``_dispatch_steps`` for an app that replaces override points: each
+        step is the app's method where it has one of its own."""
+        try:
+            if "preprocess_request" in replaced:
+                rv = yield self.preprocess_request, (), NO_KWARGS
+            else:
+                rv = yield from self._preprocess_steps(ctx)
+            if rv is None:
+                rv = yield (self.dispatch_request, (), NO_KWARGS) if "dispatch_request" in replaced else self._view_call(ctx)
+        except Exception as e:
+            if "handle_user_exception" in replaced:
+                rv = yield self.handle_user_exception, (e,), NO_KWARGS
+            else:
+                rv = yield from self._handle_user_exception_steps(e, ctx)
+        if "finalize_request" in replaced:
+            return (yield self.finalize_request, (rv,), NO_KWARGS)
+        response = self.make_response(rv)
+        if type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
+            try:
+                response.response = yield from prime_steps(response.response)
+            except Exception as e:
+                if "handle_user_exception" in replaced:
+                    rv = yield self.handle_user_exception, (e,), NO_KWARGS
+                else:
+                    rv = yield from self._handle_user_exception_steps(e, ctx)
+                response = self.make_response(rv)
+        if "process_response" in replaced:
+            response = yield self.process_response, (response,), NO_KWARGS
+            if request_finished.receivers:
+                request_finished.send(self, response=response)
+            return response
         if ctx.after_request_functions or self.after_request_funcs:
             response = yield from self._after_request_steps(response, ctx)
         self._complete(response, ctx)
@@ -222,6 +303,11 @@ class Application(ErrorHandling):
     def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
         """Run ``teardown_appcontext`` functions, newest first."""
         run(teardown_appcontext_steps(self, exc))
+
+
+def _defined(name: str) -> t.Any:
+    """tether's own definition of the method ``name``."""
+    return getattr(Application, name)
 
 
 def _is_coroutine_function(func: Callable[..., t.Any]) -> bool:
