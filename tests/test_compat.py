@@ -93,3 +93,33 @@ def test_flask_modules_extensions_import_from_are_there() -> None:
     ])
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_public_name_of_every_flask_module_resolves_under_the_alias() -> None:
+    # Flask's own modules, read from the installed Flask, are the list to match.
+    code = """
+import importlib, pkgutil, types
+import flask
+modules = ["flask"] + [m.name for m in pkgutil.walk_packages(flask.__path__, "flask.") if not m.name.endswith("__main__")]
+names = {
+    name: [n for n, v in vars(importlib.import_module(name)).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)]
+    for name in modules
+}
+from tether.compat import alias_flask
+alias_flask()
+missing = []
+for name, public in names.items():
+    module = importlib.import_module(name)
+    for attribute in public:
+        try:
+            getattr(module, attribute)
+        except (AttributeError, ImportError):
+            missing.append(f"{name}.{attribute}")
+assert len(names) >= 20, sorted(names)
+assert not missing, missing
+import flask.cli, flask.typing, flask.sansio.app
+assert flask.cli.FlaskGroup is flask.cli.TetherGroup and flask.sansio.app.App.__name__ == "Application"
+print("ok")
+"""
+    result = run(code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr

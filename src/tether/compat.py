@@ -35,11 +35,19 @@ MODULES: dict[str, tuple[str, ...]] = {
     "flask.logging": ("tether.application.log",),
     "flask.sessions": ("tether.application.sessions",),
     "flask.signals": ("tether.signals",),
+    "flask.sansio": ("tether.application",),
+    "flask.sansio.app": ("tether.application.base", "tether.application.pipeline"),
+    "flask.sansio.blueprints": ("tether.application.blueprints", "tether.app"),
+    "flask.sansio.scaffold": ("tether.application.scaffold",),
     "flask.templating": ("tether.application.templating",),
     "flask.testing": ("tether.testing",),
+    "flask.typing": ("tether.application.hints",),
     "flask.views": ("tether.application.views",),
     "flask.wrappers": ("tether.application.wrappers",),
 }
+
+#: flask modules with submodules.
+PACKAGES = ("flask", "flask.json", "flask.sansio")
 
 #: Flask names that tether spells differently.
 NAMES = {
@@ -47,6 +55,57 @@ NAMES = {
     "flask.app": {"Flask": "Tether"},
     "flask.testing": {"FlaskClient": "TetherClient", "FlaskCliRunner": "TetherCliRunner"},
     "flask.cli": {"FlaskGroup": "TetherGroup"},
+    "flask.sansio.app": {"App": "Application"},
+    "flask.sansio.scaffold": {"_endpoint_from_view_func": "endpoint_from_view_func"},
+}
+
+
+#: Names Flask's modules re-export from elsewhere, which code imports from them
+#: (``from flask.app import App``, ``from flask.wrappers import RequestBase``):
+#: found here when the module's own tether counterpart lacks them.
+REEXPORTS = {
+    "App": "tether.application.pipeline:Application",
+    "AppContext": "tether.contexts.ctx:AppContext",
+    "BaseEnvironment": "jinja2:Environment",
+    "BaseRequest": "werkzeug.wrappers:Request",
+    "BaseResponse": "werkzeug.wrappers:Response",
+    "Blueprint": "tether.app:Blueprint",
+    "Client": "werkzeug.test:Client",
+    "ContextVar": "contextvars:ContextVar",
+    "Environment": "tether.application.templating:Environment",
+    "F": "tether.application.base:F",
+    "HTTPException": "werkzeug.exceptions:HTTPException",
+    "ModuleType": "types:ModuleType",
+    "RequestBase": "werkzeug.wrappers:Request",
+    "ResponseBase": "werkzeug.wrappers:Response",
+    "SansioBlueprint": "tether.application.blueprints:Blueprint",
+    "SecureCookieSessionInterface": "tether.application.sessions:SecureCookieSessionInterface",
+    "SessionInterface": "tether.application.sessions:SessionInterface",
+    "T_shell_context_processor": "tether.application.base:F",
+    "T_teardown": "tether.application.base:F",
+    "T_template_filter": "tether.application.base:F",
+    "T_template_global": "tether.application.base:F",
+    "T_template_test": "tether.application.base:F",
+    "TracebackType": "types:TracebackType",
+    "before_render_template": "tether.signals:before_render_template",
+    "cache": "functools:cache",
+    "chain": "itertools:chain",
+    "copy": "copy:copy",
+    "copy_current_request_context": "tether.contexts.propagation:copy_current_request_context",
+    "current_app": "tether.contexts.globals:current_app",
+    "datetime": "datetime:datetime",
+    "get_host": "werkzeug.sansio.utils:get_host",
+    "is_running_from_reloader": "werkzeug.serving:is_running_from_reloader",
+    "iscoroutinefunction": "inspect:iscoroutinefunction",
+    "message_flashed": "tether.signals:message_flashed",
+    "request": "tether.contexts.globals:request",
+    "request_ctx": "tether.contexts.globals:request_ctx",
+    "send_from_directory": "tether.application.helpers:send_from_directory",
+    "stream_with_context": "tether.contexts.propagation:stream_with_context",
+    "template_rendered": "tether.signals:template_rendered",
+    "timedelta": "datetime:timedelta",
+    "timezone": "datetime:timezone",
+    "update_wrapper": "functools:update_wrapper",
 }
 
 
@@ -62,11 +121,14 @@ def _alias_module(flask_name: str) -> types.ModuleType:
     targets = [importlib.import_module(name) for name in MODULES[flask_name]]
     module = types.ModuleType(flask_name, targets[0].__doc__)
     for target in targets:
-        module.__dict__.update({k: v for k, v in target.__dict__.items() if not k.startswith("__")})
+        # Submodules stay out: flask.cli must be the aliased module, not tether.cli.
+        module.__dict__.update(
+            {k: v for k, v in target.__dict__.items() if not k.startswith("__") and not isinstance(v, types.ModuleType)}
+        )
     for flask_attr, tether_attr in NAMES.get(flask_name, {}).items():
         module.__dict__[flask_attr] = module.__dict__[tether_attr]
     module.__file__ = getattr(targets[0], "__file__", None)
-    if flask_name == "flask" or flask_name == "flask.json":
+    if flask_name in PACKAGES:
         module.__path__ = []  # a package, so its submodules import
     if flask_name == "flask":
         module.__version__ = FLASK_VERSION  # type: ignore[attr-defined]
@@ -76,6 +138,9 @@ def _alias_module(flask_name: str) -> types.ModuleType:
             raise AttributeError(name)
         if f"{flask_name}.{name}" in MODULES:  # flask.templating without importing it
             return importlib.import_module(f"{flask_name}.{name}")
+        if name in REEXPORTS:
+            module_name, _, attribute = REEXPORTS[name].partition(":")
+            return getattr(importlib.import_module(module_name), attribute)
         raise _missing(flask_name, name)
 
     module.__dict__["__getattr__"] = __getattr__
@@ -89,7 +154,7 @@ class _FlaskFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: t.Any = None, target: t.Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "flask" and not fullname.startswith("flask."):
             return None
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=fullname in ("flask", "flask.json"))
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=fullname in PACKAGES)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         if spec.name not in MODULES:
