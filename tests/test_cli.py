@@ -104,3 +104,18 @@ def test_run_under_uvicorn_shows_the_traceback_only_in_debug_mode(debug: bool) -
         proc.terminate()
         output = proc.communicate(timeout=20)[0].decode()
     assert "LookupError: the boom view failed" in output  # the server logs it either way
+
+
+def test_the_flask_command_on_tether_reads_flask_app() -> None:
+    # `python -m tether.compat` is `flask` with the alias installed.
+    env = {**os.environ, "FLASK_APP": "factory_app", "PYTHONPATH": str(APPS)}
+    env.pop("TETHER_APP", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "tether.compat", "routes"], capture_output=True, text=True, cwd=APPS, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert any(line.split() == ["feed", "WEBSOCKET", "/ws"] for line in result.stdout.splitlines())
+    version = subprocess.run(
+        [sys.executable, "-m", "tether.compat", "--version"], capture_output=True, text=True, cwd=APPS, env=env, timeout=60
+    )
+    assert "(Flask 3.1.3 API)" in version.stdout

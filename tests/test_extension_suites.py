@@ -63,13 +63,7 @@ def flask_command(folder: Path) -> Path:
     an app's own launcher would (Flask-Migrate's tests run ``flask db``)."""
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "flask"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "from tether.compat import alias_flask\n"
-        "alias_flask()\n"
-        "from flask.cli import main\n"
-        "main()\n"
-    )
+    script.write_text(f"#!{sys.executable}\nfrom tether.compat import main\nmain()\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return folder
 

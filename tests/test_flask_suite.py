@@ -19,10 +19,6 @@ KNOWN_FAILURES = {
     "tests.test_appctx::test_app_ctx_globals_methods": (
         "repr(g) is '<tether.g of ...>' with its attributes, not '<flask.g of ...>'."
     ),
-    "tests.test_basic::test_session_accessed": (
-        "reads the private RequestContext._session after a request that never touched the session; "
-        "tether opens the session only on first use, so it is None there (Vary: Cookie is still right)."
-    ),
     "tests.test_basic::test_server_name_matching[True-False-default-abc-<invalid>]": (
         "expects Werkzeug's UserWarning for a host outside SERVER_NAME; tether logs it once instead, "
         "because Flask's own suite turns warnings into errors and ignores this one only when raised from flask.app."

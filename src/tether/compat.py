@@ -12,7 +12,7 @@ import typing as t
 
 from .application import FLASK_VERSION
 
-__all__ = ["FLASK_VERSION", "alias_flask"]
+__all__ = ["FLASK_VERSION", "alias_flask", "main"]
 
 
 #: flask module name -> the tether modules providing it (their names merged).
@@ -181,3 +181,16 @@ def alias_flask() -> None:
     if _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
     importlib.import_module("flask")
+
+
+def main() -> None:
+    """The ``flask`` command on tether: ``python -m tether.compat --app hello run``,
+    or a ``flask`` script on ``PATH`` that calls this."""
+    alias_flask()
+    from flask.cli import main as flask_main  # the aliased module: tether's command line
+
+    flask_main()
+
+
+if __name__ == "__main__":
+    main()

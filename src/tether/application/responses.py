@@ -123,7 +123,7 @@ class ResponseMaking(URLMapping):
         ):
             ctx.headers_sent = True
             return
-        session = t.cast(SessionMixin, ctx.session)
+        session = t.cast(SessionMixin, ctx._session)  # saving it is not the app reading it
         if not self.session_interface.is_null_session(session):
             self.session_interface.save_session(self, session, response)
         ctx.headers_sent = True

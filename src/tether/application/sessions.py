@@ -79,21 +79,8 @@ class SecureCookieSession(CallbackDict[str, t.Any], SessionMixin):
             if self.sealed_reason is not None:
                 raise SessionSealedError(self.sealed_reason)
             self.modified = True
-            self.accessed = True
 
         super().__init__(initial, on_update)
-
-    def __getitem__(self, key: str) -> t.Any:
-        self.accessed = True
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: t.Any = None) -> t.Any:
-        self.accessed = True
-        return super().get(key, default)
-
-    def setdefault(self, key: str, default: t.Any = None) -> t.Any:
-        self.accessed = True
-        return super().setdefault(key, default)
 
     def seal(self, reason: str) -> None:
         """Refuse further changes: they could no longer reach the client."""

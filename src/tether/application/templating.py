@@ -11,7 +11,7 @@ from jinja2 import Environment as _Environment
 
 from .. import signals
 from ..contexts.ctx import _cv_app, _cv_request
-from ..contexts.globals import current_app
+from ..contexts.globals import current_app, session
 from .debughelpers import explain_template_loading_attempts
 
 __all__ = [
@@ -56,7 +56,7 @@ def default_template_ctx_processor() -> dict[str, t.Any]:
     request_ctx = _cv_request.get(None)
     if request_ctx is not None:
         rv["request"] = request_ctx.request
-        rv["session"] = request_ctx.session
+        rv["session"] = session  # the proxy: only a template that reads it opens it
     return rv
 
 

@@ -270,7 +270,7 @@ class RequestContext(_Context, t.Generic[R]):
             made.route_later(app)
             request = made
         self.request: R = request
-        self._session = session
+        self._opened_session = session
         self._tokens: list[tuple[AppContext | None, Token[RequestContext[t.Any]]]] = []
 
     @cached_property
@@ -279,23 +279,36 @@ class RequestContext(_Context, t.Generic[R]):
 
     @property
     def session(self) -> MutableMapping[str, t.Any]:
+        """The request's session, opened on first use. Reading it marks it
+        accessed, so the response varies by ``Cookie`` (Flask 3.1.3's rule)."""
         session = self._session
-        if session is None:
-            session = self._session = self.app.open_request_session(self)
+        try:
+            session.accessed = True  # type: ignore[attr-defined]
+        except AttributeError:  # a plain mapping from a custom session interface
+            pass
         return session
 
     @session.setter
     def session(self, value: MutableMapping[str, t.Any]) -> None:
-        self._session = value
+        self._opened_session = value
+
+    @property
+    def _session(self) -> MutableMapping[str, t.Any]:
+        """The session without marking it accessed (Flask's name for it): for
+        saving it, and for code written for Flask that reads it."""
+        session = self._opened_session
+        if session is None:
+            session = self._opened_session = self.app.open_request_session(self)
+        return session
 
     @property
     def session_opened(self) -> bool:
         """Whether ``session`` was used (or given) in this request."""
-        return self._session is not None
+        return self._opened_session is not None
 
     def copy(self) -> RequestContext[R]:
         """A new context for the same request object and session, to push elsewhere."""
-        return type(self)(self.app, request=self.request, session=self._session)
+        return type(self)(self.app, request=self.request, session=self._opened_session)
 
     def match_request(self) -> None:
         """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
