@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gc
 import io
 import logging
 import typing as t
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -485,3 +487,27 @@ def test_debug_flag_dotenv_flag_and_template_attributes(monkeypatch: pytest.Monk
     app.jinja_env.loader = DictLoader({"macros.html": "{% macro hi(name) %}hi {{ name }}{% endmacro %}"})
     with app.app_context():
         assert get_template_attribute("macros.html", "hi")("ada") == "hi ada"
+
+
+def test_an_app_nobody_refers_to_is_freed_at_once() -> None:
+    # Its serving state, background side, JSON provider, entry point and static
+    # view refer back to it weakly, so reference counting alone frees it (as in
+    # Flask); and its exit hook, run later, finds nothing to stop.
+    gc.disable()
+    try:
+        app = tether.Tether("freed")
+
+        @app.route("/")
+        def index() -> str:
+            return "hi"
+
+        client = app.test_client()
+        assert client.get("/").text == "hi"
+        assert app.json.response({"a": 1}).json == {"a": 1}
+        ref = weakref.ref(app)
+        serving = app.serving
+        del app, client, index
+        assert ref() is None
+        serving._stop_at_exit()
+    finally:
+        gc.enable()

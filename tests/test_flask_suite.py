@@ -23,10 +23,6 @@ KNOWN_FAILURES = {
         "expects Werkzeug's UserWarning for a host outside SERVER_NAME; tether logs it once instead, "
         "because Flask's own suite turns warnings into errors and ignores this one only when raised from flask.app."
     ),
-    "tests.test_basic::test_app_freed_on_zero_refcount": (
-        "the app and its serving state, background worker and JSON provider refer to each other: "
-        "the app is freed by the garbage collector, not by reference counting alone."
-    ),
     "tests.test_json::test_bad_request_debug_message[False]": (
         "tether's 400 for a malformed JSON body says why it failed outside debug mode too: "
         "the client can act on it."

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import typing as t
+import weakref
 from datetime import timedelta
 from functools import cached_property
 from itertools import chain
@@ -105,11 +106,12 @@ class AppBase(Scaffold):
         self.template_context_processors[None].append(default_template_ctx_processor)
         if self.has_static_folder:
             assert bool(static_host) == host_matching, "Invalid static_host/host_matching combination"
+            self_ref = weakref.ref(self)  # the view lives in the app: no cycle back to it
             self.add_url_rule(
                 f"{self.static_url_path}/<path:filename>",
                 endpoint="static",
                 host=static_host,
-                view_func=lambda **kw: self.send_static_file(**kw),
+                view_func=lambda **kw: self_ref().send_static_file(**kw),  # type: ignore[union-attr]
             )
 
     def make_config(self, instance_relative: bool = False) -> Config:

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import threading
 import typing as t
+import weakref
 from contextvars import ContextVar
 
 from ..application.pipeline import Application
@@ -94,8 +95,12 @@ class Background:
     """The background side of one app: its thread pool, its loop, its jobs and
     its services (periodic ones)."""
 
+    @property
+    def app(self) -> Application:
+        return t.cast("Application", self._app())
+
     def __init__(self, app: Application) -> None:
-        self.app = app
+        self._app = weakref.ref(app)  # the app owns this: no cycle back to it
         self.jobs: set[Job] = set()
         self.services: dict[str, LoopService] = {}
         #: The ASGI server's loop while it serves the app.

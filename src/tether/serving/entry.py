@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing as t
+import weakref
 
 __all__ = ["ProtocolEntry", "serve_both"]
 
@@ -36,7 +37,7 @@ class ProtocolEntry:
     """
 
     def __init__(self, app: WSGIAndASGI) -> None:
-        self._app = app
+        self._app = weakref.ref(app)  # it lives in the app's own __dict__
         self.__name__ = self.__qualname__ = "__call__"
         self.__code__ = _asgi_signature.__code__
         self.__defaults__ = None
@@ -47,7 +48,8 @@ class ProtocolEntry:
             mark(self)
 
     def __call__(self, *args: t.Any) -> t.Any:
-        return type(self._app).__call__(self._app, *args)
+        app: t.Any = self._app()
+        return type(app).__call__(app, *args)
 
 
 def serve_both(app: WSGIAndASGI) -> None:

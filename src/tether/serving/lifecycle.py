@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import threading
 import typing as t
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from ..application.config import Config
@@ -40,8 +41,14 @@ class Service(t.Protocol):
 class ServingState:
     """What serving one app needs in this worker; see the module docstring."""
 
+    @property
+    def app(self) -> Application:
+        return t.cast("Application", self._app())
+
     def __init__(self, app: Application) -> None:
-        self.app = app
+        # A weak reference: the app owns its serving state, and an app nobody
+        # refers to any more is freed at once (as in Flask), not by the collector.
+        self._app = weakref.ref(app)
         #: Started after the ``before_serving`` functions, stopped before the
         #: ``after_serving`` ones.
         self.services: list[Service] = []
@@ -118,6 +125,8 @@ class ServingState:
             atexit.register(self._stop_at_exit)
 
     def _stop_at_exit(self) -> None:
+        if self._app() is None:  # the app was freed: nothing of it is left to run
+            return
         for service in self.services:
             service.stop_at_exit()
         run(self._serving_steps(self.app.after_serving_funcs))

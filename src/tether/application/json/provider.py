@@ -8,6 +8,7 @@ import decimal
 import json
 import typing as t
 import uuid
+import weakref
 from datetime import date
 
 from werkzeug.http import http_date
@@ -32,7 +33,7 @@ class JSONProvider:
     """The interface: ``dumps``, ``loads`` and ``response``."""
 
     def __init__(self, app: JSONApp) -> None:
-        self._app = app
+        self._app: JSONApp = weakref.proxy(app)  # the app owns its provider: no cycle back to it
 
     def dumps(self, obj: t.Any, **kwargs: t.Any) -> str:
         raise NotImplementedError(f"{type(self).__name__} must implement 'dumps'.")
