@@ -1,10 +1,18 @@
-"""In-process ASGI benchmark: tether against Starlette on the same endpoints, same run.
+"""In-process ASGI benchmark: tether against Starlette and Quart on the same
+endpoints, in the same run, driven as a real server drives an app.
 
-Both apps use async endpoints (Starlette's usual form); tether's sync views,
-which run in its thread pool, are reported beside them. Rounds are interleaved
-and the report gives medians and tether's time as a multiple of Starlette's.
+- The receive callable gives the request body, then blocks until the response
+  is complete and says ``http.disconnect`` (uvicorn's behaviour), so a
+  framework that listens for a disconnect pays for it as it would in production.
+- The loop is uvloop's when uvloop is installed.
+- tether's views use every return form Flask users write: ``str``,
+  ``(str, headers)``, ``(str, status)``, ``dict``, ``Response``; each as an
+  ``async def`` view and as a plain (sync) view, which runs in the thread pool.
 
-    python bench/asgi_bench.py [--rounds 15] [--requests 2000]
+Rounds are interleaved; the report gives medians in µs per request and
+tether's time as a multiple of Starlette's and Quart's.
+
+    python bench/asgi_bench.py [--rounds 9] [--requests 2000]
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import statistics
 import time
 import typing as t
 
+from quart import Quart
+from quart import request as quart_request
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -24,10 +34,36 @@ from starlette.routing import Route
 
 import tether
 
+try:
+    import uvloop
+except ImportError:  # the bench runs on asyncio's own loop then, and says so
+    uvloop = None
+
+TEXT = "Hello, World!"
+TEXT_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+
+#: case -> (method, path, query string, request headers)
+CASES: dict[str, tuple[str, str, bytes, list[tuple[bytes, bytes]]]] = {
+    "/ str": ("GET", "/str", b"", []),
+    "/ (str, headers)": ("GET", "/str-headers", b"", []),
+    "/ (str, status)": ("GET", "/str-status", b"", []),
+    "/ dict": ("GET", "/dict", b"", []),
+    "/ Response": ("GET", "/response", b"", []),
+    "/user/<int:id>?q=x": ("GET", "/user/42", b"q=x", []),
+    "POST /echo (JSON)": ("POST", "/echo", b"", [(b"content-type", b"application/json")]),
+}
+BODY = json.dumps({"name": "Carousell_HK_003", "node": "HK_061", "items": [1, 2, 3]}).encode()
+
 
 def build_starlette() -> t.Any:
-    async def index(request: StarletteRequest) -> PlainTextResponse:
-        return PlainTextResponse("Hello, World!")
+    async def text(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse(TEXT)
+
+    async def created(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse(TEXT, status_code=201)
+
+    async def data(request: StarletteRequest) -> JSONResponse:
+        return JSONResponse({"message": TEXT})
 
     async def user(request: StarletteRequest) -> JSONResponse:
         return JSONResponse({"id": request.path_params["id"], "q": request.query_params.get("q")})
@@ -35,89 +71,144 @@ def build_starlette() -> t.Any:
     async def echo(request: StarletteRequest) -> JSONResponse:
         return JSONResponse(await request.json())
 
-    return Starlette(
-        routes=[Route("/", index), Route("/user/{id:int}", user), Route("/echo", echo, methods=["POST"])]
-    )
+    return Starlette(routes=[
+        Route("/str", text), Route("/str-headers", text), Route("/str-status", created), Route("/dict", data),
+        Route("/response", text), Route("/user/{id:int}", user), Route("/echo", echo, methods=["POST"]),
+    ])
 
 
-def build_tether(sync: bool) -> t.Any:
-    app = tether.Tether("bench")
-    request = tether.request
+def build_quart() -> t.Any:
+    app = Quart("bench")
 
-    if sync:
-        app.add_url_rule("/", "index", lambda: "Hello, World!")
-        app.add_url_rule("/user/<int:id>", "user", lambda id: {"id": id, "q": request.args.get("q")})
-        app.add_url_rule("/echo", "echo", lambda: request.json, methods=["POST"])
-        return app
+    @app.route("/str")
+    async def text() -> t.Any:
+        return TEXT
 
-    @app.route("/")
-    async def index() -> str:
-        return "Hello, World!"
+    @app.route("/str-headers")
+    async def text_headers() -> t.Any:
+        return TEXT, TEXT_HEADERS
+
+    @app.route("/str-status")
+    async def created() -> t.Any:
+        return TEXT, 201
+
+    @app.route("/dict")
+    async def data() -> t.Any:
+        return {"message": TEXT}
+
+    @app.route("/response")
+    async def response() -> t.Any:
+        return app.response_class(TEXT, mimetype="text/plain")
 
     @app.route("/user/<int:id>")
-    async def user(id: int) -> dict[str, t.Any]:
-        return {"id": id, "q": request.args.get("q")}
+    async def user(id: int) -> t.Any:
+        return {"id": id, "q": quart_request.args.get("q")}
 
     @app.post("/echo")
     async def echo() -> t.Any:
-        return request.json
+        return await quart_request.get_json()
 
     return app
 
 
-BODY = json.dumps({"name": "Carousell_HK_003", "node": "HK_061", "items": [1, 2, 3]}).encode()
-CASES = {
-    "/": ("GET", "/", b"", []),
-    "/user/<int:id>?q=x": ("GET", "/user/42", b"q=x", []),
-    "POST /echo (JSON)": ("POST", "/echo", b"", [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]),
-}
-
-
-async def time_requests(app: t.Any, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], n: int) -> float:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query,
-        "headers": [(b"host", b"localhost"), *headers], "server": ("localhost", 80), "client": ("127.0.0.1", 5000),
+def build_tether(sync: bool) -> t.Any:
+    """The same views as Flask users write them, ``async def`` or not."""
+    app = tether.Tether("bench")
+    request = tether.request
+    views: dict[str, tuple[str, t.Callable[..., t.Any], list[str]]] = {
+        "/str": ("text", lambda: TEXT, ["GET"]),
+        "/str-headers": ("text_headers", lambda: (TEXT, TEXT_HEADERS), ["GET"]),
+        "/str-status": ("created", lambda: (TEXT, 201), ["GET"]),
+        "/dict": ("data", lambda: {"message": TEXT}, ["GET"]),
+        "/response": ("response", lambda: tether.Response(TEXT, mimetype="text/plain"), ["GET"]),
+        "/user/<int:id>": ("user", lambda id: {"id": id, "q": request.args.get("q")}, ["GET"]),
+        "/echo": ("echo", lambda: request.json, ["POST"]),
     }
+    for rule, (endpoint, body, methods) in views.items():
+        if sync:
+            view = body
+        else:
+            async def view(*args: t.Any, _body: t.Callable[..., t.Any] = body, **kwargs: t.Any) -> t.Any:
+                return _body(*args, **kwargs)
+        app.add_url_rule(rule, endpoint, view, methods=methods)
+    return app
+
+
+async def time_requests(app: t.Any, case: str, n: int) -> float:
+    method, path, query, headers = CASES[case]
     body = BODY if method == "POST" else b""
-    request_message = {"type": "http.request", "body": body, "more_body": False}
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query,
+        "headers": [(b"host", b"localhost"), (b"content-length", str(len(body)).encode()), *headers],
+        "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+    }
+    statuses: list[int] = []
 
-    async def receive() -> dict[str, t.Any]:
-        return request_message
+    async def one() -> None:
+        done = asyncio.Event()
+        sent_body = False
 
-    async def send(message: dict[str, t.Any]) -> None:
-        pass
+        async def receive() -> dict[str, t.Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()  # as uvicorn: nothing more until the response is complete
+            return {"type": "http.disconnect"}
 
+        async def send(message: dict[str, t.Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            elif not message.get("more_body", False):
+                done.set()
+
+        await app(dict(scope), receive, send)
+
+    await one()  # warm-up, and a check that the case works
+    if statuses[0] >= 400:
+        raise RuntimeError(f"{case} answered {statuses[0]} on {type(app).__name__}")
     gc.collect()
     start = time.perf_counter()
     for _ in range(n):
-        await app(dict(scope), receive, send)
+        await one()
     return (time.perf_counter() - start) / n * 1e6
 
 
 async def run_rounds(rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
-    apps = {"tether": build_tether(sync=False), "starlette": build_starlette(), "tether (sync views)": build_tether(sync=True)}
+    apps = {
+        "tether": build_tether(sync=False),
+        "tether sync": build_tether(sync=True),
+        "starlette": build_starlette(),
+        "quart": build_quart(),
+    }
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(rounds):
-        for case, (method, path, query, headers) in CASES.items():
+        for case in CASES:
             for name, app in apps.items():
-                results.setdefault((name, case), []).append(await time_requests(app, method, path, query, headers, n))
+                results.setdefault((name, case), []).append(await time_requests(app, case, n))
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
-    results = asyncio.run(run_rounds(args.rounds, args.requests))
-    print(f"medians of {args.rounds} interleaved rounds, {args.requests} requests each (µs per request)\n")
-    print(f"{'case':<22}{'tether':>9}{'starlette':>11}{'tether/starlette':>18}{'tether sync views':>19}")
+    if uvloop is not None:
+        results = uvloop.run(run_rounds(args.rounds, args.requests))
+    else:
+        results = asyncio.run(run_rounds(args.rounds, args.requests))
+    print(f"loop: {'uvloop' if uvloop else 'asyncio'}; medians of {args.rounds} interleaved rounds, "
+          f"{args.requests} requests each; µs per request\n")
+    header = f"{'case':<22}{'tether':>8}{'starlette':>10}{'quart':>8}{'t/starlette':>12}{'t/quart':>9}{'sync view':>10}{'sync/async':>11}"
+    print(header)
     for case in CASES:
-        ours = statistics.median(results[("tether", case)])
-        theirs = statistics.median(results[("starlette", case)])
-        sync = statistics.median(results[("tether (sync views)", case)])
-        print(f"{case:<22}{ours:>9.2f}{theirs:>11.2f}{ours / theirs:>17.2f}x{sync:>19.2f}")
+        ours, sync, star, quart = (
+            statistics.median(results[(name, case)]) for name in ("tether", "tether sync", "starlette", "quart")
+        )
+        print(f"{case:<22}{ours:>8.2f}{star:>10.2f}{quart:>8.2f}{ours / star:>11.2f}x{ours / quart:>8.2f}x"
+              f"{sync:>10.2f}{sync / ours:>10.2f}x")
 
 
 if __name__ == "__main__":
