@@ -3,8 +3,9 @@
 A request is answered in one of two ways:
 
 * a sync view (Flask's kind) runs the whole request, hooks included, in one hop
-  to the bounded thread pool, inside a ``contextvars.Context`` of its own, as
-  under WSGI; a streamed sync body is iterated in the pool inside that Context.
+  to the bounded thread pool (``sync_pool``), inside a ``contextvars.Context``
+  of its own, as under WSGI; a streamed sync body is iterated in the pool
+  inside that Context. A small declared body is read before the hop.
 * an async view runs on the loop, its body read first (``tether.asgi_body``).
 
 A streamed body is produced no faster than the client takes it (each chunk is
@@ -20,7 +21,7 @@ import contextvars
 import functools
 import typing as t
 from collections.abc import AsyncIterable, AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 
 from ..application.helpers import streams_body
 from ..application.wrappers import Request, Response
@@ -33,6 +34,10 @@ from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
 
 __all__ = ["serve_http", "stream_chunks"]
+
+#: The largest declared body a sync view's request reads on the loop before its
+#: hop to the pool; a larger one is read from the pool as the view asks for it.
+SMALL_BODY = 64 * 1024
 
 
 async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,9 +73,13 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             await _aclose(response.response)
             await run_async(finish(error))
         return
+    if body.unread and declared is not None and declared <= SMALL_BODY:
+        # A small declared body is read here, where it is already arriving,
+        # instead of from the pool with a round trip to the loop per read.
+        await body.load(declared)
     context = contextvars.copy_context()
     pool = serving.executor
-    response, sync_finish = await loop.run_in_executor(pool, context.run, app.handle, ctx)
+    response, sync_finish = await pool.run(loop, context.run, app.handle, ctx)
     if sync_finish is None:
         start, whole = _response_messages(response, request)
         await send(start)
@@ -119,7 +128,7 @@ async def _async_chunks(source: t.Any) -> AsyncIterator[bytes]:
 
 
 async def _threaded_chunks(
-    loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor, context: contextvars.Context, iterator: t.Iterator[t.Any]
+    loop: asyncio.AbstractEventLoop, pool: Executor, context: contextvars.Context, iterator: t.Iterator[t.Any]
 ) -> AsyncIterator[bytes]:
     """A sync body's chunks, each produced in the pool inside the request's Context.
 

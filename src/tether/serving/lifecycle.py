@@ -21,6 +21,7 @@ from ..application.json.provider import JSONProvider
 from ..application.pipeline import Application
 from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_each, run, run_async
+from .sync_pool import SyncPool
 
 __all__ = ["ServedApp", "Service", "ServingState"]
 
@@ -58,22 +59,20 @@ class ServingState:
         #: sockets end when it is set. ``None`` until the lifespan starts.
         self.stopping: asyncio.Event | None = None
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: SyncPool | None = None
         self._websocket_executor: ThreadPoolExecutor | None = None
         self._websocket_threads: threading.BoundedSemaphore | None = None
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def executor(self) -> SyncPool:
         """The bounded thread pool (``SYNC_THREADS`` workers) where sync views
-        and sync event sources run under ASGI."""
+        and sync event sources run under ASGI (``tether.serving.sync_pool``)."""
         pool = self._executor
         if pool is None:
             with self._lock:
                 pool = self._executor
                 if pool is None:
-                    pool = self._executor = ThreadPoolExecutor(
-                        max_workers=self.app.config["SYNC_THREADS"], thread_name_prefix="tether-sync"
-                    )
+                    pool = self._executor = SyncPool(self.app.config["SYNC_THREADS"], thread_name_prefix="tether-sync")
         return pool
 
     def claim_websocket_thread(self) -> ThreadPoolExecutor | None:

@@ -1,0 +1,92 @@
+"""The sync views' thread pool: bounded, results back on the caller's loop
+(many at a time through one wake-up), errors carried, usable as an Executor."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tether.serving.sync_pool import SyncPool
+
+
+def test_results_errors_and_the_bound() -> None:
+    pool = SyncPool(3)
+    running: set[str] = set()
+    peak = 0
+    lock = threading.Lock()
+
+    def job(i: int) -> int:
+        nonlocal peak
+        with lock:
+            running.add(threading.current_thread().name)
+            peak = max(peak, len(running))
+        time.sleep(0.01)
+        with lock:
+            running.discard(threading.current_thread().name)
+        if i == 7:
+            raise KeyError(i)
+        return i * 2
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(*(pool.run(loop, job, i) for i in range(20)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:7] == [i * 2 for i in range(7)] and isinstance(results[7], KeyError)
+    assert results[8:] == [i * 2 for i in range(8, 20)]
+    assert peak <= 3 and len(pool._threads) == 3
+    assert all(thread.name.startswith("tether-sync_") for thread in pool._threads)
+    pool.shutdown()
+    assert not any(thread.is_alive() for thread in pool._threads)
+
+
+def test_it_is_an_executor() -> None:
+    pool = SyncPool(2)
+    assert pool.submit(divmod, 7, 2).result(timeout=5) == (3, 1)
+    assert pool.submit(int, "ff", base=16).result(timeout=5) == 255
+    with pytest.raises(ZeroDivisionError):
+        pool.submit(divmod, 1, 0).result(timeout=5)
+
+    async def via_run_in_executor() -> int:
+        return await asyncio.get_running_loop().run_in_executor(pool, sum, [1, 2, 3])
+
+    assert asyncio.run(via_run_in_executor()) == 6
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(int)
+
+
+def test_a_cancelled_wait_leaves_the_pool_working() -> None:
+    pool = SyncPool(1)
+    release = threading.Event()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        blocked = pool.run(loop, release.wait, 5)
+        queued = pool.run(loop, int, "5")
+        blocked.cancel()
+        release.set()
+        return await queued
+
+    assert asyncio.run(main()) == 5
+    pool.shutdown()
+
+
+def test_shutdown_can_cancel_what_has_not_started() -> None:
+    pool = SyncPool(1)
+    release, started = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return release.wait(5)
+
+    first = pool.submit(hold)
+    assert started.wait(5)
+    later = pool.submit(int, "1")
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    assert first.result(timeout=5) is True
+    assert later.cancelled()
