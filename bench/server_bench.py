@@ -1,0 +1,128 @@
+"""Server-level benchmark: requests per second and p99 latency under wrk.
+
+ASGI: tether (async views and sync views), Starlette and Quart under one
+uvicorn worker (uvloop and httptools when installed). WSGI: tether and Flask
+under one gunicorn ``gthread`` worker. The server is pinned to core 0 and wrk
+(one thread, 32 connections) to core 1; rounds are interleaved and the report
+gives medians and each figure as a ratio to the anchor (Starlette, Flask).
+
+    python bench/server_bench.py [--rounds 3] [--seconds 5]
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``) and ``taskset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ASGI = {
+    "tether async": "server_apps:tether_async",
+    "tether sync": "server_apps:tether_sync",
+    "starlette": "server_apps:starlette_app",
+    "quart": "server_apps:quart_app",
+}
+WSGI = {"tether": "server_apps:tether_wsgi", "flask": "server_apps:flask_wsgi"}
+ASGI_PATHS = {"/ str": "/str", "/user/<int:id>?q=x": "/user/42?q=x"}
+WSGI_PATHS = {"/": "/", "/user/<int:id>?q=x": "/user/42?q=x"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def serve(kind: str, target: str, port: int) -> subprocess.Popen[bytes]:
+    if kind == "asgi":
+        command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    else:
+        command = [
+            sys.executable, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "-k", "gthread",
+            "--threads", "8", "-w", "1", "--log-level", "warning",
+        ]
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    return subprocess.Popen(["taskset", "-c", "0", *command], cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def load(port: int, path: str, seconds: int) -> tuple[float, float]:
+    """Requests per second and p99 latency in ms."""
+    url = f"http://127.0.0.1:{port}{path}"
+    subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d1s", url], capture_output=True, check=True)
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"{url} answered errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, seconds: int) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        for name, target in apps.items():
+            port = free_port()
+            proc = serve(kind, target, port)
+            try:
+                wait_for(port, proc)
+                for case, path in paths.items():
+                    results.setdefault((name, case), []).append(load(port, path, seconds))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    return results
+
+
+def report(title: str, anchor: str, apps: dict[str, str], paths: dict[str, str], results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+    print(f"\n{title} (medians; ratios to {anchor})")
+    print(f"{'case':<22}{'app':<15}{'req/s':>10}{'ratio':>8}{'p99 ms':>9}{'ratio':>8}")
+    for case in paths:
+        base_rps = statistics.median(r for r, _ in results[(anchor, case)])
+        base_p99 = statistics.median(p for _, p in results[(anchor, case)])
+        for name in apps:
+            rps = statistics.median(r for r, _ in results[(name, case)])
+            p99 = statistics.median(p for _, p in results[(name, case)])
+            print(f"{case:<22}{name:<15}{rps:>10.0f}{rps / base_rps:>7.2f}x{p99:>9.2f}{p99 / base_p99:>7.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'}).")
+    asgi = run("asgi", ASGI, ASGI_PATHS, args.rounds, args.seconds)
+    wsgi = run("wsgi", WSGI, WSGI_PATHS, args.rounds, args.seconds)
+    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c32 on core 1, the server on core 0")
+    report("ASGI, one uvicorn worker", "starlette", ASGI, ASGI_PATHS, asgi)
+    report("WSGI, one gunicorn gthread worker (8 threads)", "flask", WSGI, WSGI_PATHS, wsgi)
+
+
+if __name__ == "__main__":
+    main()
