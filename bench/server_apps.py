@@ -15,3 +15,15 @@ starlette_app = build_starlette()
 quart_app = build_quart()
 tether_wsgi = build(tether, tether.Tether)
 flask_wsgi = build(flask, flask.Flask)
+
+
+def raw_wsgi(environ: dict, start_response: object) -> list[bytes]:
+    """No framework: the ceiling gunicorn itself allows."""
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "13")])  # type: ignore[operator]
+    return [b"Hello, World!"]
+
+
+async def raw_asgi(scope: dict, receive: object, send: object) -> None:
+    """No framework: the ceiling uvicorn itself allows."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain; charset=utf-8")]})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"Hello, World!"})  # type: ignore[operator]

@@ -5,6 +5,7 @@ uvicorn worker (uvloop and httptools when installed). WSGI: tether and Flask
 under one gunicorn ``gthread`` worker. The server is pinned to core 0 and wrk
 (one thread, 32 connections) to core 1; rounds are interleaved and the report
 gives medians and each figure as a ratio to the anchor (Starlette, Flask).
+A bare ASGI or WSGI callable ("no framework") shows the server's own ceiling.
 
     python bench/server_bench.py [--rounds 3] [--seconds 5]
 
@@ -30,8 +31,9 @@ ASGI = {
     "tether sync": "server_apps:tether_sync",
     "starlette": "server_apps:starlette_app",
     "quart": "server_apps:quart_app",
+    "no framework": "server_apps:raw_asgi",
 }
-WSGI = {"tether": "server_apps:tether_wsgi", "flask": "server_apps:flask_wsgi"}
+WSGI = {"tether": "server_apps:tether_wsgi", "flask": "server_apps:flask_wsgi", "no framework": "server_apps:raw_wsgi"}
 ASGI_PATHS = {"/ str": "/str", "/user/<int:id>?q=x": "/user/42?q=x"}
 WSGI_PATHS = {"/": "/", "/user/<int:id>?q=x": "/user/42?q=x"}
 
