@@ -153,3 +153,17 @@ def test_an_app_that_replaces_nothing_keeps_the_fast_path(protocol: str) -> None
     assert app.test_client().get("/async/fine").text == "ok /async/fine"
     assert app._replaced == frozenset()
     assert set(OVERRIDE_POINTS) <= {name for name in dir(tether.Tether) if not name.startswith("_")}
+
+
+def test_replacing_a_method_that_is_not_a_step_keeps_async_views_on_the_loop(protocol: str) -> None:
+    class Stamped(tether.Tether):
+        def make_response(self, rv: t.Any) -> tether.Response:
+            response = super().make_response(rv)
+            response.headers["X-Stamped"] = "1"
+            return response
+
+    app = make(protocol, Stamped)
+    response = app.test_client().get("/async/fine")
+    assert (response.text, response.headers["X-Stamped"]) == ("ok /async/fine", "1")
+    assert app._replaced == frozenset() and not app._custom_url_adapter
+    assert app.async_view(app.test_request_context("/async/fine").request) is not None

@@ -90,6 +90,9 @@ class AppBase(Scaffold):
         #: instance attribute), found at the first request: the pipeline calls
         #: those instead of its own steps (``pipeline.OVERRIDE_POINTS``).
         self._replaced: frozenset[str] = frozenset()
+        #: Whether ``create_url_adapter`` is replaced: URLs are then matched
+        #: through it alone, never the fast router.
+        self._custom_url_adapter = False
         self.aborter = self.aborter_class()
         self.json: JSONProvider = self.json_provider_class(self)
         self.url_build_error_handlers: list[t.Callable[[Exception, str, dict[str, t.Any]], str]] = []

@@ -32,25 +32,23 @@ from .wrappers import Request, Response
 
 __all__ = ["OVERRIDE_POINTS", "Application", "Finish"]
 
-#: Flask's documented app methods that extensions and subclasses replace. When
-#: an app replaces one, its requests call it (for async views too: such an app
-#: answers every request with the synchronous pipeline, in the thread pool under
-#: ASGI). An app that replaces none takes the fast path.
+#: Flask's documented request steps that extensions and subclasses replace.
+#: When an app replaces one, its requests call it in place of tether's own step
+#: (for async views too: such an app answers every request with the synchronous
+#: pipeline, in the thread pool under ASGI). An app that replaces none takes the
+#: fast path. The other documented methods (``make_response``,
+#: ``log_exception``, ``create_url_adapter``, ``raise_routing_exception``,
+#: ``make_default_options_response``, ``should_ignore_error``, ...) are always
+#: called through the app, so replacing them costs nothing more.
 OVERRIDE_POINTS = (
     "full_dispatch_request",
     "preprocess_request",
     "dispatch_request",
-    "make_response",
     "process_response",
     "finalize_request",
     "handle_user_exception",
     "handle_http_exception",
     "handle_exception",
-    "log_exception",
-    "create_url_adapter",
-    "raise_routing_exception",
-    "make_default_options_response",
-    "should_ignore_error",
 )
 
 Ctx = RequestContext[Request]
@@ -138,10 +136,12 @@ class Application(ErrorHandling):
 
     def _first_request(self) -> None:
         self._got_first_request = True
-        self._replaced = frozenset(
-            name for name in OVERRIDE_POINTS
-            if name in self.__dict__ or getattr(type(self), name) is not _defined(name)
-        )
+        self._replaced = frozenset(name for name in OVERRIDE_POINTS if self._is_replaced(name))
+        self._custom_url_adapter = self._is_replaced("create_url_adapter")
+
+    def _is_replaced(self, name: str) -> bool:
+        """Whether a subclass or an instance attribute replaces tether's ``name``."""
+        return name in self.__dict__ or getattr(type(self), name) is not getattr(Application, name)
 
     def async_view(self, request: Request) -> Callable[..., t.Any] | None:
         """The view that will answer ``request``, if it is a coroutine function
@@ -303,11 +303,6 @@ class Application(ErrorHandling):
     def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
         """Run ``teardown_appcontext`` functions, newest first."""
         run(teardown_appcontext_steps(self, exc))
-
-
-def _defined(name: str) -> t.Any:
-    """tether's own definition of the method ``name``."""
-    return getattr(Application, name)
 
 
 def _is_coroutine_function(func: Callable[..., t.Any]) -> bool:

@@ -99,7 +99,7 @@ class URLMapping(AppBase):
         router = self._router
         if router is None:
             router = self._router = FastRouter(self.url_map)
-        if (config["SERVER_NAME"] is None or not self.subdomain_matching) and "create_url_adapter" not in self._replaced:
+        if (config["SERVER_NAME"] is None or not self.subdomain_matching) and not self._custom_url_adapter:
             found = router.match(request.path, request.method)
             if found is not None:
                 return found
