@@ -12,12 +12,11 @@ import typing as t
 from operator import itemgetter
 
 import click
-from click.core import ParameterSource
 
 from ..contexts.ctx import _cv_app
 from ..contexts.globals import current_app
 from .discovery import NoAppException, ScriptInfo, main_app
-from .environment import load_dotenv, version_option
+from .environment import load_dotenv, set_debug_from_option, version_option
 from .groups import AppGroup, pass_script_info, with_appcontext
 from .serve import run_command
 
@@ -113,14 +112,6 @@ def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
-def _set_debug(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
-    source = ctx.get_parameter_source(param.name or "")
-    if value is None or source in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
-        return None
-    os.environ["FLASK_DEBUG"] = os.environ["TETHER_DEBUG"] = "1" if value else "0"
-    return value
-
-
 def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     try:
         import dotenv  # noqa: F401  # optional: python-dotenv
@@ -155,7 +146,7 @@ _debug_option = click.Option(
     ["--debug/--no-debug"],
     help="Set debug mode.",
     expose_value=False,
-    callback=_set_debug,
+    callback=set_debug_from_option,
 )
 
 

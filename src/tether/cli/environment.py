@@ -9,10 +9,11 @@ import platform
 import typing as t
 
 import click
+from click.core import ParameterSource
 
 from ..application import FLASK_VERSION
 
-__all__ = ["get_version", "load_dotenv", "show_server_banner", "version_option"]
+__all__ = ["get_version", "load_dotenv", "set_debug_from_option", "show_server_banner", "version_option"]
 
 
 def load_dotenv(path: str | os.PathLike[str] | None = None, load_defaults: bool = True) -> bool:
@@ -61,6 +62,16 @@ version_option = click.Option(
     is_flag=True,
     is_eager=True,
 )
+
+
+def set_debug_from_option(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+    """``--debug``/``--no-debug`` as given on the command line: into the
+    environment, where the app (``get_debug_flag``) and a reloaded worker read it."""
+    source = ctx.get_parameter_source(param.name or "")
+    if value is None or source in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        return None
+    os.environ["FLASK_DEBUG"] = os.environ["TETHER_DEBUG"] = "1" if value else "0"
+    return value
 
 
 def show_server_banner(debug: bool, app_import_path: str | None) -> None:

@@ -15,7 +15,7 @@ from werkzeug.utils import import_string
 from ..application.helpers import get_debug_flag
 from ..serving.debug import DebugTracebacks
 from .discovery import ScriptInfo, main_app
-from .environment import show_server_banner
+from .environment import set_debug_from_option, show_server_banner
 from .groups import pass_script_info
 
 __all__ = ["CertParamType", "SeparatedPathType", "reloaded_app", "run_command"]
@@ -82,18 +82,12 @@ class SeparatedPathType(click.Path):
         return [super(SeparatedPathType, self).convert(item, param, ctx) for item in self.split_envvar_value(value)]
 
 
-def _set_debug(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
-    if value is not None:
-        os.environ["FLASK_DEBUG"] = os.environ["TETHER_DEBUG"] = "1" if value else "0"
-    return value
-
-
 @click.command("run", short_help="Serve the app (uvicorn; --wsgi for Werkzeug's server).")
 @click.option("--host", "-h", default="127.0.0.1", show_default=True, help="The interface to bind to.")
 @click.option("--port", "-p", default=5000, show_default=True, type=int, help="The port to bind to.")
 @click.option("--cert", type=CertParamType(), is_eager=True, help="Serve HTTPS with this certificate file (or 'adhoc', or an SSLContext's import name).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, resolve_path=True), callback=_validate_key, expose_value=False, help="The key file for --cert.")
-@click.option("--debug/--no-debug", default=None, expose_value=False, callback=_set_debug, help="Debug mode: reloader, debugger, tracebacks in the browser.")
+@click.option("--debug/--no-debug", default=None, expose_value=False, callback=set_debug_from_option, help="Debug mode: reloader, debugger, tracebacks in the browser.")
 @click.option("--reload/--no-reload", default=None, help="Restart the server when code changes (default: in debug mode).")
 @click.option("--debugger/--no-debugger", default=None, help="Show tracebacks in the browser (default: in debug mode).")
 @click.option("--with-threads/--without-threads", default=True, help="Werkzeug's server: a thread per request.")
