@@ -13,13 +13,9 @@ from urllib.parse import parse_qs
 
 from werkzeug.debug.tbtools import DebugTraceback
 
-__all__ = ["DebugTracebacks"]
+from ..typing import ASGIApp, Message, Receive, Scope, Send
 
-Scope = dict[str, t.Any]
-Message = dict[str, t.Any]
-Receive = t.Callable[[], t.Awaitable[Message]]
-Send = t.Callable[[Message], t.Awaitable[None]]
-ASGIApp = t.Callable[[Scope, Receive, Send], t.Awaitable[None]]
+__all__ = ["DebugTracebacks"]
 
 
 class DebugTracebacks:
