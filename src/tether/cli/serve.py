@@ -14,7 +14,7 @@ from werkzeug.utils import import_string
 
 from ..application.helpers import get_debug_flag
 from ..serving.debug import DebugTracebacks
-from .discovery import ScriptInfo, main_app
+from .discovery import ScriptInfo
 from .environment import set_debug_from_option, show_server_banner
 from .groups import pass_script_info
 
@@ -109,9 +109,8 @@ def run_command(
 ) -> None:
     """Serve the app: over ASGI with uvicorn (HTTP, WebSockets, SSE), or with
     ``--wsgi`` (or an ``adhoc``/SSLContext certificate) over Werkzeug's server."""
-    app = info.load_app()
+    app = info.load_app()  # its debug flag is set from the environment, as --debug left it
     debug = get_debug_flag()
-    main_app(app).debug = debug
     reload = debug if reload is None else reload
     debugger = debug if debugger is None else debugger
     show_server_banner(debug, info.app_import_path)
