@@ -59,6 +59,7 @@ def main() -> None:
         "WerkzeugRequest": WerkzeugRequest,
         "TetherRequest": TetherRequest,
         "environ": environ,
+        "headers": {"Content-Type": "text/plain; charset=utf-8"},
     }
     cases = [
         ("proxy: request.args (ns)", "request.args", "getattr_proxy.args", "proxy.args", 1e9, 200_000),
@@ -67,6 +68,9 @@ def main() -> None:
          "router.match('/user/42', 'GET')", 1e6, 50_000),
         ("Response('Hello')  (µs)", "WerkzeugResponse('Hello', mimetype='text/html')", None, "Response('Hello')", 1e6, 50_000),
         ("args for q=x  (µs)", "WerkzeugRequest(environ).args", None, "TetherRequest(environ).args", 1e6, 50_000),
+        ("Request(environ)  (µs)", "WerkzeugRequest(environ)", None, "TetherRequest(environ)", 1e6, 50_000),
+        ("Response(s, headers)  (µs)", "WerkzeugResponse('Hello', 200, headers, mimetype='text/html')", None,
+         "Response('Hello', 200, headers)", 1e6, 50_000),
     ]
     print(f"{'case':<28}{'library':>10}{'__getattr__':>13}{'tether':>10}{'ratio':>8}")
     for name, library, alternative, ours, scale, number in cases:

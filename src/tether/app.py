@@ -199,6 +199,7 @@ class Tether(Application):
         # Looked up at call time, as Flask does: tests replace it.
         werkzeug.serving.run_simple(host, port, self, **options)
 
+
 _DEFAULT_GROUP = "\0the blueprint's name"
 
 

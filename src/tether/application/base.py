@@ -31,7 +31,7 @@ from .instance import default_instance_path
 from .json.provider import DefaultJSONProvider, JSONProvider
 from .log import create_logger
 from .routing import FastRouter
-from .scaffold import Scaffold, endpoint_from_view_func, setupmethod
+from .scaffold import Scaffold, endpoint_from_view_func, registering, setupmethod
 from .sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
 from .templating import DispatchingJinjaLoader, Environment, default_template_ctx_processor
 from .wrappers import Request, Response
@@ -248,33 +248,21 @@ class AppBase(Scaffold):
         return f
 
     def template_filter(self, name: str | None = None) -> t.Callable[[F], F]:
-        def decorator(f: F) -> F:
-            self.add_template_filter(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_template_filter, name)
 
     @setupmethod
     def add_template_filter(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
         self.jinja_env.filters[name or f.__name__] = f
 
     def template_global(self, name: str | None = None) -> t.Callable[[F], F]:
-        def decorator(f: F) -> F:
-            self.add_template_global(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_template_global, name)
 
     @setupmethod
     def add_template_global(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
         self.jinja_env.globals[name or f.__name__] = f
 
     def template_test(self, name: str | None = None) -> t.Callable[[F], F]:
-        def decorator(f: F) -> F:
-            self.add_template_test(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_template_test, name)
 
     @setupmethod
     def add_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None:

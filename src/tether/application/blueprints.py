@@ -8,6 +8,7 @@ import typing as t
 from collections import defaultdict
 
 from .scaffold import Scaffold, endpoint_from_view_func
+from .scaffold import registering as _registering
 
 __all__ = ["Blueprint", "BlueprintApp", "BlueprintSetupState"]
 
@@ -66,6 +67,22 @@ class BlueprintApp(t.Protocol):
     def add_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None: ...
 
 
+def _own(options: dict[str, t.Any], key: str, default: str | None) -> str | None:
+    """A registration option, where ``None`` means "the blueprint's own", as in Flask."""
+    value = options.get(key)
+    return default if value is None else value
+
+
+def _nested(parent: str | None, child: str | None, pattern: str | None) -> str | None:
+    """A nested blueprint's subdomain (``pattern``) or URL prefix (``None``):
+    the child's within the parent's, or whichever of them is set."""
+    if parent is None or child is None:
+        return child if child is not None else parent
+    if pattern is None:
+        return parent.rstrip("/") + "/" + child.lstrip("/")
+    return pattern.format(child=child, parent=parent)
+
+
 class BlueprintSetupState:
     """What one registration of a blueprint on an app knows: the app, the
     options, the full name and URL prefix."""
@@ -75,11 +92,8 @@ class BlueprintSetupState:
         self.blueprint = blueprint
         self.options = options
         self.first_registration = first_registration
-        # An option given as None means "the blueprint's own", as in Flask.
-        subdomain = options.get("subdomain")
-        self.subdomain = blueprint.subdomain if subdomain is None else subdomain
-        url_prefix = options.get("url_prefix")
-        self.url_prefix = blueprint.url_prefix if url_prefix is None else url_prefix
+        self.subdomain = _own(options, "subdomain", blueprint.subdomain)
+        self.url_prefix = _own(options, "url_prefix", blueprint.url_prefix)
         self.name = options.get("name", blueprint.name)
         self.name_prefix = options.get("name_prefix", "")
         self.url_defaults = dict(blueprint.url_values_defaults)
@@ -167,20 +181,12 @@ class Blueprint(Scaffold):
             deferred(state)
         for blueprint, bp_options in self._blueprints:
             bp_options = bp_options.copy()
-            subdomain = bp_options.get("subdomain")
-            if subdomain is None:
-                subdomain = blueprint.subdomain
-            if state.subdomain is not None and subdomain is not None:
-                bp_options["subdomain"] = f"{subdomain}.{state.subdomain}"
-            elif subdomain is not None or state.subdomain is not None:
-                bp_options["subdomain"] = subdomain if subdomain is not None else state.subdomain
-            url_prefix = bp_options.get("url_prefix")
-            if url_prefix is None:
-                url_prefix = blueprint.url_prefix
-            if state.url_prefix is not None and url_prefix is not None:
-                bp_options["url_prefix"] = state.url_prefix.rstrip("/") + "/" + url_prefix.lstrip("/")
-            elif url_prefix is not None or state.url_prefix is not None:
-                bp_options["url_prefix"] = url_prefix if url_prefix is not None else state.url_prefix
+            subdomain = _nested(state.subdomain, _own(bp_options, "subdomain", blueprint.subdomain), "{child}.{parent}")
+            url_prefix = _nested(state.url_prefix, _own(bp_options, "url_prefix", blueprint.url_prefix), None)
+            if subdomain is not None:
+                bp_options["subdomain"] = subdomain
+            if url_prefix is not None:
+                bp_options["url_prefix"] = url_prefix
             bp_options["name_prefix"] = name
             blueprint.register(app, bp_options)
 
@@ -258,36 +264,21 @@ class Blueprint(Scaffold):
 
     def app_template_filter(self, name: str | None = None) -> t.Callable[[F], F]:
         """A Jinja filter for every template of the app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_filter(f, name=name)
-            return f
-
-        return decorator
+        return _registering(self.add_app_template_filter, name)
 
     def add_app_template_filter(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
         self.record_once(lambda s: s.app.add_template_filter(f, name=name))
 
     def app_template_test(self, name: str | None = None) -> t.Callable[[F], F]:
         """A Jinja test for every template of the app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_test(f, name=name)
-            return f
-
-        return decorator
+        return _registering(self.add_app_template_test, name)
 
     def add_app_template_test(self, f: t.Callable[..., bool], name: str | None = None) -> None:
         self.record_once(lambda s: s.app.add_template_test(f, name=name))
 
     def app_template_global(self, name: str | None = None) -> t.Callable[[F], F]:
         """A Jinja global for every template of the app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_global(f, name=name)
-            return f
-
-        return decorator
+        return _registering(self.add_app_template_global, name)
 
     def add_app_template_global(self, f: t.Callable[..., t.Any], name: str | None = None) -> None:
         self.record_once(lambda s: s.app.add_template_global(f, name=name))

@@ -97,16 +97,17 @@ class Application(ErrorHandling):
         error: Exception | None = None
         if not self._got_first_request:
             self._first_request()
+        replaced = self._replaced
         ctx.push()
         try:
             try:
-                if "full_dispatch_request" in self._replaced:
+                if replaced and "full_dispatch_request" in replaced:
                     response = yield self.full_dispatch_request, (), NO_KWARGS
                 else:
                     response = yield from self._dispatch_steps(ctx)
             except Exception as e:
                 error = e
-                if "handle_exception" in self._replaced:
+                if replaced and "handle_exception" in replaced:
                     response = yield self.handle_exception, (e,), NO_KWARGS
                     if not isinstance(response, Response):  # Flask needs a Response; a return value will do
                         response = self.make_response(response)

@@ -27,6 +27,16 @@ F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 ExcSpec = t.Union[type[Exception], int]
 
 
+def registering(add: t.Callable[..., None], name: str | None) -> t.Callable[[F], F]:
+    """A decorator that registers the function with ``add(f, name=name)`` and
+    returns it unchanged (``@app.template_filter()`` and the like)."""
+
+    def decorator(f: F) -> F:
+        add(f, name=name)
+        return f
+
+    return decorator
+
 
 def setupmethod(f: F) -> F:
     """Marks a method that sets the app up: calling it once the app has handled

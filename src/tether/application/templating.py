@@ -76,16 +76,17 @@ class DispatchingJinjaLoader(BaseLoader):
     def __init__(self, app: TemplateApp) -> None:
         self.app = app
 
-    def _loaders(self) -> t.Iterator[BaseLoader]:
+    def _loaders(self) -> t.Iterator[tuple[t.Any, BaseLoader]]:
+        """The app and each blueprint that has templates, with its loader."""
         for scaffold in (self.app, *self.app.iter_blueprints()):
             loader = scaffold.jinja_loader
             if loader is not None:
-                yield loader
+                yield scaffold, loader
 
     def get_source(self, environment: _Environment, template: str) -> tuple[str, str | None, t.Callable[[], bool] | None]:
         if self.app.config["EXPLAIN_TEMPLATE_LOADING"]:
             return self._get_source_explained(environment, template)
-        for loader in self._loaders():
+        for _, loader in self._loaders():
             try:
                 return loader.get_source(environment, template)
             except TemplateNotFound:
@@ -95,26 +96,23 @@ class DispatchingJinjaLoader(BaseLoader):
     def _get_source_explained(
         self, environment: _Environment, template: str
     ) -> tuple[str, str | None, t.Callable[[], bool] | None]:
+        """Every loader is tried, so that the log says which ones found it."""
         attempts: list[tuple[BaseLoader, t.Any, tuple[t.Any, ...] | None]] = []
-        found = None
-        for scaffold in (self.app, *self.app.iter_blueprints()):
-            loader = scaffold.jinja_loader
-            if loader is None:
-                continue
+        for scaffold, loader in self._loaders():
             try:
                 rv = loader.get_source(environment, template)
             except TemplateNotFound:
                 rv = None
             attempts.append((loader, scaffold, rv))
-            found = found or rv
         explain_template_loading_attempts(self.app, template, attempts)
+        found = next((rv for _, _, rv in attempts if rv is not None), None)
         if found is None:
             raise TemplateNotFound(template)
         return found
 
     def list_templates(self) -> list[str]:
         names: set[str] = set()
-        for loader in self._loaders():
+        for _, loader in self._loaders():
             names.update(loader.list_templates())
         return sorted(names)
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import typing as t
 from collections.abc import AsyncIterable, AsyncIterator
-from concurrent.futures import Executor
 
 from ..application.helpers import streams_body
 from ..application.wrappers import Request, Response
@@ -32,6 +30,7 @@ from .asgi_body import RequestBody
 from .asgi_request import request_from_scope
 from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
+from .sync_pool import SyncPool
 
 __all__ = ["serve_http", "stream_chunks"]
 
@@ -103,7 +102,7 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
     finally:
         if isinstance(source, AsyncIterable):
             await loop.create_task(_aclose(source), context=context)
-        await loop.run_in_executor(pool, context.run, run, sync_finish(error))
+        await pool.run(loop, context.run, run, sync_finish(error))
 
 
 async def _aclose(source: t.Any) -> None:
@@ -128,7 +127,7 @@ async def _async_chunks(source: t.Any) -> AsyncIterator[bytes]:
 
 
 async def _threaded_chunks(
-    loop: asyncio.AbstractEventLoop, pool: Executor, context: contextvars.Context, iterator: t.Iterator[t.Any]
+    loop: asyncio.AbstractEventLoop, pool: SyncPool, context: contextvars.Context, iterator: t.Iterator[t.Any]
 ) -> AsyncIterator[bytes]:
     """A sync body's chunks, each produced in the pool inside the request's Context.
 
@@ -138,7 +137,7 @@ async def _threaded_chunks(
     """
     done = object()
     while True:
-        future = loop.run_in_executor(pool, functools.partial(context.run, next, iterator, done))
+        future = pool.run(loop, context.run, next, iterator, done)
         try:
             chunk = await asyncio.shield(future)
         except asyncio.CancelledError:
