@@ -1,65 +1,111 @@
-"""The app for bench/fanout_bench.py: SSE clients and WebSocket connections that
-each receive what is published to all (an in-process fan-out, one worker)."""
+"""The apps ``bench/fanout_bench.py`` serves: SSE clients and WebSocket
+connections that each receive every message published to one channel.
+
+tether's is written as its README says: ``EventStream`` over a broadcast
+subscription, ``websocket.relay`` of one. Starlette, the anchor, has no fan-out
+of its own; it gets the usual hand-written one: a bounded ``asyncio.Queue`` per
+client, a ``StreamingResponse`` for SSE and a sender task per WebSocket.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import signal
+import sys
+import time
 import typing as t
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tether import EventStream, Tether, request, websocket
 
 app = Tether(__name__)
-queues: set[asyncio.Queue[str]] = set()
-
-
-def subscribe() -> asyncio.Queue[str]:
-    queue: asyncio.Queue[str] = asyncio.Queue(maxsize=16)
-    queues.add(queue)
-    return queue
 
 
 @app.route("/feed")
 async def feed() -> EventStream:
-    queue = subscribe()
-
-    async def messages() -> t.AsyncIterator[str]:
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            queues.discard(queue)
-
-    return EventStream(messages(), keepalive=60)
+    return EventStream(app.broadcast.subscribe("feed"))
 
 
 @app.websocket("/ws")
 async def ws() -> None:
-    await websocket.accept()
-    queue = subscribe()
+    await websocket.relay(app.broadcast.subscribe("feed"), as_json=False)
+
+
+@app.post("/publish")
+async def publish() -> dict[str, int]:
+    await app.broadcast.apublish("feed", request.get_data(as_text=True))
+    return {"sent": app.broadcast.subscriber_count("feed")}
+
+
+queues: set[asyncio.Queue[str]] = set()
+
+
+async def sl_feed(request: Request) -> StreamingResponse:
+    queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
+    queues.add(queue)
+
+    async def events() -> t.AsyncIterator[str]:
+        try:
+            while True:
+                yield f"data: {await queue.get()}\n\n"
+        finally:
+            queues.discard(queue)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def sl_ws(ws: WebSocket) -> None:
+    queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
+    queues.add(queue)
 
     async def forward() -> None:
         while True:
-            await websocket.send(await queue.get())
+            await ws.send_text(await queue.get())
 
+    await ws.accept()
     sender = asyncio.create_task(forward())
     try:
-        async for _ in websocket:  # returns when the client closes
-            pass
+        while True:
+            await ws.receive_text()
+    except WebSocketDisconnect:
+        pass
     finally:
         sender.cancel()
         queues.discard(queue)
 
 
-@app.post("/publish")
-async def publish() -> dict[str, int]:
-    message = request.get_data(as_text=True)
+async def sl_publish(request: Request) -> JSONResponse:
+    message = (await request.body()).decode()
     for queue in queues:
         queue.put_nowait(message)
-    return {"sent": len(queues)}
+    return JSONResponse({"sent": len(queues)})
 
 
-@app.route("/stats")
-async def stats() -> dict[str, int]:
-    with open("/proc/self/status") as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return {"subscribers": len(queues), "rss_kib": rss}
+starlette_app = Starlette(
+    routes=[Route("/feed", sl_feed), WebSocketRoute("/ws", sl_ws), Route("/publish", sl_publish, methods=["POST"])]
+)
+
+
+if os.environ.get("FANOUT_GC_LOG"):
+    _started: list[float] = []
+
+    def _log_oldest(phase: str, info: dict[str, int]) -> None:
+        """Report each collection of the oldest generation over 5 ms, with when it began."""
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            _started[:] = [time.perf_counter()]
+            return
+        took = (time.perf_counter() - _started[0]) * 1000
+        if took > 5:
+            print(f"gc2 {_started[0]!r} {took:.1f}", file=sys.stderr, flush=True)
+
+    gc.callbacks.append(_log_oldest)
+    signal.signal(signal.SIGUSR1, lambda *_: print(f"objects {len(gc.get_objects())}", file=sys.stderr, flush=True))

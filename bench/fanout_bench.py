@@ -1,16 +1,33 @@
-"""One uvicorn worker holding 1,000 SSE clients and 1,000 WebSocket connections;
-one message published to all of them. Reports the time until the last client
-has it, and the worker's memory (RSS) before and with the clients connected.
+"""Fan-out: one uvicorn worker holding SSE streams and WebSockets, one message
+published to all of them; tether against Starlette, interleaved rounds.
 
-    python bench/fanout_bench.py [--sse 1000] [--ws 1000] [--rounds 3]
+Reports, as medians over rounds and as ratios to Starlette: the worker's memory
+per connection (RSS with the clients connected, less RSS idle) and the time
+from the publish request until the last client has the message, for the first
+publish after the clients connected and for the ones after it. With
+``--gc-log``, the worker also reports every collection of the oldest
+generation that took over 5 ms, and the report counts those that fell inside
+a publish.
+
+The server is pinned to core 0 and the client processes (``fanout_clients.py``,
+raw sockets, no compression asked for) to core 1; each round uses its own
+loopback source address, so closed connections of the last round never run
+the client ports out.
+
+    python bench/fanout_bench.py [--sse 1000] [--ws 1000] [--rounds 3] [--publishes 4] [--gc-log]
+
+A process here may hold at most ``ulimit -Hn`` descriptors: the worker needs a
+few besides its connections.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import os
 import resource
+import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -18,59 +35,113 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-import websockets
-
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
+APPS = {"tether": "fanout_app:app", "starlette": "fanout_app:starlette_app"}
+CLIENT_PROCESSES = 2
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
-async def sse_client(port: int, ready: asyncio.Event, got: list[float], connected: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /feed HTTP/1.1\r\nHost: bench\r\n\r\n")
-    await writer.drain()
-    await reader.readuntil(b"\r\n\r\n")
-    connected.append(1)
-    while True:
-        line = await reader.readline()
-        if b"data: go" in line:
-            got.append(time.perf_counter())
-            break
-    writer.close()
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-async def ws_client(port: int, got: list[float], connected: list[int]) -> None:
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_queue=4) as ws:
-        connected.append(1)
-        message = await ws.recv()
-        if message == "go":
-            got.append(time.perf_counter())
+def post(port: int, message: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    connection.request("POST", "/publish", body=message)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"publish answered {response.status}")
 
 
-async def one_round(port: int, n_sse: int, n_ws: int) -> tuple[float, int, int]:
-    got: list[float] = []
-    connected: list[int] = []
-    ready = asyncio.Event()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-        while (await http.get("/stats")).json()["subscribers"]:
-            await asyncio.sleep(0.2)  # the previous round's clients are still being let go
-        tasks = [asyncio.ensure_future(sse_client(port, ready, got, connected)) for _ in range(n_sse)]
-        tasks += [asyncio.ensure_future(ws_client(port, got, connected)) for _ in range(n_ws)]
-        while True:
-            stats = (await http.get("/stats")).json()
-            if stats["subscribers"] >= n_sse + n_ws:
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    if not select.select([proc.stdout], [], [], timeout)[0]:
+        raise TimeoutError("a client process did not answer in time")
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("a client process exited")
+    return line.strip()
+
+
+def one_round(app: str, host: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
+    port = free_port()
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
+         "--backlog", "4096"],
+        cwd=HERE, env=env, stderr=subprocess.PIPE, text=True,
+    )
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(300):
+            try:
+                post(port, "warm-up")
                 break
-            await asyncio.sleep(0.2)
-        start = time.perf_counter()
-        sent = (await http.post("/publish", content="go")).json()["sent"]
-        await asyncio.wait_for(asyncio.gather(*tasks), 120)
-        rss_connected = stats["rss_kib"]
-    return max(got) - start, sent, rss_connected
+            except OSError:
+                time.sleep(0.1)
+        idle = rss_kib(server.pid)
+        if args.gc_log:
+            server.send_signal(signal.SIGUSR1)
+        share = [(args.sse // CLIENT_PROCESSES, args.ws // CLIENT_PROCESSES) for _ in range(CLIENT_PROCESSES)]
+        share[0] = (args.sse - share[0][0] * (CLIENT_PROCESSES - 1), args.ws - share[0][1] * (CLIENT_PROCESSES - 1))
+        for n_sse, n_ws in share:
+            clients.append(subprocess.Popen(
+                ["taskset", "-c", "1", sys.executable, str(HERE / "fanout_clients.py"), str(port), host, str(n_sse), str(n_ws)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            ))
+        for client in clients:
+            if read_line(client, 300) != "ready":
+                raise RuntimeError("a client process failed to connect")
+        time.sleep(1)
+        connected = rss_kib(server.pid)
+        if args.gc_log:
+            server.send_signal(signal.SIGUSR1)
+        latencies: list[float] = []
+        windows: list[tuple[float, float]] = []
+        for i in range(args.publishes):
+            message = f"m{i}"
+            start = time.perf_counter()
+            post(port, message)
+            arrivals = [read_line(client, 120).split() for client in clients]
+            if any(a[:2] != ["got", message] for a in arrivals):
+                raise RuntimeError(f"unexpected client report {arrivals}")
+            end = max(float(a[2]) for a in arrivals)
+            latencies.append((end - start) * 1000)
+            windows.append((start, end))
+            time.sleep(0.5)
+        for client in clients:
+            assert client.stdin is not None
+            client.stdin.write("quit\n")
+            client.stdin.flush()
+    finally:
+        for client in clients:
+            try:
+                client.wait(30)
+            except subprocess.TimeoutExpired:
+                client.kill()
+        server.terminate()
+        _, errors = server.communicate(timeout=60)
+    pauses = [tuple(map(float, line.split()[1:])) for line in errors.splitlines() if line.startswith("gc2 ")]
+    if errors and not args.gc_log:
+        print(errors, file=sys.stderr)
+    objects = [int(line.split()[1]) for line in errors.splitlines() if line.startswith("objects ")]
+    in_publish = sum(1 for at, _ in pauses if any(start <= at <= end for start, end in windows))
+    return {
+        "per_connection": (connected - idle) / (args.sse + args.ws),
+        "first": latencies[0],
+        "later": statistics.median(latencies[1:]) if len(latencies) > 1 else latencies[0],
+        "objects": (objects[-1] - objects[0]) / (args.sse + args.ws) if len(objects) == 2 else 0.0,
+        "pauses": len(pauses),
+        "pauses_in_publish": in_publish,
+        "longest_pause": max((ms for _, ms in pauses), default=0.0),
+    }
 
 
 def main() -> None:
@@ -78,33 +149,35 @@ def main() -> None:
     parser.add_argument("--sse", type=int, default=1000)
     parser.add_argument("--ws", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--publishes", type=int, default=4)
+    parser.add_argument("--gc-log", action="store_true", help="report the oldest generation's collections over 5 ms")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    port = free_port()
+    if args.sse + args.ws > hard - 32:
+        sys.exit(f"{args.sse + args.ws} connections need more descriptors than this machine allows one process ({hard}).")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent / "src")])}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "fanout_app:app", "--port", str(port), "--log-level", "warning",
-         "--backlog", "4096", "--ws-max-queue", "4"],
-        env=env, cwd=HERE,
-    )
-    try:
-        for _ in range(100):
-            try:
-                baseline = httpx.get(f"http://127.0.0.1:{port}/stats").json()["rss_kib"]
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        results = [asyncio.run(one_round(port, args.sse, args.ws)) for _ in range(args.rounds)]
-    finally:
-        server.terminate()
-        server.wait(30)
-    latencies = [r[0] * 1000 for r in results]
-    print(f"{args.sse} SSE clients + {args.ws} WebSockets on one uvicorn worker, {args.rounds} rounds")
-    print(f"delivered to {results[-1][1]} subscribers per round")
-    print(f"time until the last client had the message: median {statistics.median(latencies):.1f} ms "
-          f"(rounds: {', '.join(f'{x:.1f}' for x in latencies)})")
-    print(f"worker RSS: {baseline / 1024:.1f} MiB idle, {max(r[2] for r in results) / 1024:.1f} MiB with all clients connected")
+    if args.gc_log:
+        env["FANOUT_GC_LOG"] = "1"
+    results: dict[str, list[dict[str, object]]] = {name: [] for name in APPS}
+    for r in range(args.rounds):
+        for k, (name, app) in enumerate(APPS.items()):
+            results[name].append(one_round(app, f"127.0.{r + 1}.{k + 1}", args, env))
+    print(f"{args.sse} SSE + {args.ws} WebSocket clients on one uvicorn worker (core 0), "
+          f"clients on core 1; medians of {args.rounds} interleaved rounds, ratios to Starlette")
+    columns = [("per_connection", "KiB/conn", "{:.1f}"), ("first", "first ms", "{:.0f}"), ("later", "later ms", "{:.0f}")]
+    print(f"{'app':<11}" + "".join(f"{title:>10}{'ratio':>8}" for _, title, _ in columns)
+          + ("  GC-tracked objects per connection; gen-2 pauses (in a publish, longest ms)" if args.gc_log else ""))
+    base = {key: statistics.median(float(r[key]) for r in results["starlette"]) for key, _, _ in columns}  # type: ignore[arg-type]
+    for name in APPS:
+        line = f"{name:<11}"
+        for key, _, fmt in columns:
+            value = statistics.median(float(r[key]) for r in results[name])  # type: ignore[arg-type]
+            line += f"{fmt.format(value):>10}{value / base[key]:>7.2f}x"
+        if args.gc_log:
+            objects = statistics.median(float(r["objects"]) for r in results[name])  # type: ignore[arg-type]
+            line += f"  {objects:.0f} objects/conn; " + ", ".join(f"{r['pauses']} ({r['pauses_in_publish']}, {float(r['longest_pause']):.0f})" for r in results[name])  # type: ignore[arg-type]
+        print(line)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ..application.wrappers import Response
 from ..contexts.ctx import _cv_app
 from ..contexts.propagation import ThreadedIterator
+from ..serving.direct import current_sender, encoded_once
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
 from .broadcast import Gap, Subscription
@@ -86,16 +87,23 @@ class EventStream(Response):
         self.headers["X-Accel-Buffering"] = "no"
 
 
-async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[str]:
+async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[bytes]:
     dumps = app.json.dumps
     if isinstance(source, AsyncIterable):
         iterator = aiter(source)
     else:
         iterator = ThreadedIterator(source, app.serving.executor)
-    items = NextItem(iterator)
     # A broadcast subscription's messages carry ids: sent as ``id:``, so that a
     # client that reconnects sends the last one as Last-Event-ID.
     subscription = source if isinstance(source, Subscription) else None
+    sender = current_sender.get()
+    push = None
+    if sender is not None and subscription is not None:
+        def push(message: t.Any, id: str) -> bool:
+            """A message published while the stream waits: sent from the publish."""
+            return sender.push(encoded_once(_frame, message, (id, dumps)))
+
+    items = NextItem(iterator, push=push)
     try:
         while True:
             try:
@@ -103,13 +111,16 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
             except StopAsyncIteration:
                 return
             if item is Outcome.TIMED_OUT:
-                yield ": keep-alive\n\n"
+                yield b": keep-alive\n\n"
                 continue
             if isinstance(item, Gap):
                 item = ServerSentEvent({"channel": item.channel, "last_id": item.last_id}, event="gap")
+            elif subscription is not None and not isinstance(item, ServerSentEvent):
+                yield encoded_once(_frame, item, (subscription.last_id, dumps))
+                continue
             elif not isinstance(item, ServerSentEvent):
-                item = ServerSentEvent(item, id=subscription.last_id if subscription is not None else None)
-            yield item.encode(dumps)
+                item = ServerSentEvent(item)
+            yield item.encode(dumps).encode()
     except Exception:
         # The server logs the error and cuts the response; the client is told first.
         yield _FAILED
@@ -118,4 +129,9 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
         await items.aclose()
 
 
-_FAILED = ServerSentEvent("The event stream failed.", event="error").encode(str)
+def _frame(message: t.Any, id_and_dumps: tuple[str | None, t.Callable[[t.Any], str]]) -> bytes:
+    id, dumps = id_and_dumps
+    return ServerSentEvent(message, id=id).encode(dumps).encode()
+
+
+_FAILED = ServerSentEvent("The event stream failed.", event="error").encode(str).encode()

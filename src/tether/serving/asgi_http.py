@@ -28,6 +28,7 @@ from ..contexts.steps import run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_body import RequestBody
 from .asgi_request import request_from_scope
+from .direct import DirectSender, current_sender
 from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
 from .sync_pool import SyncPool
@@ -217,28 +218,53 @@ async def stream_chunks(
         await send({"type": "http.response.body", "body": b""})
 
 
+def _more_body(chunk: bytes) -> dict[str, t.Any]:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
 async def _pump(chunks: AsyncIterator[bytes], send: Send, send_timeout: float | None, serving: ServingState) -> None:
-    """Send every chunk, then the end of the body; close ``chunks`` however it ends."""
+    """Send every chunk, then the end of the body; close ``chunks`` however it ends.
+
+    A send that hangs past ``send_timeout`` ends the stream. One timer serves
+    the whole stream: it is moved on when it fires during a send that began
+    later, and not re-armed while no send is under way, so a stream of many
+    small chunks (a fanned-out message per subscriber) makes no timer per chunk.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     timed_out = False
+    sending_since: float | None = None
+    timer: asyncio.TimerHandle | None = None
 
-    def time_out() -> None:
-        nonlocal timed_out
+    def check() -> None:
+        nonlocal timed_out, timer
+        timer = None
+        if sending_since is None or send_timeout is None:
+            return
+        due = sending_since + send_timeout
+        if loop.time() < due:
+            timer = loop.call_at(due, check)
+            return
         timed_out = True
         if task is not None:
             task.cancel()
 
+    sender = DirectSender(send, _more_body)
+    token = current_sender.set(sender)
     try:
         async for chunk in chunks:
             if not chunk:
                 continue
-            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+            message = _more_body(chunk)
             if send_timeout is None:
+                await sender.flush()
                 await send(message)
                 continue
-            timer = loop.call_later(send_timeout, time_out)
+            sending_since = loop.time()
+            if timer is None:
+                timer = loop.call_at(sending_since + send_timeout, check)
             try:
+                await sender.flush()
                 await send(message)
             except asyncio.CancelledError:
                 if not timed_out or task is None:
@@ -247,7 +273,12 @@ async def _pump(chunks: AsyncIterator[bytes], send: Send, send_timeout: float | 
                 serving.app.logger.warning("A streamed response was ended: a send took longer than %s s.", send_timeout)
                 return
             finally:
-                timer.cancel()
+                sending_since = None
+        await sender.flush()
         await send({"type": "http.response.body", "body": b""})
     finally:
+        current_sender.reset(token)
+        sender.close()
+        if timer is not None:
+            timer.cancel()
         await chunks.aclose()  # type: ignore[attr-defined]

@@ -45,12 +45,24 @@ class NextItem(t.Generic[T]):
     subscription) is waited for without a task or ``asyncio.wait`` per item:
     ``poll()`` hands over an item it holds or returns :data:`NOTHING_READY`, and
     ``ready()`` gives a future that is done once it may hold one. That is the
-    path of a message fanned out to thousands of subscribers.
+    path of a message fanned out to thousands of subscribers. If it also has
+    ``push_to(sink)`` and a ``push`` callable is given, items that come while
+    the wait is on go to ``push`` instead (``tether.serving.direct``), and the
+    wait goes on: one wait serves any number of pushed items.
     """
 
-    def __init__(self, iterator: AsyncIterator[T], context: contextvars.Context | None = None) -> None:
+    def __init__(
+        self,
+        iterator: AsyncIterator[T],
+        context: contextvars.Context | None = None,
+        push: t.Callable[[t.Any, str], bool] | None = None,
+    ) -> None:
         self._iterator = iterator
         self._context = context
+        push_to = getattr(iterator, "push_to", None)
+        #: Sets (and with ``None`` unsets) where items go while a wait is on.
+        self._push_to: t.Callable[[t.Any], None] | None = push_to if push is not None else None
+        self._push = push
         self._pending: asyncio.Future[T] | None = None
         self._poll: t.Callable[[], t.Any] | None = getattr(iterator, "poll", None)
         self._ready: t.Callable[[], asyncio.Future[None]] | None = getattr(iterator, "ready", None)
@@ -94,7 +106,14 @@ class NextItem(t.Generic[T]):
                     if future not in self._watched:  # one callback per stop future, for every wait
                         self._watched.add(future)
                         future.add_done_callback(self._interrupt)
-                await self._waiter
+                if self._push_to is None:
+                    await self._waiter
+                    continue
+                self._push_to(self._push)
+                try:
+                    await self._waiter
+                finally:
+                    self._push_to(None)
         finally:
             self._waiter = None
 

@@ -32,6 +32,7 @@ from ..contexts.propagation import ThreadedIterator
 from ..contexts.steps import Steps, run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_request import request_from_scope
+from .direct import DirectSender, encoded_once
 from .lifecycle import ServingState
 from .race import NextItem, Outcome
 
@@ -220,7 +221,14 @@ class WebSocket:
         else:
             iterator = ThreadedIterator(source, self._serving.executor)
         gone = asyncio.ensure_future(self._until_closed())
-        items = NextItem(iterator)
+        dumps = self._app.json.dumps
+        sender = DirectSender(self._send_message, _data_message)
+
+        def push(item: t.Any, _id: str) -> bool:
+            """An item that comes while the relay waits: sent from where it was put."""
+            return sender.push(encoded_once(_json_text, item, dumps) if as_json else item)
+
+        items = NextItem(iterator, push=push)
         try:
             while True:
                 try:
@@ -229,8 +237,14 @@ class WebSocket:
                     return
                 if isinstance(item, Outcome):  # the client left
                     return
-                await self._send_data(self._app.json.dumps(item) if as_json else item)
+                try:
+                    await sender.flush()
+                except OSError as e:
+                    self.closed = True
+                    raise WebSocketDisconnect(1006, "the client went away") from e
+                await self._send_data(encoded_once(_json_text, item, dumps) if as_json else item)
         finally:
+            sender.close()
             gone.cancel()
             await items.aclose()
             if not hasattr(iterator, "aclose"):
@@ -273,6 +287,14 @@ class WebSocket:
                 yield self.receive()
             except WebSocketDisconnect:
                 return
+
+
+def _json_text(item: t.Any, dumps: t.Callable[[t.Any], str]) -> str:
+    return dumps(item)
+
+
+def _data_message(data: str | bytes) -> Message:
+    return {"type": "websocket.send", "text": data} if isinstance(data, str) else {"type": "websocket.send", "bytes": data}
 
 
 def origin_problem(app: Application, request: Request) -> str | None:

@@ -17,7 +17,7 @@ import typing as t
 from ...serving.race import NOTHING_READY
 from .history import Entry
 
-__all__ = ["OVERFLOW_POLICIES", "SubscriberTooSlow", "Subscription", "Wakes", "wake_all"]
+__all__ = ["OVERFLOW_POLICIES", "Sink", "SubscriberTooSlow", "Subscription", "Wakes", "wake_all"]
 
 OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
 
@@ -25,6 +25,8 @@ OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
 #: wakes each loop once (one ``call_soon_threadsafe``, one write to its
 #: self-pipe) rather than once per subscriber.
 Wakes = dict[asyncio.AbstractEventLoop, list["asyncio.Future[None]"]]
+#: Takes a message and its id straight to the subscriber; ``False`` if it can't now.
+Sink = t.Callable[[t.Any, str], bool]
 
 
 class SubscriberTooSlow(Exception):
@@ -53,19 +55,25 @@ class Subscription:
         self._queue: collections.deque[Entry] = collections.deque()
         #: While the subscription catches up: what was delivered meanwhile.
         self._held: list[Entry] | None = None
-        self._condition = threading.Condition()
+        #: A plain lock (C-level enter and exit: a fan-out takes it once per
+        #: subscriber); the condition over it is made for the first sync wait.
+        self._lock = threading.Lock()
+        self._condition: threading.Condition | None = None
         #: Async iterations waiting for a message: their loop, future and thread.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
+        #: Where messages put on ``_sink_thread`` go while nothing is queued (``push_to``).
+        self._sink: Sink | None = None
+        self._sink_thread = 0
 
     def hold(self) -> None:
         """Hold what is delivered until :meth:`release` (the broadcast catches up)."""
-        with self._condition:
+        with self._lock:
             self._held = []
 
     def release(self, first: list[Entry], floor: tuple[int, int] | None) -> None:
         """Queue ``first`` (what was missed), then what was held that is newer
         than ``floor``, in one go; deliveries are queued as they come from now on."""
-        with self._condition:
+        with self._lock:
             held, self._held = self._held or [], None
             ended = False
             for entry in [*first, *(entry for entry in held if floor is None or entry[0] > floor)]:
@@ -73,13 +81,32 @@ class Subscription:
         if ended:
             self.broadcast.remove(self)
 
+    def push_to(self, sink: Sink | None) -> None:
+        """While nothing is queued, hand what is put on this thread to ``sink``
+        rather than queue it and wake a waiter; what ``sink`` refuses is queued
+        as usual. A consumer waiting on this thread's loop sets it for the time
+        of its wait (``tether.serving.direct``); ``None`` unsets it."""
+        with self._lock:
+            self._sink = sink
+            self._sink_thread = threading.get_ident()
+
     def put(self, entry: Entry, wakes: Wakes | None = None) -> None:
         """Queue a message (called by the broadcast, from any thread); async
         iterations on other threads' loops are added to ``wakes`` if given,
         for the caller to wake with :func:`wake_all`."""
-        with self._condition:
+        with self._lock:
             if self._held is not None:
                 self._held.append(entry)
+                return
+            sink = self._sink
+            if (
+                sink is not None
+                and not self._queue
+                and not self.closed
+                and self._sink_thread == threading.get_ident()
+                and sink(entry[2], entry[1])
+            ):
+                self.last_id = entry[1]
                 return
             ended = self._put_locked(entry, wakes)
         if ended:
@@ -102,7 +129,8 @@ class Subscription:
         return False
 
     def _wake_locked(self, wakes: Wakes | None = None) -> None:
-        self._condition.notify_all()
+        if self._condition is not None:
+            self._condition.notify_all()
         if not self._waiters:
             return
         waiters, self._waiters = self._waiters, []
@@ -117,18 +145,19 @@ class Subscription:
 
     def _close_locked(self) -> None:
         self.closed = True
+        self._sink = None
         if self.too_slow:
             self._queue.clear()
         self._wake_locked()
 
     def queued(self) -> list[t.Any]:
         """The messages waiting to be taken, oldest first (a copy)."""
-        with self._condition:
+        with self._lock:
             return [message for _, _, message in self._queue]
 
     def close(self) -> None:
         """Unsubscribe; iteration ends once the messages already queued are taken."""
-        with self._condition:
+        with self._lock:
             if self.closed and not self.too_slow:
                 return
             self._close_locked()
@@ -148,11 +177,13 @@ class Subscription:
         return self
 
     def __next__(self) -> t.Any:
-        with self._condition:
+        with self._lock:
             while True:
                 ready, message = self._take()
                 if ready:
                     return message
+                if self._condition is None:
+                    self._condition = threading.Condition(self._lock)
                 self._condition.wait()
 
     def __aiter__(self) -> Subscription:
@@ -160,7 +191,7 @@ class Subscription:
 
     async def __anext__(self) -> t.Any:
         while True:
-            with self._condition:
+            with self._lock:
                 try:
                     ready, message = self._take()
                 except StopIteration:
@@ -174,7 +205,7 @@ class Subscription:
         subscription ends: with :meth:`poll`, a wait without a task per message."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
-        with self._condition:
+        with self._lock:
             if self._queue or self.closed:
                 waiter.set_result(None)
             else:
@@ -184,7 +215,7 @@ class Subscription:
     def poll(self) -> t.Any:
         """The next message if one is queued, else ``NOTHING_READY``: a relay
         takes what is ready without waiting (``tether.serving.race``)."""
-        with self._condition:
+        with self._lock:
             try:
                 ready, message = self._take()
             except StopIteration:
