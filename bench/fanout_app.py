@@ -109,3 +109,47 @@ if os.environ.get("FANOUT_GC_LOG"):
 
     gc.callbacks.append(_log_oldest)
     signal.signal(signal.SIGUSR1, lambda *_: print(f"objects {len(gc.get_objects())}", file=sys.stderr, flush=True))
+
+
+#: No framework: each connection's ASGI ``send``, called in turn by the publish
+#: (the server's own floor for a fan-out).
+raw_sends: dict[t.Any, str] = {}
+
+
+async def raw_app(scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        raw_sends[send] = "ws"
+        try:
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+        finally:
+            raw_sends.pop(send, None)
+    elif scope["path"] == "/feed":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        raw_sends[send] = "sse"
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            raw_sends.pop(send, None)
+    else:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        frame = b"data: " + body + b"\n\n"
+        for each, kind in list(raw_sends.items()):
+            if kind == "sse":
+                await each({"type": "http.response.body", "body": frame, "more_body": True})
+            else:
+                await each({"type": "websocket.send", "text": body.decode()})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})

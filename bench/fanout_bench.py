@@ -4,15 +4,17 @@ published to all of them; tether against Starlette, interleaved rounds.
 Reports, as medians over rounds and as ratios to Starlette: the worker's memory
 per connection (RSS with the clients connected, less RSS idle) and the time
 from the publish request until the last client has the message, for the first
-publish after the clients connected and for the ones after it. With
+publish after the clients connected and for the ones after it, and until the
+publish request is answered. A bare ASGI app whose publish calls each
+connection's ``send`` in turn ("no framework") shows the server's own floor. With
 ``--gc-log``, the worker also reports every collection of the oldest
 generation that took over 5 ms, and the report counts those that fell inside
 a publish.
 
 The server is pinned to core 0 and the client processes (``fanout_clients.py``,
 raw sockets, no compression asked for) to core 1; each round uses its own
-loopback source address, so closed connections of the last round never run
-the client ports out.
+loopback source address per client process, so closed connections of an
+earlier round never run the client ports out.
 
     python bench/fanout_bench.py [--sse 1000] [--ws 1000] [--rounds 3] [--publishes 4] [--gc-log]
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import random
 import resource
 import select
 import signal
@@ -36,7 +39,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-APPS = {"tether": "fanout_app:app", "starlette": "fanout_app:starlette_app"}
+APPS = {"tether": "fanout_app:app", "starlette": "fanout_app:starlette_app", "no framework": "fanout_app:raw_app"}
 CLIENT_PROCESSES = 2
 
 
@@ -91,9 +94,10 @@ def one_round(app: str, host: str, args: argparse.Namespace, env: dict[str, str]
             server.send_signal(signal.SIGUSR1)
         share = [(args.sse // CLIENT_PROCESSES, args.ws // CLIENT_PROCESSES) for _ in range(CLIENT_PROCESSES)]
         share[0] = (args.sse - share[0][0] * (CLIENT_PROCESSES - 1), args.ws - share[0][1] * (CLIENT_PROCESSES - 1))
-        for n_sse, n_ws in share:
+        for i, (n_sse, n_ws) in enumerate(share):
             clients.append(subprocess.Popen(
-                ["taskset", "-c", "1", sys.executable, str(HERE / "fanout_clients.py"), str(port), host, str(n_sse), str(n_ws)],
+                ["taskset", "-c", "1", sys.executable, str(HERE / "fanout_clients.py"), str(port), f"{host}.{i + 1}",
+                 str(n_sse), str(n_ws)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             ))
         for client in clients:
@@ -105,10 +109,12 @@ def one_round(app: str, host: str, args: argparse.Namespace, env: dict[str, str]
             server.send_signal(signal.SIGUSR1)
         latencies: list[float] = []
         windows: list[tuple[float, float]] = []
+        posted: list[float] = []
         for i in range(args.publishes):
             message = f"m{i}"
             start = time.perf_counter()
             post(port, message)
+            posted.append((time.perf_counter() - start) * 1000)
             arrivals = [read_line(client, 120).split() for client in clients]
             if any(a[:2] != ["got", message] for a in arrivals):
                 raise RuntimeError(f"unexpected client report {arrivals}")
@@ -137,6 +143,7 @@ def one_round(app: str, host: str, args: argparse.Namespace, env: dict[str, str]
         "per_connection": (connected - idle) / (args.sse + args.ws),
         "first": latencies[0],
         "later": statistics.median(latencies[1:]) if len(latencies) > 1 else latencies[0],
+        "posted": statistics.median(posted),
         "objects": (objects[-1] - objects[0]) / (args.sse + args.ws) if len(objects) == 2 else 0.0,
         "pauses": len(pauses),
         "pauses_in_publish": in_publish,
@@ -160,17 +167,19 @@ def main() -> None:
     if args.gc_log:
         env["FANOUT_GC_LOG"] = "1"
     results: dict[str, list[dict[str, object]]] = {name: [] for name in APPS}
+    run = random.randrange(1, 255)  # an earlier run's closed connections may still hold its addresses' ports
     for r in range(args.rounds):
         for k, (name, app) in enumerate(APPS.items()):
-            results[name].append(one_round(app, f"127.0.{r + 1}.{k + 1}", args, env))
+            results[name].append(one_round(app, f"127.{run}.{r * len(APPS) + k + 1}", args, env))
     print(f"{args.sse} SSE + {args.ws} WebSocket clients on one uvicorn worker (core 0), "
           f"clients on core 1; medians of {args.rounds} interleaved rounds, ratios to Starlette")
-    columns = [("per_connection", "KiB/conn", "{:.1f}"), ("first", "first ms", "{:.0f}"), ("later", "later ms", "{:.0f}")]
-    print(f"{'app':<11}" + "".join(f"{title:>10}{'ratio':>8}" for _, title, _ in columns)
+    columns = [("per_connection", "KiB/conn", "{:.1f}"), ("first", "first ms", "{:.0f}"), ("later", "later ms", "{:.0f}"),
+               ("posted", "answer ms", "{:.0f}")]
+    print(f"{'app':<14}" + "".join(f"{title:>10}{'ratio':>8}" for _, title, _ in columns)
           + ("  GC-tracked objects per connection; gen-2 pauses (in a publish, longest ms)" if args.gc_log else ""))
     base = {key: statistics.median(float(r[key]) for r in results["starlette"]) for key, _, _ in columns}  # type: ignore[arg-type]
     for name in APPS:
-        line = f"{name:<11}"
+        line = f"{name:<14}"
         for key, _, fmt in columns:
             value = statistics.median(float(r[key]) for r in results[name])  # type: ignore[arg-type]
             line += f"{fmt.format(value):>10}{value / base[key]:>7.2f}x"

@@ -13,6 +13,7 @@ import pytest
 import tether
 from asgi_harness import Exchange, http_scope, run
 from tether import g, request
+from tether.serving.lifecycle import Stopping
 
 CHUNKED = (b"transfer-encoding", b"chunked")
 
@@ -252,7 +253,7 @@ def test_stream_ends_when_the_server_stops(app: tether.Tether) -> None:
         return generate()
 
     async def main() -> Exchange:
-        stopping = asyncio.Event()
+        stopping = Stopping()
         app.serving.stopping = stopping
         exchange = Exchange()
         task = asyncio.ensure_future(app(http_scope("/"), exchange.receive, exchange.send))

@@ -198,19 +198,18 @@ async def stream_chunks(
     """
     loop = asyncio.get_running_loop()
     disconnect = asyncio.ensure_future(body.wait_disconnect())
-    watchers: list[asyncio.Future[t.Any]] = [disconnect]
-    if serving.stopping is not None:
-        watchers.append(asyncio.ensure_future(serving.stopping.wait()))
     pump = loop.create_task(_pump(chunks, send, send_timeout, serving), context=context)
+    watched: set[asyncio.Future[t.Any]] = {pump, disconnect}
+    if serving.stopping is not None:
+        watched.add(serving.stopping.future())
     try:
-        done, _ = await asyncio.wait({pump, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if pump in done:
             pump.result()
             return
         server_stopping = not disconnect.done()
     finally:
-        for watcher in watchers:
-            watcher.cancel()
+        disconnect.cancel()
         if not pump.done():
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)

@@ -17,14 +17,14 @@ import threading
 import typing as t
 
 from ..typing import Message, Receive, Send
-from .lifecycle import ServingState
+from .lifecycle import ServingState, Stopping
 
 __all__ = ["serve_lifespan"]
 
 
 async def serve_lifespan(serving: ServingState, scope: Message, receive: Receive, send: Send) -> None:
     """Serve the lifespan scope: startup, then shutdown, as the server says."""
-    stopping = asyncio.Event()
+    stopping = Stopping()
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -52,7 +52,7 @@ async def _phase(
     return True
 
 
-def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: Stopping) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in (signal.SIGINT, signal.SIGTERM):

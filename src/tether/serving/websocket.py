@@ -373,9 +373,8 @@ async def _until_stopped(
     """Run an async handler's connection; cancel it when the server starts shutting down."""
     handler = asyncio.ensure_future(connection)
     if serving.stopping is not None:
-        stop_wait = asyncio.ensure_future(serving.stopping.wait())
-        await asyncio.wait({handler, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
+        racing: set[asyncio.Future[t.Any]] = {handler, serving.stopping.future()}
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         if not handler.done():
             handler.cancel()
             await asyncio.gather(handler, return_exceptions=True)
