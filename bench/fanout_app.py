@@ -110,6 +110,10 @@ if os.environ.get("FANOUT_GC_LOG"):
     gc.callbacks.append(_log_oldest)
     signal.signal(signal.SIGUSR1, lambda *_: print(f"objects {len(gc.get_objects())}", file=sys.stderr, flush=True))
 
+#: ``--freeze``: the clients are connected; move every object there is now out
+#: of the collector's sight (``gc.freeze()``), as an app could once it is warm.
+signal.signal(signal.SIGUSR2, lambda *_: gc.freeze())
+
 
 #: No framework: each connection's ASGI ``send``, called in turn by the publish
 #: (the server's own floor for a fan-out).

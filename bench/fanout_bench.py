@@ -9,14 +9,15 @@ publish request is answered. A bare ASGI app whose publish calls each
 connection's ``send`` in turn ("no framework") shows the server's own floor. With
 ``--gc-log``, the worker also reports every collection of the oldest
 generation that took over 5 ms, and the report counts those that fell inside
-a publish.
+a publish. With ``--freeze``, the worker calls ``gc.freeze()`` once the clients
+are connected, so the collector no longer scans what they hold.
 
 The server is pinned to core 0 and the client processes (``fanout_clients.py``,
 raw sockets, no compression asked for) to core 1; each round uses its own
 loopback source address per client process, so closed connections of an
 earlier round never run the client ports out.
 
-    python bench/fanout_bench.py [--sse 1000] [--ws 1000] [--rounds 3] [--publishes 4] [--gc-log]
+    python bench/fanout_bench.py [--sse 1000] [--ws 1000] [--rounds 3] [--publishes 4] [--gc-log] [--freeze]
 
 A process here may hold at most ``ulimit -Hn`` descriptors: the worker needs a
 few besides its connections.
@@ -107,6 +108,9 @@ def one_round(app: str, host: str, args: argparse.Namespace, env: dict[str, str]
         connected = rss_kib(server.pid)
         if args.gc_log:
             server.send_signal(signal.SIGUSR1)
+        if args.freeze:
+            server.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
         latencies: list[float] = []
         windows: list[tuple[float, float]] = []
         posted: list[float] = []
@@ -158,6 +162,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--publishes", type=int, default=4)
     parser.add_argument("--gc-log", action="store_true", help="report the oldest generation's collections over 5 ms")
+    parser.add_argument("--freeze", action="store_true", help="the worker calls gc.freeze() once the clients are connected")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
