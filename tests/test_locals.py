@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import types
 from contextvars import ContextVar
 
 import pytest
@@ -250,3 +251,13 @@ def test_isinstance_on_unbound_proxy_is_false_not_an_error() -> None:
     proxy = LocalProxy(ContextVar("unbound"), unbound_message="unbound")
     assert not isinstance(proxy, dict)
     assert isinstance(proxy, LocalProxy)
+
+
+def test_a_proxy_to_an_attribute_that_is_no_identifier() -> None:
+    var: ContextVar[object] = ContextVar("odd_names")
+    odd = LocalProxy(var, "not-a-name")
+    keyword_named = LocalProxy(var, "class")
+    var.set(types.SimpleNamespace(**{"not-a-name": [1, 2], "class": "x"}))
+    assert odd.count(1) == 1 and len(odd) == 2
+    assert keyword_named.upper() == "X"
+    assert odd._get_current_object() == [1, 2]
