@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
+import json
 import statistics
 import time
 import typing as t
@@ -36,31 +38,47 @@ def build(module: t.Any, cls: t.Any) -> t.Any:
     def ctx() -> str:
         total = 0
         for _ in range(10):
-            total += len(request.args)
+            total += len(request.path)
             total += g.get("missing", 1)
         return str(total)
+
+    @app.post("/echo")
+    def echo() -> t.Any:
+        return request.get_json()
 
     return app
 
 
-ENDPOINTS = {"/": ("/", ""), "/user/<int:id>?q=x": ("/user/42", "q=x"), "/ctx": ("/ctx", "")}
+#: case -> (path, query string, JSON body for a POST)
+ENDPOINTS: dict[str, tuple[str, str, bytes | None]] = {
+    "/": ("/", "", None),
+    "/user/<int:id>?q=x": ("/user/42", "q=x", None),
+    "/ctx": ("/ctx", "", None),
+    "POST /echo (JSON)": ("/echo", "", json.dumps({"name": "Carousell_HK_003", "node": "HK_061", "items": [1, 2, 3]}).encode()),
+}
 
 
 def _start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> None:
     pass
 
 
-def time_requests(app: t.Any, path: str, query: str, n: int) -> float:
+def time_requests(app: t.Any, path: str, query: str, body: bytes | None, n: int) -> float:
     """Microseconds per request, through the whole WSGI call and body."""
-    environ = EnvironBuilder(path=path, query_string=query).get_environ()
+    if body is None:
+        environ = EnvironBuilder(path=path, query_string=query).get_environ()
+    else:
+        environ = EnvironBuilder(path=path, query_string=query, method="POST", data=body, content_type="application/json").get_environ()
     gc.collect()
     timer = time.perf_counter
     start = timer()
     for _ in range(n):
-        body = app(environ.copy(), _start_response)
-        for _chunk in body:
+        request_environ = environ.copy()
+        if body is not None:
+            request_environ["wsgi.input"] = io.BytesIO(body)
+        rv = app(request_environ, _start_response)
+        for _chunk in rv:
             pass
-        close = getattr(body, "close", None)
+        close = getattr(rv, "close", None)
         if close is not None:
             close()
     return (timer() - start) / n * 1e6
@@ -107,9 +125,9 @@ def main() -> None:
     apps = {"tether": build(tether, tether.Tether), "flask": build(flask, flask.Flask)}
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
-        for name, (path, query) in ENDPOINTS.items():
+        for name, (path, query, body) in ENDPOINTS.items():
             for fw, app in apps.items():
-                results.setdefault((fw, name), []).append(time_requests(app, path, query, args.requests))
+                results.setdefault((fw, name), []).append(time_requests(app, path, query, body, args.requests))
         for fw, app in apps.items():
             for case, value in time_contexts(app, args.requests).items():
                 results.setdefault((fw, case), []).append(value)

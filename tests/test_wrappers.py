@@ -153,3 +153,33 @@ def test_a_response_is_built_as_werkzeug_builds_it(
         return response.status, response.headers.to_wsgi_list(), response.get_data()
 
     assert build(Response) == build(HtmlWerkzeugResponse)
+
+
+content_types = st.one_of(
+    st.sampled_from(["application/json", "Application/JSON", "text/html; charset=utf-8", "application/vnd.api+json",
+                     "multipart/form-data; boundary=x", "", " application/json", "text/plain ", "a/b/c", "x"]),
+    latin1,
+)
+content_lengths = st.one_of(st.sampled_from(["0", "12", " 12", "-1", "1e3", "", "12 ", "٣"]), latin1)
+
+
+@settings(max_examples=300)
+@given(
+    content_type=st.one_of(st.none(), content_types),
+    content_length=st.one_of(st.none(), content_lengths),
+    transfer_encoding=st.sampled_from([None, "chunked", "gzip"]),
+    headers_first=st.booleans(),
+)
+def test_the_body_headers_are_read_as_werkzeug_reads_them(
+    content_type: str | None, content_length: str | None, transfer_encoding: str | None, headers_first: bool
+) -> None:
+    environ: dict[str, t.Any] = {"REQUEST_METHOD": "POST", "wsgi.url_scheme": "http", "SERVER_NAME": "x", "SERVER_PORT": "80"}
+    for key, value in (("CONTENT_TYPE", content_type), ("CONTENT_LENGTH", content_length),
+                       ("HTTP_TRANSFER_ENCODING", transfer_encoding)):
+        if value is not None:
+            environ[key] = value
+    ours, theirs = Request(dict(environ)), WerkzeugRequest(dict(environ))
+    if headers_first:  # the headers made before: read from them instead of the environ
+        assert dict(ours.headers) == dict(theirs.headers)
+    for field in ("content_length", "mimetype", "mimetype_params", "is_json", "content_type"):
+        assert getattr(ours, field) == getattr(theirs, field), field

@@ -45,9 +45,7 @@ class CheckedStream(io.RawIOBase):
         data = self._stream.read(len(view))
         if not data:
             if self._length is not None:
-                raise ClientDisconnected(
-                    f"The request body ended after {self._position} of its {self._length} bytes."
-                )
+                raise self._ended_early()
             return 0
         count = len(data)
         view[:count] = data
@@ -55,3 +53,21 @@ class CheckedStream(io.RawIOBase):
         if self._limit is not None and self._position > self._limit:
             raise RequestEntityTooLarge()
         return count
+
+    def readall(self) -> bytes:
+        """The rest of a body of declared length in as few reads of the server's
+        input as it allows (usually one), where ``RawIOBase`` would go through
+        :meth:`readinto` and a buffer: ``request.get_data()`` reads this way."""
+        if self._length is None:
+            return super().readall() or b""
+        chunks = []
+        while (remaining := self._length - self._position) > 0:
+            data = self._stream.read(remaining)
+            if not data:
+                raise self._ended_early()
+            chunks.append(data)
+            self._position += len(data)
+        return b"".join(chunks)
+
+    def _ended_early(self) -> ClientDisconnected:
+        return ClientDisconnected(f"The request body ended after {self._position} of its {self._length} bytes.")

@@ -4,6 +4,7 @@ about routing, limits from config, and JSON errors."""
 from __future__ import annotations
 
 import io
+import re
 import typing as t
 from functools import lru_cache
 from http import HTTPStatus
@@ -12,7 +13,8 @@ from urllib.parse import parse_qsl
 from werkzeug._internal import _wsgi_decoding_dance
 from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
-from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
+from werkzeug.sansio.utils import get_content_length
 from werkzeug.utils import cached_property, get_content_type
 from werkzeug.wrappers import Request as _Request
 from werkzeug.wrappers import Response as _Response
@@ -38,6 +40,8 @@ class Router(t.Protocol):
 
 
 _ROUTING = frozenset({"url_rule", "view_args", "routing_exception"})
+#: A content type with no parameters: what Werkzeug's parser returns as it is.
+_PLAIN_MIMETYPE = re.compile(r"(?:[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?")
 
 
 class Request(_Request):
@@ -186,6 +190,31 @@ class Request(_Request):
         if environ is not None:
             return "HTTP_COOKIE" in environ
         return self._has_cookie
+
+    def _header(self, name: str, environ_key: str) -> str | None:
+        """A request header, from the environ while the headers are not made:
+        most requests never make them, and reading the environ is cheaper."""
+        headers = self.__dict__.get("headers")
+        if headers is not None:
+            return t.cast("str | None", headers.get(name))
+        return t.cast("str | None", self.environ.get(environ_key))
+
+    @cached_property
+    def content_length(self) -> int | None:
+        """Werkzeug's, from :meth:`_header` (checked against Werkzeug's in tests/test_wrappers.py)."""
+        return get_content_length(self._header("Content-Length", "CONTENT_LENGTH"), self._header("Transfer-Encoding", "HTTP_TRANSFER_ENCODING"))
+
+    @property
+    def mimetype(self) -> str:
+        """Werkzeug's. A plain ``type/subtype`` (the usual ``application/json``) is
+        taken as it is, without Werkzeug's parser of parameters (checked against
+        it in tests/test_wrappers.py)."""
+        parsed = self.__dict__.get("_parsed_content_type")
+        if parsed is None:
+            value = self._header("Content-Type", "CONTENT_TYPE") or ""
+            parsed = (value, {}) if _PLAIN_MIMETYPE.fullmatch(value) else parse_options_header(value)
+            self._parsed_content_type = parsed
+        return parsed[0].lower()
 
     def __getattr__(self, name: str) -> t.Any:
         if name not in _ROUTING:
