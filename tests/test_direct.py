@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+import typing as t
 from pathlib import Path
 
 import httpx
@@ -148,3 +149,25 @@ def test_a_burst_to_clients_that_do_not_read_arrives_in_order_without_duplicates
     # sent and never waits, so there every message is sent from the publish.)
     assert len(sse_numbers) < n
     assert len(sse_ids) == len(sse_numbers) and sse_ids == sorted(set(sse_ids))
+
+
+def test_messages_published_from_threads_and_the_loop_at_once_arrive_in_the_order_of_their_ids(serve: Servers) -> None:
+    port = serve([sys.executable, "-m", "uvicorn", "--port", "{port}", "burst_app:app"], cwd=SERVERS)
+    base = f"http://127.0.0.1:{port}"
+    n = 300
+
+    def read(count: int, lines: t.Iterator[str]) -> list[tuple[int, ...]]:
+        ids: list[tuple[int, ...]] = []
+        for line in lines:
+            if line.startswith("id: "):
+                ids.append(tuple(int(part) for part in line[4:].split("-")))
+                if len(ids) == count:
+                    break
+        return ids
+
+    with httpx.Client(timeout=30) as http, http.stream("GET", f"{base}/feed-all") as feed:
+        _wait_for_subscribers(base, 1)
+        assert httpx.post(f"{base}/mixed", params={"n": n}, timeout=30).json() == {"sent": 4 * n}
+        ids = read(4 * n, feed.iter_lines())
+    assert len(ids) == 4 * n
+    assert ids == sorted(set(ids)), "out of order or repeated"

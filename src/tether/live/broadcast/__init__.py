@@ -23,6 +23,7 @@ in-process, at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import typing as t
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 from .errors import BroadcastUnavailable
 from .history import Entry, Gap, id_key
 from .memory import MemoryBackend
-from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription, Wakes, wake_all
+from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription, put_each
 
 __all__ = ["Backend", "Broadcast", "BroadcastUnavailable", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
 
@@ -95,12 +96,26 @@ class Broadcast:
         self._subscriptions: dict[str, set[Subscription]] = {}
 
     def _deliver(self, channel: str, entry: Entry) -> None:
+        """Fan ``entry`` out. A subscription consumed on an event loop gets it on
+        that loop, one hand-off per loop for all its subscribers (from any
+        thread, the loop's own included, so that the backend's order is the
+        loop's order): there it goes straight to a waiting consumer's sink
+        (``tether.serving.direct``). Others (sync consumers, or none yet) get
+        it here and now."""
         with self._lock:
             subscriptions = list(self._subscriptions.get(channel, ()))
-        wakes: Wakes = {}
+        homes: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for subscription in subscriptions:
-            subscription.put(entry, wakes)
-        wake_all(wakes)
+            home = subscription.home
+            if home is None:
+                subscription.put(entry)
+            else:
+                homes.setdefault(home, []).append(subscription)
+        for loop, group in homes.items():
+            try:
+                loop.call_soon_threadsafe(put_each, group, entry)
+            except RuntimeError:  # the loop is closed: its consumers are gone
+                pass
 
     def subscribe(
         self, channel: str, *, maxsize: int | None = None, overflow: str | None = None, last_id: str | None = None

@@ -17,14 +17,10 @@ import typing as t
 from ...serving.race import NOTHING_READY
 from .history import Entry
 
-__all__ = ["OVERFLOW_POLICIES", "Sink", "SubscriberTooSlow", "Subscription", "Wakes", "wake_all"]
+__all__ = ["OVERFLOW_POLICIES", "Sink", "SubscriberTooSlow", "Subscription", "put_each"]
 
 OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
 
-#: Async iterations to wake, by event loop: a fan-out from another thread
-#: wakes each loop once (one ``call_soon_threadsafe``, one write to its
-#: self-pipe) rather than once per subscriber.
-Wakes = dict[asyncio.AbstractEventLoop, list["asyncio.Future[None]"]]
 #: Takes a message and its id straight to the subscriber; ``False`` if it can't now.
 Sink = t.Callable[[t.Any, str], bool]
 
@@ -61,6 +57,10 @@ class Subscription:
         self._condition: threading.Condition | None = None
         #: Async iterations waiting for a message: their loop, future and thread.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
+        #: The loop of the async consumer, once one waits: every message is put
+        #: there (``put_each``), in order, where it may go straight to the sink.
+        self.home: asyncio.AbstractEventLoop | None = None
+        self._home_thread = 0
         #: Where messages put on ``_sink_thread`` go while nothing is queued (``push_to``).
         self._sink: Sink | None = None
         self._sink_thread = 0
@@ -90,10 +90,9 @@ class Subscription:
             self._sink = sink
             self._sink_thread = threading.get_ident()
 
-    def put(self, entry: Entry, wakes: Wakes | None = None) -> None:
-        """Queue a message (called by the broadcast, from any thread); async
-        iterations on other threads' loops are added to ``wakes`` if given,
-        for the caller to wake with :func:`wake_all`."""
+    def put(self, entry: Entry) -> None:
+        """Queue a message, or hand it to the sink (called by the broadcast,
+        on the ``home`` loop once there is one, else on any thread)."""
         with self._lock:
             if self._held is not None:
                 self._held.append(entry)
@@ -108,11 +107,11 @@ class Subscription:
             ):
                 self.last_id = entry[1]
                 return
-            ended = self._put_locked(entry, wakes)
+            ended = self._put_locked(entry)
         if ended:
             self.broadcast.remove(self)
 
-    def _put_locked(self, entry: Entry, wakes: Wakes | None = None) -> bool:
+    def _put_locked(self, entry: Entry) -> bool:
         """Queue ``entry`` under the overflow policy; ``True`` when that ended
         the subscription (``disconnect``)."""
         if self.closed:
@@ -125,10 +124,10 @@ class Subscription:
             self._queue.popleft()
             self.dropped += 1
         self._queue.append(entry)
-        self._wake_locked(wakes)
+        self._wake_locked()
         return False
 
-    def _wake_locked(self, wakes: Wakes | None = None) -> None:
+    def _wake_locked(self) -> None:
         if self._condition is not None:
             self._condition.notify_all()
         if not self._waiters:
@@ -136,10 +135,8 @@ class Subscription:
         waiters, self._waiters = self._waiters, []
         here = threading.get_ident()
         for loop, waiter, thread in waiters:
-            if thread == here:  # published on the waiter's own loop: no wake-up through its self-pipe
+            if thread == here:  # put on the waiter's own loop: no wake-up through its self-pipe
                 _wake(waiter)
-            elif wakes is not None:
-                wakes.setdefault(loop, []).append(waiter)
             else:
                 loop.call_soon_threadsafe(_wake, waiter)
 
@@ -156,7 +153,19 @@ class Subscription:
             return [message for _, _, message in self._queue]
 
     def close(self) -> None:
-        """Unsubscribe; iteration ends once the messages already queued are taken."""
+        """Unsubscribe; iteration ends once the messages already put are taken.
+        From outside the home loop, the close is put there too, behind the
+        messages on their way to it."""
+        home = self.home
+        if home is not None and self._home_thread != threading.get_ident():
+            try:
+                home.call_soon_threadsafe(self._close)
+                return
+            except RuntimeError:  # the loop is closed
+                pass
+        self._close()
+
+    def _close(self) -> None:
         with self._lock:
             if self.closed and not self.too_slow:
                 return
@@ -205,6 +214,8 @@ class Subscription:
         subscription ends: with :meth:`poll`, a wait without a task per message."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
+        self.home = loop
+        self._home_thread = threading.get_ident()
         with self._lock:
             if self._queue or self.closed:
                 waiter.set_result(None)
@@ -246,12 +257,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _wake_each(waiters: list[asyncio.Future[None]]) -> None:
-    for waiter in waiters:
-        _wake(waiter)
-
-
-def wake_all(wakes: Wakes) -> None:
-    """Wake what :meth:`Subscription.put` collected, one hand-off per loop."""
-    for loop, waiters in wakes.items():
-        loop.call_soon_threadsafe(_wake_each, waiters)
+def put_each(subscriptions: list[Subscription], entry: Entry) -> None:
+    """Put ``entry`` to each of ``subscriptions``: the broadcast calls it on
+    their home loop, once per message for all of that loop's subscribers."""
+    for subscription in subscriptions:
+        subscription.put(entry)
