@@ -33,6 +33,27 @@ def test_nested_contexts_of_the_same_app_are_separate(app: tether.Tether) -> Non
         assert g.level == "outer"
 
 
+def test_one_app_context_pushed_three_times_tears_down_once_at_its_outermost_pop(app: tether.Tether) -> None:
+    torn: list[str] = []
+    popped: list[str] = []
+    app.teardown_appcontext(lambda exc: torn.append(g.get("mark", "")))
+    ctx = app.app_context()
+    with tether.signals.appcontext_popped.connected_to(lambda sender: popped.append("popped"), app):
+        ctx.push()
+        g.mark = "set"
+        ctx.push()
+        ctx.push()
+        ctx.pop()
+        ctx.pop()
+        assert torn == [] and current_app._get_current_object() is app
+        ctx.pop()
+    assert torn == ["set"] and popped == ["popped"] * 3
+    assert not tether.has_app_context()
+    ctx.push()  # pushed again after its pop: a fresh outermost push
+    ctx.pop()
+    assert torn == ["set", "set"] and not tether.has_app_context()
+
+
 def test_nested_contexts_of_two_apps(app: tether.Tether) -> None:
     other = tether.Tether("other")
     seen = []

@@ -178,9 +178,13 @@ class AppContext(_Context):
     """Makes ``current_app`` and ``g`` available; pushed by every request and by
     ``with app.app_context():`` in scripts, shells and tests."""
 
+    #: The token of the outermost push, and those of pushes inside it (rare):
+    #: one attribute rather than a list, for the push and pop every request makes.
+    _token: Token[AppContext] | None = None
+    _inner_tokens: list[Token[AppContext]] | None = None
+
     def __init__(self, app: ContextApp) -> None:
         self.app = app
-        self._tokens: list[Token[AppContext]] = []
 
     @cached_property
     def g(self) -> t.Any:
@@ -200,7 +204,13 @@ class AppContext(_Context):
         return rv
 
     def push(self) -> None:
-        self._tokens.append(_cv_app.set(self))
+        token = _cv_app.set(self)
+        if self._token is None:
+            self._token = token
+        elif self._inner_tokens is None:
+            self._inner_tokens = [token]
+        else:
+            self._inner_tokens.append(token)
         if appcontext_pushed.receivers:
             appcontext_pushed.send(self.app)
 
@@ -211,24 +221,25 @@ class AppContext(_Context):
         current = _cv_app.get(None)
         if current is not self:
             raise _wrong_pop("app", self, current)
-        if len(self._tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+        if not self._inner_tokens and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
             return self._teardown_then_reset(exc)
-        _cv_app.reset(self._tokens.pop())  # _reset, inlined: every request runs it
-        if appcontext_popped.receivers:
-            appcontext_popped.send(self.app)
+        self._reset()
         return ()
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; the outermost pop runs the teardown functions.
         (``pop_steps`` driven synchronously, written out: scripts, tests and
         ``spawn`` push and pop app contexts often, and this halves the cost.)"""
-        tokens = self._tokens
         if _cv_app.get(None) is not self:
             raise _wrong_pop("app", self, _cv_app.get(None))
-        if len(tokens) == 1 and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+        if self._inner_tokens:
+            _cv_app.reset(self._inner_tokens.pop())
+        elif self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers:
             run(self._teardown_then_reset(_error_now(exc)))
             return
-        _cv_app.reset(tokens.pop())
+        else:
+            _cv_app.reset(self._token)  # type: ignore[arg-type]
+            self._token = None
         if appcontext_popped.receivers:
             appcontext_popped.send(self.app)
 
@@ -236,12 +247,20 @@ class AppContext(_Context):
         try:
             yield from teardown_appcontext_steps(self.app, exc)
         except BaseException:
-            _cv_app.reset(self._tokens.pop())
+            self._reset_variable()
             raise
         self._reset()
 
+    def _reset_variable(self) -> None:
+        """Undo the last push."""
+        if self._inner_tokens:
+            _cv_app.reset(self._inner_tokens.pop())
+        else:
+            _cv_app.reset(self._token)  # type: ignore[arg-type]
+            self._token = None
+
     def _reset(self) -> None:
-        _cv_app.reset(self._tokens.pop())
+        self._reset_variable()
         if appcontext_popped.receivers:
             appcontext_popped.send(self.app)
 
@@ -332,7 +351,7 @@ class RequestContext(_Context, t.Generic[R]):
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = AppContext(self.app)
-            app_ctx._tokens.append(_cv_app.set(app_ctx))  # AppContext.push, inlined: every request runs it
+            app_ctx._token = _cv_app.set(app_ctx)  # AppContext.push, inlined: every request runs it
             if appcontext_pushed.receivers:
                 appcontext_pushed.send(self.app)
         else:

@@ -370,16 +370,30 @@ def _connection_steps(app: Application, ctx: WebSocketContext[Request]) -> Steps
 async def _until_stopped(
     serving: ServingState, connection: t.Coroutine[t.Any, t.Any, tuple[t.Any, Exception | None]]
 ) -> tuple[t.Any, Exception | None]:
-    """Run an async handler's connection; cancel it when the server starts shutting down."""
-    handler = asyncio.ensure_future(connection)
-    if serving.stopping is not None:
-        racing: set[asyncio.Future[t.Any]] = {handler, serving.stopping.future()}
-        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-        if not handler.done():
-            handler.cancel()
-            await asyncio.gather(handler, return_exceptions=True)
-            return None, WebSocketDisconnect(1012, "the server is shutting down")
-    return await handler
+    """Run an async handler's connection; cancel it when the server starts
+    shutting down. It runs in this task, which the shared *stopping* future
+    cancels: no task of its own per connection."""
+    if serving.stopping is None:
+        return await connection
+    task = asyncio.current_task()
+    stopped = serving.stopping.future()
+    running = True
+
+    def stop(_: object) -> None:
+        if running and task is not None:
+            task.cancel()
+
+    stopped.add_done_callback(stop)
+    try:
+        return await connection
+    except asyncio.CancelledError:
+        if not stopped.done() or task is None:
+            raise
+        task.uncancel()
+        return None, WebSocketDisconnect(1012, "the server is shutting down")
+    finally:
+        running = False
+        stopped.remove_done_callback(stop)
 
 
 async def _conclude(app: Application, websocket: WebSocket, rv: t.Any, error: BaseException | None) -> None:
