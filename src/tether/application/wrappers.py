@@ -126,8 +126,9 @@ class Request(_Request):
     is_websocket = False
     is_asgi = False
     _extra_environ: dict[str, t.Any] | None = None
-    #: Builds ``environ`` on first use (a request made by :meth:`from_parts`).
+    #: Build ``environ`` and the headers on first use (a request made by :meth:`from_parts`).
     _environ_factory: t.Callable[[], dict[str, t.Any]]
+    _headers_factory: t.Callable[[], Headers]
     _has_cookie = False
 
     @classmethod
@@ -140,7 +141,7 @@ class Request(_Request):
         root_path: str,
         path: str,
         query_string: bytes,
-        headers: Headers,
+        headers: Headers | t.Callable[[], Headers],
         remote_addr: str | None,
         body: t.Any = None,
         is_websocket: bool = False,
@@ -150,7 +151,8 @@ class Request(_Request):
         """A request from values an adapter has already parsed (an ASGI scope).
 
         ``request.environ`` is built by ``environ_factory`` when first used: most
-        requests never need it. ``body``, when given, is ``request.stream``
+        requests never need it; so are the headers when given as a function
+        that makes them. ``body``, when given, is ``request.stream``
         itself: a stream that enforces ``MAX_CONTENT_LENGTH`` on its own, which
         spares Werkzeug's wrapping of it.
         """
@@ -162,7 +164,10 @@ class Request(_Request):
         request.root_path = root_path.rstrip("/")
         request.path = "/" + path.lstrip("/")
         request.query_string = query_string
-        request.headers = headers
+        if isinstance(headers, Headers):
+            request.headers = headers
+        else:
+            request._headers_factory = headers
         request.remote_addr = remote_addr
         request.shallow = False
         request._environ_factory = environ_factory
@@ -194,10 +199,9 @@ class Request(_Request):
     def _header(self, name: str, environ_key: str) -> str | None:
         """A request header, from the environ while the headers are not made:
         most requests never make them, and reading the environ is cheaper."""
-        headers = self.__dict__.get("headers")
-        if headers is not None:
-            return t.cast("str | None", headers.get(name))
-        return t.cast("str | None", self.environ.get(environ_key))
+        if "headers" not in self.__dict__ and "environ" in self.__dict__:
+            return t.cast("str | None", self.environ.get(environ_key))
+        return self.headers.get(name)
 
     @cached_property
     def content_length(self) -> int | None:
@@ -219,7 +223,8 @@ class Request(_Request):
     def __getattr__(self, name: str) -> t.Any:
         if name not in _ROUTING:
             if name == "headers":
-                headers = self.headers = EnvironHeaders(self.environ)
+                factory = self.__dict__.pop("_headers_factory", None)
+                headers = self.headers = factory() if factory is not None else EnvironHeaders(self.environ)
                 return headers
             if name == "environ":
                 factory = self.__dict__.pop("_environ_factory", None)
