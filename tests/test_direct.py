@@ -104,10 +104,10 @@ def test_a_subscription_hands_messages_to_its_sink_only_when_it_may() -> None:
     subscription.close()
 
 
-def _wait_for_subscribers(base: str, count: int) -> None:
+def _wait_for_subscribers(base: str, count: int, exactly: bool = False) -> None:
     deadline = time.monotonic() + 20
-    while httpx.get(f"{base}/subscribers").json()["count"] < count:
-        assert time.monotonic() < deadline, "the subscribers did not connect"
+    while (now := httpx.get(f"{base}/subscribers").json()["count"]) < count or (exactly and now != count):
+        assert time.monotonic() < deadline, f"{now} subscribers, not {count}"
         time.sleep(0.05)
 
 
@@ -171,3 +171,30 @@ def test_messages_published_from_threads_and_the_loop_at_once_arrive_in_the_orde
         ids = read(4 * n, feed.iter_lines())
     assert len(ids) == 4 * n
     assert ids == sorted(set(ids)), "out of order or repeated"
+
+
+def test_one_object_published_again_after_a_change_is_encoded_again(serve: Servers) -> None:
+    port = serve([sys.executable, "-m", "uvicorn", "--port", "{port}", "burst_app:app"], cwd=SERVERS)
+    base = f"http://127.0.0.1:{port}"
+
+    async def over_websockets() -> list[int]:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws, httpx.AsyncClient(timeout=30) as http:
+            await asyncio.to_thread(_wait_for_subscribers, base, 1)
+            assert (await http.post(f"{base}/same-object")).json() == {"sent": 3}
+            return [json.loads(await ws.recv())["n"] for _ in range(3)]
+
+    async def over_sse() -> list[int]:
+        async with httpx.AsyncClient(timeout=30) as http, http.stream("GET", f"{base}/feed-all") as feed:
+            await asyncio.to_thread(_wait_for_subscribers, base, 1)
+            assert (await http.post(f"{base}/same-object")).json() == {"sent": 3}
+            got: list[int] = []
+            async for line in feed.aiter_lines():
+                if line.startswith("data: "):
+                    got.append(json.loads(line[6:])["n"])
+                    if len(got) == 3:
+                        return got
+        return got
+
+    assert asyncio.run(over_websockets()) == [0, 1, 2]
+    _wait_for_subscribers(base, 0, exactly=True)  # the WebSocket's subscription has ended
+    assert asyncio.run(over_sse()) == [0, 1, 2]

@@ -55,3 +55,14 @@ async def mixed() -> dict[str, int]:
         await asyncio.sleep(0)
     await asyncio.to_thread(lambda: [thread.join() for thread in threads])
     return {"sent": 4 * n}
+
+
+@app.post("/same-object")
+async def same_object() -> dict[str, int]:
+    """Publish one dict three times, changed in between (each publish is a new message)."""
+    state = {"n": 0}
+    for i in range(3):
+        state["n"] = i
+        await app.broadcast.apublish("burst", state)
+        await asyncio.sleep(0.05)  # delivered before the next change
+    return {"sent": 3}

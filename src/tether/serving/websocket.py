@@ -224,9 +224,16 @@ class WebSocket:
         dumps = self._app.json.dumps
         sender = DirectSender(self._send_message, _data_message)
 
-        def push(item: t.Any, _id: str) -> bool:
+        def encode(item: t.Any, id: str | None) -> t.Any:
+            """A subscription's message (it has an id) is encoded once for all its
+            subscribers; the same object published again has a new id."""
+            if not as_json:
+                return item
+            return encoded_once(_json_text, item, (id, dumps)) if id is not None else dumps(item)
+
+        def push(item: t.Any, id: str) -> bool:
             """An item that comes while the relay waits: sent from where it was put."""
-            return sender.push(encoded_once(_json_text, item, dumps) if as_json else item)
+            return sender.push(encode(item, id))
 
         items = NextItem(iterator, push=push)
         try:
@@ -242,7 +249,7 @@ class WebSocket:
                 except OSError as e:
                     self.closed = True
                     raise WebSocketDisconnect(1006, "the client went away") from e
-                await self._send_data(encoded_once(_json_text, item, dumps) if as_json else item)
+                await self._send_data(encode(item, getattr(source, "last_id", None)))
         finally:
             sender.close()
             gone.cancel()
@@ -289,8 +296,8 @@ class WebSocket:
                 return
 
 
-def _json_text(item: t.Any, dumps: t.Callable[[t.Any], str]) -> str:
-    return dumps(item)
+def _json_text(item: t.Any, id_and_dumps: tuple[str, t.Callable[[t.Any], str]]) -> str:
+    return id_and_dumps[1](item)
 
 
 def _data_message(data: str | bytes) -> Message:
