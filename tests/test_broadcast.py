@@ -258,3 +258,19 @@ def test_event_stream_sends_ids_and_resumes_from_last_event_id(app: tether.Tethe
     events = client.get("/feed", headers={"Last-Event-ID": "0-0"}, buffered=False).iter_events()
     assert next(events)["id"] == ids[0]  # "0-0": the whole history, which is complete
     events.close()
+
+
+def test_waits_that_end_without_a_message_leave_nothing_behind() -> None:
+    broadcast = Broadcast("memory://")
+
+    async def main() -> int:
+        subscription = broadcast.subscribe("idle")
+        for _ in range(50):  # as an SSE stream's keep-alive ends each wait of an idle channel
+            waiter = subscription.ready()
+            waiter.set_result(None)
+        subscription.ready()
+        waiting = len(subscription._waiters)
+        subscription.close()
+        return waiting
+
+    assert asyncio.run(main()) == 1

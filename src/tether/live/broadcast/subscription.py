@@ -220,6 +220,8 @@ class Subscription:
             if self._queue or self.closed:
                 waiter.set_result(None)
             else:
+                if self._waiters:  # waits that ended otherwise (a timeout, the client leaving)
+                    self._waiters = [entry for entry in self._waiters if not entry[1].done()]
                 self._waiters.append((loop, waiter, threading.get_ident()))
         return waiter
 
