@@ -261,3 +261,16 @@ def test_a_proxy_to_an_attribute_that_is_no_identifier() -> None:
     assert odd.count(1) == 1 and len(odd) == 2
     assert keyword_named.upper() == "X"
     assert odd._get_current_object() == [1, 2]
+
+
+def test_a_lookup_error_of_the_current_object_is_not_taken_for_an_unbound_proxy() -> None:
+    class Context:
+        @property
+        def session(self) -> object:
+            raise KeyError("the session store lost it")
+
+    var: ContextVar[object] = ContextVar("failing")
+    proxy = LocalProxy(var, "session")
+    var.set(Context())
+    with pytest.raises(KeyError, match="lost it"):
+        proxy.get("x")

@@ -260,17 +260,17 @@ class LocalProxy(t.Generic[T]):
 def _context_var_proxy_class(var: ContextVar[t.Any], attr: str | None, message: Message | None) -> type[LocalProxy[t.Any]]:
     namespace = {"get": var.get, "_OWN": _OWN, "_own": _own, "_unbound": _unbound, "message": message}
     if attr is None:
-        current = "get()"
+        current = "obj"
     elif attr.isidentifier() and not keyword.iskeyword(attr):
-        current = f"get().{attr}"
+        current = f"obj.{attr}"
     else:
-        current = f"getattr(get(), {attr!r})"
+        current = f"getattr(obj, {attr!r})"
     exec(_GETATTRIBUTE.format(current=current), namespace)  # noqa: S102
     return type("LocalProxy", (LocalProxy,), {"__slots__": (), "__getattribute__": namespace["__getattribute__"]})
 
 
 # The ``__getattribute__`` of a proxy bound to a ContextVar, written for its
-# attribute: ``get().request`` is a specialized attribute load where
+# attribute: ``obj.request`` is a specialized attribute load where
 # ``getattr(obj, attr)`` is a call. The proxy's own names (``_OWN``) are looked
 # for only once the current object lacks them, so other attributes skip that
 # lookup. Together they take "proxy: request.args" in bench/micro_bench.py from
@@ -278,13 +278,13 @@ def _context_var_proxy_class(var: ContextVar[t.Any], attr: str | None, message: 
 _GETATTRIBUTE = """
 def __getattribute__(self, name):
     try:
-        current = {current}
+        obj = get()
     except LookupError:
         if name in _OWN:
             return _own(self, name)
         raise _unbound(message) from None
     try:
-        return getattr(current, name)
+        return getattr({current}, name)
     except AttributeError:
         if name in _OWN:
             return _own(self, name)
