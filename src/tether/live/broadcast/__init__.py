@@ -15,7 +15,8 @@ browser that reconnects with ``Last-Event-ID`` resumes where it stopped.
 
 A backend gives ids, keeps the history and carries published messages to
 ``deliver(channel, entry)``, which fans each out to that channel's
-subscriptions in this process. It offers ``publish(channel, message)``
+subscriptions in this process (to one consumed on an event loop, on that loop,
+where a waiting stream sends it at once: ``tether.serving.direct``). It offers ``publish(channel, message)``
 (async), ``publish_now(channel, message)`` (sync, from any thread) and
 ``tail``, ``follow``/``unfollow``, ``catch_up`` and ``expire``. ``memory://`` (``memory``) delivers
 in-process, at once.
