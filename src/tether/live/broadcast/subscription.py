@@ -59,6 +59,7 @@ class Subscription:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
         #: The loop of the async consumer, once one waits: every message is put
         #: there (``put_each``), in order, where it may go straight to the sink.
+        #: So a subscription is consumed on one loop, or with ``for``, not both.
         self.home: asyncio.AbstractEventLoop | None = None
         self._home_thread = 0
         #: Where messages put on ``_sink_thread`` go while nothing is queued (``push_to``).
