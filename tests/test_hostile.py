@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import websockets
 from websockets.sync.client import connect
+from werkzeug.test import EnvironBuilder
 
 import tether
 from conftest import free_port, wait_for_port
@@ -296,3 +297,15 @@ def test_shutdown_asks_running_sync_jobs_to_stop(start: object) -> None:
     assert "cooperative was still running 0.5 s into shutdown and was cancelled" in output
     assert "stubborn was still running 0.5 s into shutdown and did not stop when asked" in output
     assert "It is abandoned" in output
+
+
+def test_a_redirect_keeps_the_query_with_its_control_characters_encoded() -> None:
+    app = tether.Tether(__name__)
+    app.add_url_rule("/user/<int:id>", "user", lambda id: str(id))
+    environ = EnvironBuilder("/user//0").get_environ()
+    environ["QUERY_STRING"] = "a=[1]&b=%20\r\n"  # as a server passes raw bytes on
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    b"".join(app(environ, lambda status, headers, exc_info=None: seen.append((status, headers))))
+    status, headers = seen[0]
+    assert status.startswith("308")
+    assert dict(headers)["Location"].endswith("/user/0?a=%5B1%5D&b=%20%0D%0A")

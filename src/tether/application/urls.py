@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import typing as t
 from itertools import chain
+from urllib.parse import quote
 
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BuildError, MapAdapter, RequestRedirect, Rule, WebsocketMismatch
@@ -18,6 +19,10 @@ from .routing import FastRouter
 from .wrappers import Request, Response
 
 __all__ = ["URLMapping"]
+
+#: What a query string keeps as it is in a redirect's Location: every printable
+#: ASCII character (``%`` included, so what is encoded stays encoded).
+_URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
 
 
 def _without_default_port(server_name: str, scheme: str) -> str:
@@ -76,7 +81,11 @@ class URLMapping(AppBase):
                 url_scheme=request.scheme,
                 default_method=request.method,
                 path_info=request.path,
-                query_args=request.query_string.decode("latin-1"),
+                # Only a redirect (merged slashes, a missing trailing slash) uses it,
+                # in its Location: control characters, spaces and non-ASCII bytes
+                # are percent-encoded there, where a CR would be refused by the
+                # headers (a 500).
+                query_args=quote(request.query_string, safe=_URL_SAFE),
             )
         if self.config["SERVER_NAME"] is not None:
             return self.url_map.bind(
