@@ -205,10 +205,7 @@ class Application(ErrorHandling):
             if rv is None:
                 rv = yield (self.dispatch_request, (), NO_KWARGS) if "dispatch_request" in replaced else self._view_call(ctx)
         except Exception as e:
-            if "handle_user_exception" in replaced:
-                rv = yield self.handle_user_exception, (e,), NO_KWARGS
-            else:
-                rv = yield from self._handle_user_exception_steps(e, ctx)
+            rv = yield from self._replaced_user_exception_steps(e, ctx, replaced)
         if "finalize_request" in replaced:
             return (yield self.finalize_request, (rv,), NO_KWARGS)
         response = self.make_response(rv)
@@ -216,11 +213,7 @@ class Application(ErrorHandling):
             try:
                 response.response = yield from prime_steps(response.response)
             except Exception as e:
-                if "handle_user_exception" in replaced:
-                    rv = yield self.handle_user_exception, (e,), NO_KWARGS
-                else:
-                    rv = yield from self._handle_user_exception_steps(e, ctx)
-                response = self.make_response(rv)
+                response = self.make_response((yield from self._replaced_user_exception_steps(e, ctx, replaced)))
         if "process_response" in replaced:
             response = yield self.process_response, (response,), NO_KWARGS
             if request_finished.receivers:
@@ -230,6 +223,11 @@ class Application(ErrorHandling):
             response = yield from self._after_request_steps(response, ctx)
         self._complete(response, ctx)
         return response
+
+    def _replaced_user_exception_steps(self, e: Exception, ctx: Ctx, replaced: frozenset[str]) -> Steps[t.Any]:
+        if "handle_user_exception" in replaced:
+            return (yield self.handle_user_exception, (e,), NO_KWARGS)
+        return (yield from self._handle_user_exception_steps(e, ctx))
 
     def _preprocess_steps(self, ctx: Ctx) -> Steps[t.Any]:
         request = ctx.request

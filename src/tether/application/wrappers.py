@@ -44,6 +44,30 @@ _ROUTING = frozenset({"url_rule", "view_args", "routing_exception"})
 _PLAIN_MIMETYPE = re.compile(r"(?:[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?")
 
 
+class _ConfigLimit:
+    """A request limit: the one set on the request itself, else the current
+    app's config value, else ``default`` (outside an app context)."""
+
+    def __init__(self, key: str, default: int | None) -> None:
+        self.key = key
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attribute = f"_{name}"
+
+    def __get__(self, request: t.Any, owner: type | None = None) -> t.Any:
+        if request is None:
+            return self
+        own = request.__dict__.get(self.attribute)
+        if own is not None:
+            return own
+        ctx = _cv_app.get(None)
+        return ctx.app.config[self.key] if ctx is not None else self.default
+
+    def __set__(self, request: t.Any, value: int | None) -> None:
+        request.__dict__[self.attribute] = value
+
+
 class Request(_Request):
     """The current request.
 
@@ -266,10 +290,6 @@ class Request(_Request):
         if ctx is not None and ctx.app.config["DEBUG"] and self.mimetype != "multipart/form-data" and not self.files:
             attach_enctype_error_multidict(self)
 
-    def _config(self, key: str, default: t.Any) -> t.Any:
-        ctx = _cv_app.get(None)
-        return ctx.app.config[key] if ctx is not None else default
-
     @cached_property
     def stream(self) -> t.IO[bytes]:
         """The body as the WSGI server gives it, read only up to its declared
@@ -284,42 +304,11 @@ class Request(_Request):
             return io.BytesIO()
         return t.cast(t.IO[bytes], CheckedStream(self.environ["wsgi.input"], length, limit))
 
-    #: Limits set on this request itself; ``None`` reads the app's config.
-    _max_content_length: int | None = None
-    _max_form_memory_size: int | None = None
-    _max_form_parts: int | None = None
-
-    @property
-    def max_content_length(self) -> int | None:
-        """``MAX_CONTENT_LENGTH`` of the current app (or this request's own, when
-        set): a larger body is refused with 413."""
-        if self._max_content_length is not None:
-            return self._max_content_length
-        return self._config("MAX_CONTENT_LENGTH", None)
-
-    @max_content_length.setter
-    def max_content_length(self, value: int | None) -> None:
-        self._max_content_length = value
-
-    @property
-    def max_form_memory_size(self) -> int | None:
-        if self._max_form_memory_size is not None:
-            return self._max_form_memory_size
-        return self._config("MAX_FORM_MEMORY_SIZE", 500_000)
-
-    @max_form_memory_size.setter
-    def max_form_memory_size(self, value: int | None) -> None:
-        self._max_form_memory_size = value
-
-    @property  # type: ignore[override]
-    def max_form_parts(self) -> int | None:
-        if self._max_form_parts is not None:
-            return self._max_form_parts
-        return self._config("MAX_FORM_PARTS", 1_000)
-
-    @max_form_parts.setter
-    def max_form_parts(self, value: int | None) -> None:
-        self._max_form_parts = value
+    max_content_length = _ConfigLimit("MAX_CONTENT_LENGTH", None)
+    """``MAX_CONTENT_LENGTH`` of the current app (or this request's own, when
+    set): a larger body is refused with 413."""
+    max_form_memory_size = _ConfigLimit("MAX_FORM_MEMORY_SIZE", 500_000)
+    max_form_parts = _ConfigLimit("MAX_FORM_PARTS", 1_000)
 
     @property
     def last_event_id(self) -> str | None:
