@@ -90,3 +90,63 @@ def test_shutdown_can_cancel_what_has_not_started() -> None:
     release.set()
     assert first.result(timeout=5) is True
     assert later.cancelled()
+
+
+def test_a_held_thread_runs_every_call_on_it_in_order() -> None:
+    pool = SyncPool(4)
+    calls: list[tuple[int, int]] = []
+
+    def note(n: int) -> int:
+        calls.append((n, threading.get_ident()))
+        return n
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        held = pool.hold()
+        assert held.run(loop, pool.home) is not None
+        futures = [held.run(loop, note, n) for n in range(20)]
+        held.release()
+        with pytest.raises(RuntimeError, match="released"):
+            held.run(loop, note, 99)
+        return await asyncio.gather(*futures)
+
+    assert asyncio.run(main()) == list(range(20))
+    assert [n for n, _ in calls] == list(range(20))
+    assert len({thread for _, thread in calls}) == 1
+    assert pool.home() is None  # not on a held thread here
+    pool.shutdown()
+
+
+def test_a_thread_not_kept_or_abandoned_goes_back_to_the_pool() -> None:
+    """With one worker, the next job runs only if the hold gave the thread back."""
+    pool = SyncPool(1)
+    cleaned: list[object] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dropped = pool.hold(keep=lambda result: result == "keep")
+        assert await dropped.run(loop, lambda: "done") == "done"
+        assert await asyncio.wait_for(pool.run(loop, lambda: 1), 10) == 1
+
+        kept = pool.hold(keep=lambda result: result == "keep")
+        assert await kept.run(loop, lambda: "keep") == "keep"
+        kept.abandon(cleaned.append)
+        assert await asyncio.wait_for(pool.run(loop, lambda: 2), 10) == 2
+
+    asyncio.run(main())
+    assert cleaned == ["keep"]
+    pool.shutdown()
+
+
+def test_shutdown_gives_back_threads_still_held() -> None:
+    pool = SyncPool(2)
+
+    async def main() -> None:
+        held = pool.hold()
+        await held.run(asyncio.get_running_loop(), lambda: None)
+
+    asyncio.run(main())
+    stopper = threading.Thread(target=pool.shutdown)
+    stopper.start()
+    stopper.join(10)
+    assert not stopper.is_alive() and not any(thread.is_alive() for thread in pool._threads)

@@ -9,46 +9,97 @@ import asyncio
 import contextvars
 import functools
 import typing as t
-from concurrent.futures import Executor, Future
 
 from .ctx import _cv_request
 
 __all__ = ["ThreadedIterator", "copy_current_request_context", "stream_with_context"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+T = t.TypeVar("T")
+
+
+class HeldThread(t.Protocol):
+    """One thread that runs the calls made through it, in order
+    (``tether.serving.sync_pool.HeldThread``)."""
+
+    def run(self, loop: asyncio.AbstractEventLoop, fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]: ...
+
+    def release(self) -> None: ...
+
+
+class Threads(t.Protocol):
+    """Where a sync iterable is iterated from async code (``SyncPool``)."""
+
+    def home(self) -> HeldThread | None:
+        """The held thread the caller runs on (a sync view's), if any."""
+
+    def hold(self) -> HeldThread:
+        """A thread held for the caller until it releases it."""
 
 
 class ThreadedIterator:
-    """A sync iterable, iterated from async code: each item is fetched in
-    ``pool`` (it may block) inside a copy of the context it was created in, so a
-    generator source still sees ``request`` and ``g``. Closing it while an item
-    is being fetched closes the source once that fetch returns: a generator
-    cannot be closed while it runs, and a blocked one must not hold up the close.
+    """A sync iterable, iterated from async code. Its items are fetched, and it
+    is closed, on one thread (it may block there), inside a copy of the context
+    it was created in, so a generator sees ``request`` and ``g`` and whatever
+    it keeps per thread: the request's own thread when it is made by a sync
+    view, else one held for it from first use to close.
+
+    :meth:`aclose` waits for an item being fetched, then closes the source,
+    and returns once its ``finally`` has run, even if the wait is cancelled: a
+    request's teardown comes after it.
     """
 
-    def __init__(self, iterable: t.Iterable[t.Any], pool: Executor) -> None:
+    def __init__(self, iterable: t.Iterable[t.Any], threads: Threads) -> None:
         self._iterator = iter(iterable)
-        self._pool = pool
+        self._threads = threads
         self._context = contextvars.copy_context()
-        self._running: Future[t.Any] | None = None
+        #: The request's thread (not ours to release), or the one held at first use.
+        self._thread = threads.home()
+        self._owned = False
+        self._closed = False
 
     def __aiter__(self) -> ThreadedIterator:
         return self
 
     def __anext__(self) -> asyncio.Future[t.Any]:
-        self._running = self._pool.submit(self._context.run, _next_or_stop, self._iterator)
-        return asyncio.wrap_future(self._running)
+        thread = self._thread
+        if thread is None:
+            thread = self._thread = self._threads.hold()
+            self._owned = True
+        return thread.run(asyncio.get_running_loop(), self._context.run, _next_or_stop, self._iterator)
 
     async def aclose(self) -> None:
-        close = getattr(self._iterator, "close", None)
-        if close is None:
+        if self._closed:
             return
-        running = self._running
-        if running is not None and not running.done():
-            # Called in the fetching thread once the generator has stopped running.
-            running.add_done_callback(lambda _: self._context.run(close))
-        else:
-            self._context.run(close)
+        self._closed = True
+        thread = self._thread
+        if thread is None:  # never iterated: nothing runs, nothing is held
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                self._context.run(close)
+            return
+        close = getattr(self._iterator, "close", None)
+        closed = thread.run(asyncio.get_running_loop(), self._context.run, close or _nothing)
+        if self._owned:
+            thread.release()
+        await _uncancelled(closed)
+
+
+def _nothing() -> None:
+    """The close of an iterator that has none."""
+
+
+async def _uncancelled(future: asyncio.Future[t.Any]) -> None:
+    """Wait for ``future`` to finish; a cancellation meanwhile is raised after it."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    future.result()
 
 
 def _next_or_stop(iterator: t.Iterator[t.Any]) -> t.Any:

@@ -7,8 +7,8 @@ on the worker thread's loop, one thread per client). It sends a comment line
 when the source has been idle for ``keepalive`` seconds, so proxies keep the
 connection open and a vanished client is noticed. Under ASGI a send that hangs
 past ``send_timeout`` ends the stream, as do the client leaving and the server
-shutting down. A sync source is iterated in the app's thread pool, inside the
-request's context.
+shutting down. A sync source is iterated on one thread of the app's pool, inside the
+request's context: a sync view's own thread, where its teardown runs too.
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ class EventStream(Response):
         headers: t.Any = None,
     ) -> None:
         app = t.cast(ServedApp, _cv_app.get().app)
+        if not isinstance(source, AsyncIterable):
+            # Made here, so that a sync view's source is iterated on the
+            # request's own thread (``ThreadedIterator``).
+            source = ThreadedIterator(source, app.serving.executor)
         self.keepalive = keepalive if keepalive is not None else app.config["SSE_KEEPALIVE_INTERVAL"]
         self.send_timeout = send_timeout if send_timeout is not None else app.config["SSE_SEND_TIMEOUT"]
         super().__init__(_frames(source, self.keepalive, app), status=status, headers=headers, mimetype="text/event-stream")
@@ -89,10 +93,7 @@ class EventStream(Response):
 
 async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[bytes]:
     dumps = app.json.dumps
-    if isinstance(source, AsyncIterable):
-        iterator = aiter(source)
-    else:
-        iterator = ThreadedIterator(source, app.serving.executor)
+    iterator = aiter(source)
     # A broadcast subscription's messages carry ids: sent as ``id:``, so that a
     # client that reconnects sends the last one as Last-Event-ID.
     subscription = source if isinstance(source, Subscription) else None

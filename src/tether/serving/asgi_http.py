@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import typing as t
 from collections.abc import AsyncIterable, AsyncIterator
 
 from ..application.helpers import streams_body
+from ..application.pipeline import Finish
 from ..application.wrappers import Request, Response
 from ..contexts.ctx import RequestContext
 from ..contexts.steps import run, run_async
@@ -31,7 +33,7 @@ from .asgi_request import request_from_scope
 from .direct import DirectSender, current_sender
 from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
-from .sync_pool import SyncPool
+from .sync_pool import HeldThread
 
 __all__ = ["serve_http", "stream_chunks"]
 
@@ -77,10 +79,43 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
         # A small declared body is read here, where it is already arriving,
         # instead of from the pool with a round trip to the loop per read.
         await body.load(declared)
+    await _serve_sync(serving, loop, ctx, request, send, body, declared)
+
+
+def _finish_abandoned(context: contextvars.Context, answer: tuple[Response, Finish | None]) -> None:
+    """Close a streamed response nobody will send (its request was cancelled
+    while the view ran) and pop its context, on the request's thread."""
+    finish = answer[1]
+    if finish is not None:
+        context.run(run, finish(None))
+
+
+def _streamed(answer: tuple[Response, t.Any]) -> bool:
+    """Whether ``app.handle`` left its request open: a streamed body to produce."""
+    return answer[1] is not None
+
+
+async def _serve_sync(
+    serving: ServingState,
+    loop: asyncio.AbstractEventLoop,
+    ctx: RequestContext[Request],
+    request: Request,
+    send: Send,
+    body: RequestBody,
+    declared: int | None,
+) -> None:
+    """A sync view's request, on one thread of the pool from its first hook to
+    its last teardown (``sync_pool.HeldThread``): a streamed body is produced
+    there, and its teardown runs there after the body's source has closed."""
+    app = serving.app
     context = contextvars.copy_context()
-    pool = serving.executor
-    response, sync_finish = await pool.run(loop, context.run, app.handle, ctx)
-    if sync_finish is None:
+    thread = serving.executor.hold(keep=_streamed)
+    try:
+        response, sync_finish = await thread.run(loop, context.run, app.handle, ctx)
+    except asyncio.CancelledError:
+        thread.abandon(functools.partial(_finish_abandoned, context))
+        raise
+    if sync_finish is None:  # the thread went back to the pool after the call
         start, whole = _response_messages(response, request)
         await send(start)
         await send(whole)
@@ -94,16 +129,21 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             # Produced on the loop, each chunk in the request's Context.
             await _send_stream(serving, response, request, send, body, _async_chunks(source), context)
         else:
-            # Produced in the pool, where each chunk enters the request's Context itself.
-            chunks = _threaded_chunks(loop, pool, context, iter(source))
+            chunks = _threaded_chunks(loop, thread, context, iter(source))
             await _send_stream(serving, response, request, send, body, chunks)
     except Exception as e:  # the server logs it and cuts the response
         error = e
         raise
     finally:
-        if isinstance(source, AsyncIterable):
-            await loop.create_task(_aclose(source), context=context)
-        await pool.run(loop, context.run, run, sync_finish(error))
+        try:
+            if isinstance(source, AsyncIterable):
+                await loop.create_task(_aclose(source), context=context)
+        finally:
+            # Queued behind any chunk still being produced; it runs, and the
+            # thread is given back, even if this wait is cancelled.
+            finished = thread.run(loop, context.run, run, sync_finish(error))
+            thread.release()
+            await finished
 
 
 async def _aclose(source: t.Any) -> None:
@@ -128,22 +168,14 @@ async def _async_chunks(source: t.Any) -> AsyncIterator[bytes]:
 
 
 async def _threaded_chunks(
-    loop: asyncio.AbstractEventLoop, pool: SyncPool, context: contextvars.Context, iterator: t.Iterator[t.Any]
+    loop: asyncio.AbstractEventLoop, thread: HeldThread, context: contextvars.Context, iterator: t.Iterator[t.Any]
 ) -> AsyncIterator[bytes]:
-    """A sync body's chunks, each produced in the pool inside the request's Context.
-
-    A chunk being produced when the stream is cancelled is waited for: the
-    Context can be entered by one thread at a time, and finishing the request
-    enters it next.
-    """
+    """A sync body's chunks, each produced on the request's thread inside its
+    Context. A chunk being produced when the stream ends is not waited for:
+    the request's finish is queued behind it on the same thread."""
     done = object()
     while True:
-        future = pool.run(loop, context.run, next, iterator, done)
-        try:
-            chunk = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait({future})
-            raise
+        chunk = await thread.run(loop, context.run, next, iterator, done)
         if chunk is done:
             return
         yield chunk.encode() if isinstance(chunk, str) else t.cast(bytes, chunk)

@@ -151,9 +151,12 @@ class NextItem(t.Generic[T]):
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, None
-        if pending is not None and not pending.done():
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
+        if pending is not None:
+            if not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            elif not pending.cancelled():
+                pending.exception()  # an item or an end that came with the stop: nobody takes it
         close = getattr(self._iterator, "close", None)
         if self._poll is not None and close is not None:  # a subscription: closing it is synchronous
             close()

@@ -11,7 +11,16 @@ next job without sleeping. ``python bench/pool_bench.py`` on the project's
 a time, 8.7 against 18.2 µs per job with 32 at once.
 
 It is also a ``concurrent.futures.Executor`` (``submit``), for the code that
-wants one: sync event sources and streamed bodies.
+wants one.
+
+Flask's rule is one request, one thread: SQLite connections, many database
+drivers, ``threading.local`` caches and thread-bound sessions rely on the hooks,
+the view, the body and the teardown of a request all running on one thread. A
+:class:`HeldThread` keeps that rule under ASGI: one worker of the pool, held
+for one request (or one sync iterable) until released, runs every call made
+through it, in order. So a later call never runs beside an earlier one, and a
+call made while another is running (a teardown while a chunk is produced)
+waits for it.
 """
 
 from __future__ import annotations
@@ -26,11 +35,14 @@ import threading
 import typing as t
 import weakref
 
-__all__ = ["SyncPool"]
+__all__ = ["HeldThread", "SyncPool"]
 
 T = t.TypeVar("T")
 
 _STOP = object()
+
+#: The :class:`HeldThread` a worker serves, on that worker's thread.
+_serving = threading.local()
 
 
 class SyncPool(concurrent.futures.Executor):
@@ -49,6 +61,8 @@ class SyncPool(concurrent.futures.Executor):
         #: Results for each loop, waiting for its drain; whether one is scheduled.
         self._results: dict[asyncio.AbstractEventLoop, collections.deque[t.Any]] = {}
         self._wake_pending: set[asyncio.AbstractEventLoop] = set()
+        #: The held threads not yet released, released at shutdown.
+        self._holds: weakref.WeakSet[HeldThread] = weakref.WeakSet()
         atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     def run(self, loop: asyncio.AbstractEventLoop, fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
@@ -64,6 +78,18 @@ class SyncPool(concurrent.futures.Executor):
         else:
             self._put((None, future, fn, args))
         return future
+
+    def hold(self, keep: t.Callable[[t.Any], bool] | None = None) -> HeldThread:
+        """A worker of the pool held for the calls made through the result, until
+        it is released; see :class:`HeldThread` for ``keep``."""
+        held = HeldThread(self, keep)
+        self._put((None, held, None, ()))
+        self._holds.add(held)
+        return held
+
+    def home(self) -> HeldThread | None:
+        """The held thread the caller runs on, if it runs on one."""
+        return getattr(_serving, "held", None)
 
     def _put(self, job: tuple[t.Any, ...]) -> None:
         if self._shutdown:
@@ -85,24 +111,33 @@ class SyncPool(concurrent.futures.Executor):
             job = jobs.get()
             if job is _STOP:
                 return
-            loop, future, fn, args = job
-            if loop is None:
-                if future.set_running_or_notify_cancel():
-                    try:
-                        result = fn(*args)
-                    except BaseException as e:
-                        future.set_exception(e)
-                    else:
-                        future.set_result(result)
+            if job[2] is None:
+                job[1]._serve()
             else:
-                outcome: tuple[t.Any, BaseException | None]
-                try:
-                    outcome = (fn(*args), None)
-                except BaseException as e:
-                    outcome = (None, e)
-                self._deliver(loop, future, outcome)
-            del job, future, fn, args
+                self._call(job)
+            del job
             self._idle.release()
+
+    def _call(self, job: tuple[t.Any, ...]) -> tuple[t.Any, BaseException | None]:
+        """Run one job and hand its outcome to its future; returns the outcome."""
+        loop, future, fn, args = job
+        outcome: tuple[t.Any, BaseException | None]
+        if loop is None:
+            if not future.set_running_or_notify_cancel():
+                return None, None
+            try:
+                outcome = (fn(*args), None)
+            except BaseException as e:
+                future.set_exception(e)
+                return None, e
+            future.set_result(outcome[0])
+            return outcome
+        try:
+            outcome = (fn(*args), None)
+        except BaseException as e:
+            outcome = (None, e)
+        self._deliver(loop, future, outcome)
+        return outcome
 
     def _deliver(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[t.Any], outcome: tuple[t.Any, t.Any]) -> None:
         with self._lock:
@@ -139,18 +174,114 @@ class SyncPool(concurrent.futures.Executor):
                 threads = list(self._threads)
         while cancel_futures:
             try:
-                loop, future, _, _ = self._jobs.get_nowait()
+                job = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if loop is None:
-                future.cancel()
+            if job[2] is None:  # a hold no worker took: none of its calls will run
+                job[1]._cancel()
             else:
-                loop.call_soon_threadsafe(future.cancel)
+                _cancel(job)
+        for held in list(self._holds):  # waiting for calls that will never come now
+            held.release()
         for _ in threads:
             self._jobs.put(_STOP)
         if wait:
             for thread in threads:
                 thread.join()
+
+
+class HeldThread(concurrent.futures.Executor):
+    """One worker of a :class:`SyncPool`, held until :meth:`release`: every call
+    made through :meth:`run` or :meth:`submit` runs on that one thread, in the
+    order the calls were made (see the module docstring for why).
+
+    ``keep``, if given, is asked about the result of the first call, on the
+    worker: when it says no, the worker goes back to the pool at once, and no
+    later call may be made. A request whose response is complete so leaves
+    its thread without another hand-off.
+    """
+
+    def __init__(self, pool: SyncPool, keep: t.Callable[[t.Any], bool] | None = None) -> None:
+        self._pool = pool
+        self._keep = keep
+        self._calls: queue.SimpleQueue[t.Any] = queue.SimpleQueue()
+        self._released = False
+        #: The first call's result, once it has run.
+        self._first: t.Any = None
+
+    def run(self, loop: asyncio.AbstractEventLoop, fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
+        """``fn(*args)`` on the held thread; the returned future is ``loop``'s own.
+        The call runs even if the future is cancelled (a teardown must)."""
+        future = loop.create_future()
+        self._put((loop, future, fn, args))
+        return future
+
+    def submit(self, fn: t.Callable[..., T], /, *args: t.Any, **kwargs: t.Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._put((None, future, functools.partial(fn, *args, **kwargs) if kwargs else fn, args))
+        return future
+
+    def _put(self, job: tuple[t.Any, ...]) -> None:
+        if self._released:
+            raise RuntimeError("This thread of the pool was released; it takes no more calls.")
+        self._calls.put(job)
+
+    def abandon(self, cleanup: t.Callable[[t.Any], None]) -> None:
+        """The caller no longer waits for the first call's result (it was
+        cancelled): if that call keeps the thread, ``cleanup(result)`` runs on
+        it next, and the thread is given back."""
+        try:
+            self.submit(lambda: cleanup(self._first))
+        except RuntimeError:  # the thread went back to the pool: nothing to clean up
+            return
+        self.release()
+
+    def release(self) -> None:
+        """Give the thread back to the pool once the calls made so far have run."""
+        if not self._released:
+            self._released = True
+            self._calls.put(_STOP)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.release()
+
+    def _cancel(self) -> None:
+        self._released = True
+        while True:
+            try:
+                job = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _STOP:
+                _cancel(job)
+
+    def _serve(self) -> None:
+        """Run the calls, on the worker that took this hold, until released."""
+        calls, call = self._calls, self._pool._call
+        _serving.held = self
+        try:
+            job = calls.get()
+            if job is _STOP:
+                return
+            result, error = call(job)
+            self._first = result
+            if self._keep is not None and (error is not None or not self._keep(result)):
+                self._released = True
+                return
+            while (job := calls.get()) is not _STOP:
+                call(job)
+        finally:
+            _serving.held = None
+            self._pool._holds.discard(self)
+
+
+def _cancel(job: tuple[t.Any, ...]) -> None:
+    """Cancel the future of a job that will not run."""
+    loop, future = job[0], job[1]
+    if loop is None:
+        future.cancel()
+    else:
+        loop.call_soon_threadsafe(future.cancel)
 
 
 def _shutdown_at_exit(ref: weakref.ref[SyncPool]) -> None:
