@@ -12,7 +12,7 @@ import typing as t
 
 from .ctx import _cv_request
 
-__all__ = ["ThreadedIterator", "copy_current_request_context", "stream_with_context"]
+__all__ = ["ThreadedIterator", "copy_current_request_context", "stream_with_context", "wait_through_cancellation"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 T = t.TypeVar("T")
@@ -82,15 +82,19 @@ class ThreadedIterator:
         closed = thread.run(asyncio.get_running_loop(), self._context.run, close or _nothing)
         if self._owned:
             thread.release()
-        await _uncancelled(closed)
+        await wait_through_cancellation(closed)
 
 
 def _nothing() -> None:
     """The close of an iterator that has none."""
 
 
-async def _uncancelled(future: asyncio.Future[t.Any]) -> None:
-    """Wait for ``future`` to finish; a cancellation meanwhile is raised after it."""
+async def wait_through_cancellation(future: asyncio.Future[t.Any]) -> None:
+    """Wait for ``future`` to finish; a cancellation meanwhile is raised after it.
+
+    What must come before a teardown (a source's close) is waited for this way,
+    so that a second cancellation (hypercorn sends one at shutdown) cannot
+    start the teardown while it still runs."""
     cancelled = False
     while not future.done():
         try:

@@ -26,6 +26,7 @@ from ..application.helpers import streams_body
 from ..application.pipeline import Finish
 from ..application.wrappers import Request, Response
 from ..contexts.ctx import RequestContext
+from ..contexts.propagation import wait_through_cancellation
 from ..contexts.steps import run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_body import RequestBody
@@ -72,8 +73,10 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             error = e
             raise
         finally:
-            await _aclose(response.response)
-            await run_async(finish(error))
+            try:
+                await wait_through_cancellation(asyncio.ensure_future(_aclose(response.response)))
+            finally:
+                await run_async(finish(error))
         return
     if body.unread and declared is not None and declared <= SMALL_BODY:
         # A small declared body is read here, where it is already arriving,
@@ -137,7 +140,7 @@ async def _serve_sync(
     finally:
         try:
             if isinstance(source, AsyncIterable):
-                await loop.create_task(_aclose(source), context=context)
+                await wait_through_cancellation(loop.create_task(_aclose(source), context=context))
         finally:
             # Queued behind any chunk still being produced; it runs, and the
             # thread is given back, even if this wait is cancelled.
