@@ -18,10 +18,14 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 import tether
 from tether import compat
 from tether.contexts.propagation import OWN_PREFIX, carried_context
+from tether.serving.tracing import tracing_for
+from tether.testing import ConnectionClosed
+from tether.tracing import trace_websockets
 
 SERVERS = Path(__file__).parent / "servers"
 sys.path.insert(0, str(SERVERS))
@@ -137,6 +141,7 @@ import json
 from flask import Flask
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import StatusCode
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 exporter = InMemorySpanExporter()
@@ -202,3 +207,47 @@ def test_tethers_own_context_variables_stay_behind_and_the_rest_is_carried() -> 
 
     carried = contextvars.copy_context().run(spawner)
     assert carried[theirs] == "carried" and not [var for var in own if var in carried]
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws-sync"])
+def test_websocket_messages_are_spans_of_the_connections_trace(traced: Traced, path: str) -> None:
+    trace_websockets(traced.app, traced.provider)
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with traced.app.test_client().websocket(path, headers={"traceparent": caller}) as ws:
+        for text in ("a", "b"):
+            ws.send(text)
+            assert ws.receive() == f"echo {text}"
+    records = [traced_app.span_record(span) for span in traced.exporter.get_finished_spans()]
+    by_name: dict[str, list[Span]] = {}
+    for record in records:
+        by_name.setdefault(record["name"], []).append(record)
+    [connection] = by_name[f"WEBSOCKET {path}"]
+    assert connection["trace"] == "0af7651916cd43dd8448eb211c80319c" and connection["parent"] == "b7ad6b7169203331"
+    assert connection["attributes"]["websocket.close_code"] == 1000
+    assert {r["trace"] for r in records} == {connection["trace"]}
+    received, sent = by_name["WEBSOCKET receive"], by_name["WEBSOCKET send"]
+    assert len(received) == 2 and {r["parent"] for r in received} == {connection["span"]}
+    assert [r["attributes"]["websocket.message.size"] for r in received] == [1, 1]
+    handled = [by_name["handle a"][0], by_name["handle b"][0]]
+    assert {r["parent"] for r in handled} == {connection["span"]}
+    assert sorted(r["parent"] for r in sent) == sorted(r["span"] for r in handled)
+
+
+def test_a_failed_handler_marks_its_connections_span(traced: Traced) -> None:
+    trace_websockets(traced.app, traced.provider)
+    with traced.app.test_client().websocket("/ws-fail") as ws:
+        ws.send("x")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.receive()
+    assert closed.value.code == 1011
+    [span] = [s for s in traced.exporter.get_finished_spans() if s.name == "WEBSOCKET /ws-fail"]
+    assert span.status.status_code is StatusCode.ERROR and span.attributes is not None
+    assert span.attributes["websocket.close_code"] == 1011
+    assert [event.attributes["exception.message"] for event in span.events if event.attributes] == ["the handler failed"]
+
+
+def test_websocket_spans_are_on_where_flask_instrumentation_is_and_only_there() -> None:
+    assert tracing_for(tether.Tether("plain")) is None
+    instrumented = tether.Tether("instrumented")
+    FlaskInstrumentor().instrument_app(instrumented)
+    assert tracing_for(instrumented) is not None

@@ -99,4 +99,9 @@ def build(instrumentor: t.Any, provider: TracerProvider) -> Tether:
             with tracer.start_as_current_span(f"handle {message!s}"):
                 websocket.send(f"echo {message!s}")
 
+    @app.websocket("/ws-fail")
+    async def fail() -> None:
+        await websocket.receive()
+        raise RuntimeError("the handler failed")
+
     return app
