@@ -11,9 +11,11 @@ import json
 import pkgutil
 import subprocess
 import sys
+import time
 import typing as t
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import tether
+from conftest import Servers
 from tether import compat
 from tether.contexts.propagation import OWN_PREFIX, carried_context
 from tether.serving.tracing import tracing_for
@@ -251,3 +254,28 @@ def test_websocket_spans_are_on_where_flask_instrumentation_is_and_only_there() 
     instrumented = tether.Tether("instrumented")
     FlaskInstrumentor().instrument_app(instrumented)
     assert tracing_for(instrumented) is not None
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param(kind, marks=[pytest.mark.xfail(strict=True, reason=UNFOLLOWED[("asgi", kind)])])
+        if ("asgi", kind) in UNFOLLOWED else kind
+        for kind in traced_app.KINDS
+    ],
+)
+def test_under_uvicorn_a_streamed_bodys_spans_are_children_of_the_request_span(serve: Servers, kind: str) -> None:
+    port = serve([sys.executable, "-m", "uvicorn", "--port", "{port}", "traced_server:app"], cwd=SERVERS)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with client.stream("GET", f"/stream/{kind}") as response:
+            assert response.status_code == 200 and "1" in response.read().decode()
+        deadline = time.monotonic() + 10
+        while True:  # the request's span ends at its teardown, just after the last chunk
+            records = [r for r in client.get("/spans").json() if r["name"] != "GET /spans"]
+            spans = {record["name"]: record for record in records}
+            if f"GET /stream/{kind}" in spans or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert len(spans) == len(records) == 5, records
+    assert spans[f"GET /stream/{kind}"]["parent"] is None
+    assert_children(spans, f"GET /stream/{kind}", CHUNK_SPANS)
