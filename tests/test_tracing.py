@@ -8,22 +8,27 @@ from __future__ import annotations
 import contextvars
 import importlib
 import json
+import os
 import pkgutil
 import subprocess
 import sys
 import time
+import types
 import typing as t
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 import tether
-from conftest import Servers
+from conftest import ROOT, Servers
+from test_redis_broadcast import SHARED, reachable
 from tether import compat
 from tether.contexts.propagation import OWN_PREFIX, carried_context
 from tether.serving.tracing import tracing_for
@@ -279,3 +284,61 @@ def test_under_uvicorn_a_streamed_bodys_spans_are_children_of_the_request_span(s
     assert len(spans) == len(records) == 5, records
     assert spans[f"GET /stream/{kind}"]["parent"] is None
     assert_children(spans, f"GET /stream/{kind}", CHUNK_SPANS)
+
+
+@pytest.fixture(scope="module")
+def celery_tasks() -> t.Iterator[tuple[types.ModuleType, Traced, redis.Redis, str]]:
+    """traced_celery_app, served by a real worker on a queue of its own, its
+    spans on a Redis list of its own; the enqueuing side traced to ``traced``."""
+    if not reachable(SHARED):
+        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run the Celery tests).")
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    name = uuid.uuid4().hex
+    env = {"REDIS_URL": SHARED, "QUEUE": f"trace-{name}", "SPANS_KEY": f"trace-test:{name}"}
+    os.environ.update(env)
+    module = importlib.import_module("traced_celery_app")
+    traced = Traced()
+    FlaskInstrumentor().instrument_app(module.app, tracer_provider=traced.provider)
+    CeleryInstrumentor().instrument(tracer_provider=traced.provider)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tether", "--app", "traced_celery_app", "celery", "worker", "-P", "prefork", "-c", "1",
+         "-Q", env["QUEUE"], "-l", "warning", "--without-gossip", "--without-mingle", "-n", f"{name}@%h"],
+        cwd=SERVERS, env={**os.environ, "PYTHONPATH": f"{SERVERS}{os.pathsep}{ROOT / 'src'}"},
+    )
+    store = redis.Redis.from_url(SHARED)
+    try:
+        yield module, traced, store, env["SPANS_KEY"]
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        CeleryInstrumentor().uninstrument()
+        FlaskInstrumentor.uninstrument_app(module.app)
+        store.delete(env["SPANS_KEY"])
+        sys.modules.pop("traced_celery_app", None)
+        for key in env:
+            os.environ.pop(key, None)
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_a_celery_tasks_span_is_in_the_trace_of_the_request_that_sent_it(
+    celery_tasks: tuple[types.ModuleType, Traced, redis.Redis, str], protocol: str
+) -> None:
+    module, traced, store, key = celery_tasks
+    traced.exporter.clear()
+    store.delete(key)
+    task_id = module.app.test_client(asgi=protocol == "asgi").get("/enqueue").get_data(as_text=True)
+    assert module.celery.AsyncResult(task_id).get(timeout=60) == "worked"
+    deadline = time.monotonic() + 30
+    while store.llen(key) < 2:  # the run span ends just after the result is stored
+        assert time.monotonic() < deadline, store.lrange(key, 0, -1)
+        time.sleep(0.05)
+    worker = {record["name"]: record for record in map(json.loads, store.lrange(key, 0, -1))}
+    spans = {**traced.spans(), **worker}
+    assert set(spans) == {
+        "GET /enqueue", "apply_async/traced_celery_app.work", "run/traced_celery_app.work", "task work",
+    }, spans
+    assert spans["GET /enqueue"]["parent"] is None
+    assert_children(spans, "GET /enqueue", ["apply_async/traced_celery_app.work"])
+    assert_children(spans, "apply_async/traced_celery_app.work", ["run/traced_celery_app.work"])
+    assert_children(spans, "run/traced_celery_app.work", ["task work"])
