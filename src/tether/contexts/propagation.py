@@ -1,7 +1,8 @@
 """Carrying contexts into code that runs elsewhere: a function called in another
 thread (``copy_current_request_context``), an iterator consumed later
 (``stream_with_context``), a sync iterable fetched item by item in a thread pool
-from async code (:class:`ThreadedIterator`)."""
+from async code (:class:`ThreadedIterator`), work started here and run later
+(:func:`carried_context`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import typing as t
 
 from .ctx import _cv_request
 
-__all__ = ["ThreadedIterator", "copy_current_request_context", "stream_with_context", "wait_through_cancellation"]
+__all__ = [
+    "OWN_PREFIX",
+    "ThreadedIterator",
+    "carried_context",
+    "copy_current_request_context",
+    "stream_with_context",
+    "wait_through_cancellation",
+]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 T = t.TypeVar("T")
@@ -35,6 +43,26 @@ class Threads(t.Protocol):
 
     def hold(self) -> HeldThread:
         """A thread held for the caller until it releases it."""
+
+#: How tether's own context variables are named: the app, request and WebSocket
+#: contexts, a stream's sender, the running job.
+OWN_PREFIX = "tether."
+
+
+def carried_context() -> contextvars.Context:
+    """A copy of the current Context without tether's own variables: what work
+    started here and run elsewhere (a spawned job) carries along, such as the
+    current trace span or a logging library's fields, while tether gives that
+    work contexts of its own rather than the request's."""
+    carried = contextvars.Context()
+    values = [(var, value) for var, value in contextvars.copy_context().items() if not var.name.startswith(OWN_PREFIX)]
+    carried.run(_set_all, values)
+    return carried
+
+
+def _set_all(values: list[tuple[contextvars.ContextVar[t.Any], t.Any]]) -> None:
+    for var, value in values:
+        var.set(value)
 
 
 class ThreadedIterator:

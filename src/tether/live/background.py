@@ -3,7 +3,9 @@
 Each job runs in an app context of its own (its own ``g``, its teardown when
 it ends), so a database session opened for it is released each time. Spawned
 from a request, it also sees a snapshot of that request, readable after the
-response was sent and after the request's own teardown ran.
+response was sent and after the request's own teardown ran. The rest of the
+spawning code's Context goes along (``carried_context``): a trace continues
+in the job.
 
 Sync work runs in a bounded pool of its own (``SPAWN_THREADS``), so background
 work never takes the threads that answer requests; async work runs as a task on
@@ -23,6 +25,7 @@ from contextvars import ContextVar
 
 from ..application.pipeline import Application
 from ..contexts.ctx import AppContext, RequestContext, _cv_request, within
+from ..contexts.propagation import carried_context
 from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import spawned_work_failed
 from .snapshot import RequestSnapshot
@@ -139,10 +142,13 @@ class Background:
             ctx = RequestContext(self.app, request=RequestSnapshot(request_ctx.request).request(self.app))
         job = Job(qualified_name(fn))
         steps = self._job_steps(job, within(ctx, call_one(fn, args, kwargs)))
+        # The job runs in what the spawning code's Context carries (its trace span, say).
+        carried = carried_context()
         if asyncio.iscoroutinefunction(fn):
-            job._future = asyncio.run_coroutine_threadsafe(run_async(steps), self.loop())
+            # The task is made in the Context current where it is scheduled: ``carried``.
+            job._future = carried.run(asyncio.run_coroutine_threadsafe, run_async(steps), self.loop())
         else:
-            job._future = self.pool.submit(run, steps)
+            job._future = self.pool.submit(carried.run, run, steps)
         with self._lock:
             self.jobs.add(job)
         job._future.add_done_callback(lambda _: self._forget(job))

@@ -37,9 +37,11 @@ class NextItem(t.Generic[T]):
     futures that stop the wait.
 
     Each fetch runs as a task in ``context`` (by default, a copy of the current
-    one), so a generator that reads ``request`` or ``g`` sees the context it
-    was meant for. :meth:`aclose` cancels a fetch still running and closes the
-    iterator, in that context too.
+    one made at the first fetch), so a generator that reads ``request`` or
+    ``g`` sees the context it was meant for. Every fetch runs in that one
+    Context, as a generator's steps run in one: what a step sets (a span made
+    current across a ``yield``) is still set at the next. :meth:`aclose` cancels a fetch still
+    running and closes the iterator, in that Context too.
 
     An iterator with ``poll()`` and ``ready()`` methods (a broadcast
     subscription) is waited for without a task or ``asyncio.wait`` per item:
@@ -135,6 +137,8 @@ class NextItem(t.Generic[T]):
                 pending = fetch
             else:
                 coro = fetch if asyncio.iscoroutine(fetch) else _awaited(fetch)
+                if self._context is None:
+                    self._context = contextvars.copy_context()
                 pending = asyncio.get_running_loop().create_task(coro, context=self._context)
             self._pending = pending
         done, _ = await asyncio.wait({pending, *stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -35,6 +35,7 @@ from .asgi_request import request_from_scope
 from .direct import DirectSender, encoded_once
 from .lifecycle import ServingState
 from .race import NextItem, Outcome
+from .tracing import ConnectionTrace, tracing_for
 
 __all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
 
@@ -67,6 +68,9 @@ class WebSocket:
     ``path``, ``args``, ``headers`` and ``cookies`` are the handshake's;
     ``subprotocols`` are those the client offered.
     """
+
+    #: The connection's spans, where tracing is on (``tether.serving.tracing``).
+    _trace: ConnectionTrace | None = None
 
     def __init__(
         self,
@@ -148,9 +152,14 @@ class WebSocket:
         message = await self._receive_message()
         if message["type"] == "websocket.disconnect":
             self.closed = True
-            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+            code = message.get("code", 1000)
+            if self._trace is not None:
+                self._trace.closed(code)
+            raise WebSocketDisconnect(code, message.get("reason") or "")
         text = message.get("text")
         data: str | bytes = text if text is not None else message.get("bytes", b"")
+        if self._trace is not None:
+            self._trace.received(data)
         limit = self._app.config["WEBSOCKET_MAX_MESSAGE_SIZE"]
         if limit is not None and len(data) * (4 if text is not None else 1) > limit:
             size = len(data.encode() if isinstance(data, str) else data)
@@ -175,7 +184,11 @@ class WebSocket:
         if not self.accepted:
             await self._accept()
         key = "text" if isinstance(data, str) else "bytes"
-        await self._send({"type": "websocket.send", key: data})
+        if self._trace is None:
+            await self._send({"type": "websocket.send", key: data})
+            return
+        with self._trace.sending(data):
+            await self._send({"type": "websocket.send", key: data})
 
     def receive_json(self) -> t.Any:
         """The next message, decoded as JSON."""
@@ -201,6 +214,8 @@ class WebSocket:
             return
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
         self.closed = True
+        if self._trace is not None:
+            self._trace.closed(code)
 
     def relay(self, source: t.AsyncIterable[t.Any] | t.Iterable[t.Any], *, as_json: bool = True) -> t.Any:
         """Send each item of ``source`` (JSON-encoded unless ``as_json=False``)
@@ -328,9 +343,18 @@ async def serve_websocket(serving: ServingState, scope: Scope, receive: Receive,
     if (await receive())["type"] != "websocket.connect":
         return
     app = serving.app
-    loop = asyncio.get_running_loop()
     request = request_from_scope(app.request_class, scope, io.BytesIO())[0]
-    websocket = WebSocket(serving, request, scope, receive, send, loop)
+    websocket = WebSocket(serving, request, scope, receive, send, asyncio.get_running_loop())
+    tracing = tracing_for(app)
+    if tracing is None:
+        await _serve_connection(serving, websocket)
+        return
+    with tracing.connection(request) as websocket._trace:  # current for the handler and its spans
+        await _serve_connection(serving, websocket)
+
+
+async def _serve_connection(serving: ServingState, websocket: WebSocket) -> None:
+    app, request, loop = serving.app, websocket.request, websocket._loop
     ctx = WebSocketContext(app, request, websocket)
     ctx.match_request()
     if request.routing_exception is not None:  # an untrusted host among them
@@ -413,6 +437,8 @@ async def _conclude(app: Application, websocket: WebSocket, rv: t.Any, error: Ba
                 await websocket._reject(app.make_response(error))
                 return
             app.logger.error("Exception in WebSocket handler %s", websocket.path, exc_info=error)
+            if websocket._trace is not None:
+                websocket._trace.failed(error)
             if websocket.accepted:
                 await websocket._close(1011)
             else:
