@@ -97,9 +97,6 @@ CHUNK_SPANS = ("inside 0", "across 0", "inside 1", "across 1")
 #: Where a span open across a chunk's ``yield`` is left in another Context than
 #: the one it was made current in (OpenTelemetry logs "Failed to detach context").
 UNFOLLOWED = {
-    ("asgi", "async"): "serving/asgi_http.py: an async view's body is primed (first chunk) in the request "
-    "task's Context, then pumped in a copy of it (stream_chunks' task, context=None); the pump must run in "
-    "the Context the view ran in.",
     ("wsgi", "async"): "contexts/steps.py run_coroutine: under the sync driver every awaited step (the priming "
     "of the first chunk, then each chunk of serving/wsgi.py's _sync_iterator) runs as a new Task in a new copy "
     "of the request's Context; one Context must serve the body's async steps.",

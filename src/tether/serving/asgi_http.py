@@ -225,31 +225,80 @@ async def stream_chunks(
     server starts shutting down, or one send takes longer than ``send_timeout``;
     ``chunks`` is closed in every case.
 
-    One task (in ``context``, by default a copy of the current one) produces and
-    sends every chunk, and is raced once against the disconnect and the
-    shutdown, rather than each chunk against them: a chunk costs a generator
-    step and a send, which is what lets one worker fan a message out to
-    thousands of streams quickly.
+    The chunks are produced and sent by one task, raced once against the
+    disconnect and the shutdown, rather than each chunk against them: a chunk
+    costs a generator step and a send, which is what lets one worker fan a
+    message out to thousands of streams quickly. With no ``context``, that
+    task is the caller's own, so the body runs in the very Context its view
+    ran in (a span made current across a ``yield`` stays current); else it is
+    a task in ``context``.
     """
-    loop = asyncio.get_running_loop()
     disconnect = asyncio.ensure_future(body.wait_disconnect())
-    pump = loop.create_task(_pump(chunks, send, send_timeout, serving), context=context)
-    watched: set[asyncio.Future[t.Any]] = {pump, disconnect}
-    if serving.stopping is not None:
-        watched.add(serving.stopping.future())
+    stopping = serving.stopping.future() if serving.stopping is not None else None
     try:
-        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        if pump in done:
-            pump.result()
-            return
-        server_stopping = not disconnect.done()
+        if context is None:
+            server_stopping = await _pump_here(_pump(chunks, send, send_timeout, serving), disconnect, stopping)
+        else:
+            server_stopping = await _pump_in(context, _pump(chunks, send, send_timeout, serving), disconnect, stopping)
     finally:
         disconnect.cancel()
-        if not pump.done():
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
     if server_stopping:  # end the response cleanly
         await send({"type": "http.response.body", "body": b""})
+
+
+async def _pump_here(
+    pump: t.Coroutine[t.Any, t.Any, None], disconnect: asyncio.Future[t.Any], stopping: asyncio.Future[None] | None
+) -> bool:
+    """Run ``pump`` in the current task, cancelled if the client disconnects or
+    the server stops first; returns whether the server stopped it."""
+    task = asyncio.current_task()
+    assert task is not None
+    ended: list[asyncio.Future[t.Any]] = []
+
+    def end(future: asyncio.Future[t.Any]) -> None:
+        if not ended and not finished:
+            ended.append(future)
+            task.cancel()
+
+    finished = False
+    watched = [disconnect] if stopping is None else [disconnect, stopping]
+    for future in watched:
+        future.add_done_callback(end)
+    try:
+        await pump
+    except asyncio.CancelledError:
+        if not ended or task.uncancel():  # cancelled from outside too
+            raise
+        return ended[0] is not disconnect
+    finally:
+        finished = True
+        for future in watched:
+            future.remove_done_callback(end)
+    return False
+
+
+async def _pump_in(
+    context: contextvars.Context,
+    pump: t.Coroutine[t.Any, t.Any, None],
+    disconnect: asyncio.Future[t.Any],
+    stopping: asyncio.Future[None] | None,
+) -> bool:
+    """Run ``pump`` as a task in ``context``, raced against the disconnect and
+    the server stopping; returns whether the server stopped it."""
+    task = asyncio.get_running_loop().create_task(pump, context=context)
+    watched: set[asyncio.Future[t.Any]] = {task, disconnect}
+    if stopping is not None:
+        watched.add(stopping)
+    try:
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            return False
+        return not disconnect.done()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _more_body(chunk: bytes) -> dict[str, t.Any]:
