@@ -164,6 +164,14 @@ class ServingState:
         register = getattr(threading, "_register_atexit", atexit.register)
         register(self._shutdown_at_exit)
 
+    def shutdown_soon(self) -> None:
+        """Start the shutdown that :meth:`stop_when_loop_ends` waits for, from any
+        thread: at SIGTERM, since uvicorn re-raises the signal once it has
+        stopped, which ends the process before its loop ends."""
+        task = self._end_watch
+        if task is not None and not task.done():
+            task.get_loop().call_soon_threadsafe(task.cancel)
+
     async def _shutdown_when_cancelled(self) -> None:
         try:
             await asyncio.get_running_loop().create_future()

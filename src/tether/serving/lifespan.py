@@ -11,7 +11,8 @@ sockets, then calls the server's own handler.
 A server may send no lifespan at all (daphne, ``uvicorn --lifespan off``):
 then :func:`start_without_lifespan` does the startup's work before the first
 request is answered, on the serving loop, once, and the stop comes when that
-loop ends (``ServingState.stop_when_loop_ends``).
+loop ends (``ServingState.stop_when_loop_ends``), or at SIGINT/SIGTERM, since
+uvicorn ends the process with the signal once it has stopped serving.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ async def _start(serving: ServingState) -> None:
         serving.starting = None
         serving.app.logger.exception("A before_serving function failed.")
         raise
-    _watch_signals(loop, stopping)
     serving.stop_when_loop_ends(loop)
+    _watch_signals(loop, stopping, serving.shutdown_soon)
 
 
 async def _phase(
@@ -81,7 +82,9 @@ async def _phase(
     return True
 
 
-def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: Stopping) -> None:
+def _watch_signals(
+    loop: asyncio.AbstractEventLoop, stopping: Stopping, then: t.Callable[[], None] | None = None
+) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -91,6 +94,8 @@ def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: Stopping) -> None:
 
         def handler(sig: int, frame: t.Any, previous: t.Callable[[int, t.Any], t.Any] = previous) -> None:
             loop.call_soon_threadsafe(stopping.set)
+            if then is not None:
+                then()
             previous(sig, frame)
 
         signal.signal(signum, handler)
