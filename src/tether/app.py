@@ -26,11 +26,12 @@ from .live.background import Background, Job, qualified_name
 from .live.broadcast import Broadcast
 from .live.periodic import PeriodicService
 from .serving.asgi_http import serve_http
-from .serving.entry import serve_both
+from .serving.entry import ServesBoth, asgi_arguments, serve_both
 from .serving.lifecycle import ServingState
 from .serving.lifespan import serve_lifespan
 from .serving.websocket import serve_websocket
 from .serving.wsgi import serve as serve_wsgi
+from .serving.wsgi_chain import PROBE, answer_probe, serve_indirectly
 from .testing import EnvironBuilder, TetherClient, TetherCliRunner
 from .typing import Receive, Scope, Send, StartResponse, WSGIEnvironment
 
@@ -39,9 +40,10 @@ __all__ = ["Blueprint", "Tether"]
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 
-class Tether(Application):
+class Tether(Application, metaclass=ServesBoth):
     """A tether application: ``Tether(__name__)``, then routes and hooks, then serve
-    it with any WSGI server (``gunicorn module:app``)."""
+    it with any WSGI server (``gunicorn module:app``) or ASGI server (``uvicorn
+    module:app``, daphne, hypercorn)."""
 
     test_client_class: type[TetherClient] = TetherClient
     test_cli_runner_class: type[TetherCliRunner] = TetherCliRunner
@@ -115,26 +117,42 @@ class Tether(Application):
         return t.cast(dict[str, PeriodicService], self.background.services)
 
     def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        """The WSGI application; wrap this attribute in middleware to keep ``app`` itself."""
+        """The WSGI application; wrap this attribute in middleware to keep ``app``
+        itself. Under ASGI too, HTTP requests then go through the middleware."""
+        if PROBE in environ:  # a WebSocket handshake passing through the middleware
+            return answer_probe(environ, start_response)
         return serve_wsgi(self.serving, environ, start_response)
 
     def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> t.Awaitable[None]:
         """The ASGI 3 application (it returns the awaitable that serves the scope);
-        wrap this attribute in ASGI middleware."""
+        wrap this attribute in ASGI middleware.
+
+        Requests take the direct path unless the app has not started (a server
+        that sends no lifespan: it starts on the first request) or its WSGI
+        entry is wrapped (``app.wsgi_app`` replaced, or the class's ``__call__``
+        or ``wsgi_app`` patched): then ``tether.serving.wsgi_chain`` serves
+        HTTP through that entry, as a WSGI server would."""
         kind = scope["type"]
-        if kind == "http":
-            return serve_http(self.serving, scope, receive, send)
-        if kind == "websocket":
-            return serve_websocket(self.serving, scope, receive, send)
+        serving = self.serving
+        if kind == "http" or kind == "websocket":
+            wrapped = type(self).wsgi_entry_patched or "wsgi_app" in self.__dict__
+            if wrapped or not serving.started:
+                return serve_indirectly(serving, type(self).__call__ if wrapped else None, scope, receive, send)
+            if kind == "http":
+                return serve_http(serving, scope, receive, send)
+            return serve_websocket(serving, scope, receive, send)
         if kind == "lifespan":
-            return serve_lifespan(self.serving, scope, receive, send)
+            return serve_lifespan(serving, scope, receive, send)
         raise ValueError(f"tether cannot serve ASGI scope type {kind!r}.")
 
-    def __call__(self, *args: t.Any) -> t.Any:
-        """WSGI with two arguments (``environ, start_response``), ASGI 3 with three."""
+    def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
+        """WSGI with two arguments (``environ, start_response``), ASGI 3 with three,
+        given by position or, as daphne gives them, by name."""
         if len(args) == 2:
             return self.wsgi_app(*args)
-        return self.asgi_app(*args)
+        if len(args) == 3:
+            return self.asgi_app(*args)
+        return self.asgi_app(*asgi_arguments(args, scope, receive, send))
 
     def ensure_sync(self, func: F) -> F:
         """``func``, callable from synchronous code: an ``async def`` function runs to

@@ -74,7 +74,9 @@ class Application(ErrorHandling):
         """The context of the request ``environ`` describes."""
         return RequestContext(self, environ)
 
-    def handle(self, ctx: Ctx) -> tuple[Response, Finish | None]:
+    def handle(
+        self, ctx: Ctx, answered: Callable[[Response], None] | None = None
+    ) -> tuple[Response, Finish | None]:
         """Answer the request of ``ctx`` synchronously.
 
         Returns the response and ``None`` once the context is popped; or, for a
@@ -82,18 +84,24 @@ class Application(ErrorHandling):
         :data:`Finish` steps that close the body and pop the context. The
         adapter produces the body and runs ``finish(error)`` in the contextvars
         Context this ran in, so the body sees ``request`` and ``g`` and
-        teardown runs after it.
+        teardown runs after it. ``answered(response)``, if given, is called
+        while the context is still pushed, before any teardown: where a WSGI
+        adapter starts the response, as Flask does (middleware that reads
+        ``request`` in its ``start_response`` relies on it).
         """
-        return run(self.answer_steps(ctx))
+        return run(self.answer_steps(ctx, answered=answered))
 
     def handle_async(self, ctx: Ctx) -> Awaitable[tuple[Response, Finish | None]]:
         """:meth:`handle` on the event loop, for a request whose view is async."""
         return run_async(self.answer_steps(ctx))
 
-    def answer_steps(self, ctx: Ctx, keep_streams: bool = True) -> Steps[tuple[Response, Finish | None]]:
+    def answer_steps(
+        self, ctx: Ctx, keep_streams: bool = True, answered: Callable[[Response], None] | None = None
+    ) -> Steps[tuple[Response, Finish | None]]:
         """The whole request: push ``ctx``, dispatch it, make an unhandled error a
         response, pop ``ctx``. With ``keep_streams``, a streamed response keeps
-        ``ctx`` pushed and comes with the :data:`Finish` steps that pop it."""
+        ``ctx`` pushed and comes with the :data:`Finish` steps that pop it.
+        ``answered`` is called with the response before ``ctx`` is popped."""
         error: Exception | None = None
         if not self._got_first_request:
             self._first_request()
@@ -122,6 +130,12 @@ class Application(ErrorHandling):
             preserve(ctx.copy())
         if error is not None and self.should_ignore_error(error):
             error = None
+        if answered is not None:
+            try:
+                answered(response)
+            except BaseException as e:
+                yield from ctx.pop_steps(e)
+                raise
         if keep_streams and type(response.response) is not list and response.is_streamed:
             return response, functools.partial(self._finish_steps, ctx, response, error)
         yield from ctx.pop_steps(error)

@@ -70,7 +70,9 @@ class ThreadedIterator:
     is closed, on one thread (it may block there), inside a copy of the context
     it was created in, so a generator sees ``request`` and ``g`` and whatever
     it keeps per thread: the request's own thread when it is made by a sync
-    view, else one held for it from first use to close.
+    view under ASGI, else one held for it from first use to close (under WSGI
+    the request's thread iterates the body itself, and must stay free to send
+    keep-alives while the source blocks).
 
     :meth:`aclose` waits for an item being fetched, then closes the source,
     and returns once its ``finally`` has run, even if the wait is cancelled: a
@@ -81,8 +83,11 @@ class ThreadedIterator:
         self._iterator = iter(iterable)
         self._threads = threads
         self._context = contextvars.copy_context()
-        #: The request's thread (not ours to release), or the one held at first use.
-        self._thread = threads.home()
+        #: The thread of the request that made it, if that is a held thread.
+        self._home = threads.home()
+        #: The thread it runs on, from its first item: the home thread (not
+        #: ours to release), or one held for it.
+        self._thread: HeldThread | None = None
         self._owned = False
         self._closed = False
 
@@ -92,8 +97,11 @@ class ThreadedIterator:
     def __anext__(self) -> asyncio.Future[t.Any]:
         thread = self._thread
         if thread is None:
-            thread = self._thread = self._threads.hold()
-            self._owned = True
+            if self._home is not None and self._threads.home() is not self._home:
+                thread = self._thread = self._home
+            else:  # made elsewhere, or iterated on its home thread itself (which waits for it)
+                thread = self._thread = self._threads.hold()
+                self._owned = True
         return thread.run(asyncio.get_running_loop(), self._context.run, _next_or_stop, self._iterator)
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from ..application.wrappers import Request
 from ..typing import Scope
 from .asgi_body import RequestBody
 
-__all__ = ["Framing", "request_from_scope"]
+__all__ = ["Framing", "environ_from_scope", "request_from_scope"]
 
 
 _HEADER_KEYS: dict[bytes, str] = {}
@@ -105,6 +105,14 @@ def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) 
         cookies,
     )
     return request, Framing(length, chunked)
+
+
+def environ_from_scope(scope: Scope, body: t.Any) -> tuple[dict[str, t.Any], Framing]:
+    """The WSGI environ of an HTTP or WebSocket scope, built whole, with ``body``
+    as ``wsgi.input``: what a WSGI server would hand the app (for a wrapped
+    WSGI entry, ``tether.serving.wsgi_chain``)."""
+    request, framing = request_from_scope(Request, scope, body)
+    return request.environ, framing
 
 
 def _headers(raw: t.Iterable[tuple[bytes, bytes]]) -> Headers:

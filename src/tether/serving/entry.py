@@ -1,17 +1,22 @@
 """One object served by WSGI and ASGI servers alike, with no flag.
 
 An object whose class defines ``__call__(*args)`` (two arguments for WSGI,
-three for ASGI) is served by both kinds of server once :func:`serve_both`
-gives the instance a :class:`ProtocolEntry`.
+three for ASGI, or ASGI's as keywords, as daphne passes them) is served by
+both kinds of server once :func:`serve_both` gives the instance a
+:class:`ProtocolEntry`. A class made by :class:`ServesBoth` stays so when a
+WSGI-only function replaces its ``__call__`` (an APM tool's patch, a
+subclass's override): :class:`WSGIOnlyCall` takes the WSGI calls to that
+function and the ASGI calls to ``asgi_app``.
 """
 
 from __future__ import annotations
 
 import inspect
+import types
 import typing as t
 import weakref
 
-__all__ = ["ProtocolEntry", "serve_both"]
+__all__ = ["ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "serve_both"]
 
 
 class WSGIAndASGI(t.Protocol):
@@ -22,6 +27,15 @@ class WSGIAndASGI(t.Protocol):
 
 async def _asgi_signature(scope: t.Any, receive: t.Any, send: t.Any) -> None:
     """Lends its code object (a coroutine's) to :class:`ProtocolEntry`."""
+
+
+def asgi_arguments(args: tuple[t.Any, ...], scope: t.Any, receive: t.Any, send: t.Any) -> tuple[t.Any, ...]:
+    """``(scope, receive, send)`` from a call that passed some or all of them as
+    keywords (daphne calls ``app(scope=..., receive=..., send=...)``)."""
+    given = (*args, *(value for value in (scope, receive, send) if value is not None))
+    if len(given) != 3:
+        raise TypeError(f"An ASGI application takes scope, receive and send; {len(given)} arguments were given.")
+    return tuple(given)
 
 
 class ProtocolEntry:
@@ -47,12 +61,83 @@ class ProtocolEntry:
         if mark is not None:
             mark(self)
 
-    def __call__(self, *args: t.Any) -> t.Any:
+    def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
         app: t.Any = self._app()
-        return type(app).__call__(app, *args)
+        if scope is None and receive is None and send is None:
+            return type(app).__call__(app, *args)
+        return type(app).__call__(app, *asgi_arguments(args, scope, receive, send))
 
 
 def serve_both(app: WSGIAndASGI) -> None:
     """Make ``app`` (an instance) look like an ASGI 3 application to ASGI servers,
     while WSGI servers keep calling it as before."""
     vars(app)["__call__"] = ProtocolEntry(app)
+
+
+def _wsgi_only(func: t.Any) -> bool:
+    """Whether ``func`` (a class's ``__call__``) takes WSGI's two arguments and
+    nothing else: ``(self, environ, start_response)``, no ``*args``."""
+    if isinstance(func, WSGIOnlyCall) or not callable(func):
+        return False
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 3 and all(p.default is p.empty for p in positional)
+
+
+class WSGIOnlyCall:
+    """A class's ``__call__`` that was replaced by a WSGI-only function: WSGI
+    calls go to that function (and, through it, to whatever it wraps); ASGI
+    calls go to ``app.asgi_app``, which serves HTTP through the WSGI chain
+    (``tether.serving.wsgi_chain``) so that the function still sees them."""
+
+    def __init__(self, wsgi: t.Callable[..., t.Any]) -> None:
+        self.wsgi = wsgi
+        self.__name__ = self.__qualname__ = "__call__"
+        self.__wrapped__ = wsgi
+
+    def __get__(self, obj: t.Any, owner: type | None = None) -> t.Any:
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __call__(
+        self, app: t.Any, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None
+    ) -> t.Any:
+        if len(args) == 2 and scope is None:
+            return self.wsgi(app, *args)
+        return app.asgi_app(*asgi_arguments(args, scope, receive, send))
+
+
+class ServesBoth(type):
+    """The metaclass of an app class whose ``__call__`` serves both protocols.
+
+    It notes, as the class's ``wsgi_entry_patched``, whether the WSGI entry was
+    replaced at class level: ``__call__`` or ``wsgi_app`` assigned to the class
+    or to a base (``sentry_sdk``'s ``FlaskIntegration`` patches
+    ``Flask.__call__``, which is this class under ``alias_flask``), or defined
+    by a subclass. The ASGI side then serves HTTP through that entry. A
+    WSGI-only ``__call__`` becomes a :class:`WSGIOnlyCall`, so that ASGI
+    servers can still call the class's instances.
+    """
+
+    wsgi_entry_patched: bool
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, t.Any], **kwargs: t.Any) -> None:
+        super().__init__(name, bases, namespace, **kwargs)
+        if not any(isinstance(base, ServesBoth) for base in bases):
+            type.__setattr__(cls, "wsgi_entry_patched", False)  # the app class itself
+            return
+        if "wsgi_app" in namespace:
+            type.__setattr__(cls, "wsgi_entry_patched", True)
+        if "__call__" in namespace:
+            setattr(cls, "__call__", namespace["__call__"])  # through __setattr__ below
+
+    def __setattr__(cls, name: str, value: t.Any) -> None:
+        if name == "__call__" and _wsgi_only(value):
+            value = WSGIOnlyCall(value)
+        if name == "wsgi_app" or isinstance(value, WSGIOnlyCall):
+            type.__setattr__(cls, "wsgi_entry_patched", True)
+        super().__setattr__(name, value)

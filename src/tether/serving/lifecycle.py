@@ -4,7 +4,10 @@ the services that run meanwhile, and the event that says shutdown has begun.
 
 Under ASGI the lifespan protocol drives :meth:`ServingState.startup` and
 :meth:`ServingState.shutdown`. WSGI has no lifespan: :meth:`start_wsgi` runs on
-the first request and registers the stop for interpreter exit.
+the first request and registers the stop for interpreter exit. Neither has an
+ASGI server that sends no lifespan (daphne, ``uvicorn --lifespan off``): the
+first request starts the app on the serving loop (``lifespan.start_without_lifespan``)
+and :meth:`ServingState.stop_when_loop_ends` stops it when that loop ends.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ class ServingState:
         #: Set when the server starts shutting down (ASGI): open streams and
         #: sockets end when it is set. ``None`` until the lifespan starts.
         self.stopping: Stopping | None = None
+        #: The start on the first request, when no lifespan started the app.
+        self.starting: asyncio.Task[None] | None = None
+        self._end_watch: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
         self._executor: SyncPool | None = None
         self._websocket_executor: ThreadPoolExecutor | None = None
@@ -146,6 +152,48 @@ class ServingState:
                 service.start(None)
             atexit.register(self._stop_at_exit)
 
+    def stop_when_loop_ends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run :meth:`shutdown` on ``loop`` when it ends, for a server that sends no
+        lifespan: a task waits there to be cancelled, which ``asyncio.run`` does
+        once the server has finished its requests (uvicorn's case). A loop still
+        open when the interpreter exits (daphne's) has the task cancelled then,
+        before thread pools stop taking work, so that the services' stop runs
+        as under a lifespan."""
+        self._end_watch = loop.create_task(self._shutdown_when_cancelled(), name="tether: shutdown at loop end")
+        # Called before concurrent.futures refuses new work at exit (in reverse order).
+        register = getattr(threading, "_register_atexit", atexit.register)
+        register(self._shutdown_at_exit)
+
+    def shutdown_soon(self) -> None:
+        """Start the shutdown that :meth:`stop_when_loop_ends` waits for, from any
+        thread: at SIGTERM, since uvicorn re-raises the signal once it has
+        stopped, which ends the process before its loop ends."""
+        task = self._end_watch
+        if task is not None and not task.done():
+            task.get_loop().call_soon_threadsafe(task.cancel)
+
+    async def _shutdown_when_cancelled(self) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            if self.started and self._app() is not None:
+                await self.shutdown()
+            raise
+
+    def _shutdown_at_exit(self) -> None:
+        task = self._end_watch
+        if task is None or task.done():
+            return
+        loop = task.get_loop()
+        if loop.is_closed():  # the services' tasks went with it: only after_serving is left
+            if self.started and self._app() is not None:
+                self.started = False
+                run(self._serving_steps(self.app.after_serving_funcs))
+        elif loop.is_running():  # in another thread (a test client's)
+            asyncio.run_coroutine_threadsafe(_cancel(task), loop).result(30)
+        else:
+            loop.run_until_complete(_cancel(task))
+
     def _stop_at_exit(self) -> None:
         if self._app() is None:  # the app was freed: nothing of it is left to run
             return
@@ -157,6 +205,11 @@ class ServingState:
         """Call ``funcs`` inside an app context."""
         if funcs:
             yield from within(self.app.app_context(), call_each(funcs))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait({task})
 
 
 class ServedApp(t.Protocol):

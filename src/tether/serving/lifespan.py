@@ -7,6 +7,12 @@ forever. At startup this module wraps the SIGINT and SIGTERM handlers the server
 installed (when it serves from the main thread, as uvicorn and hypercorn do):
 the wrapper sets the app's *stopping* event, which ends open streams and
 sockets, then calls the server's own handler.
+
+A server may send no lifespan at all (daphne, ``uvicorn --lifespan off``):
+then :func:`start_without_lifespan` does the startup's work before the first
+request is answered, on the serving loop, once, and the stop comes when that
+loop ends (``ServingState.stop_when_loop_ends``), or at SIGINT/SIGTERM, since
+uvicorn ends the process with the signal once it has stopped serving.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import typing as t
 from ..typing import Message, Receive, Send
 from .lifecycle import ServingState, Stopping
 
-__all__ = ["serve_lifespan"]
+__all__ = ["serve_lifespan", "start_without_lifespan"]
 
 
 async def serve_lifespan(serving: ServingState, scope: Message, receive: Receive, send: Send) -> None:
@@ -38,6 +44,30 @@ async def serve_lifespan(serving: ServingState, scope: Message, receive: Receive
             return
 
 
+async def start_without_lifespan(serving: ServingState) -> None:
+    """Before the first request of a server that sent no lifespan: what
+    ``lifespan.startup`` does, once, however many requests arrive together.
+    A failure fails the requests that waited for it; the next one tries again."""
+    starting = serving.starting
+    if starting is None:
+        starting = serving.starting = asyncio.get_running_loop().create_task(_start(serving))
+    await asyncio.shield(starting)
+
+
+async def _start(serving: ServingState) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = serving.stopping or Stopping()
+    serving.stopping = stopping
+    try:
+        await serving.startup()
+    except BaseException:
+        serving.starting = None
+        serving.app.logger.exception("A before_serving function failed.")
+        raise
+    serving.stop_when_loop_ends(loop)
+    _watch_signals(loop, stopping, serving.shutdown_soon)
+
+
 async def _phase(
     serving: ServingState, run: t.Callable[[], t.Awaitable[None]], hook: str, event: str, send: Send
 ) -> bool:
@@ -52,7 +82,9 @@ async def _phase(
     return True
 
 
-def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: Stopping) -> None:
+def _watch_signals(
+    loop: asyncio.AbstractEventLoop, stopping: Stopping, then: t.Callable[[], None] | None = None
+) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -62,6 +94,8 @@ def _watch_signals(loop: asyncio.AbstractEventLoop, stopping: Stopping) -> None:
 
         def handler(sig: int, frame: t.Any, previous: t.Callable[[int, t.Any], t.Any] = previous) -> None:
             loop.call_soon_threadsafe(stopping.set)
+            if then is not None:
+                then()
             previous(sig, frame)
 
         signal.signal(signum, handler)

@@ -14,6 +14,7 @@ import threading
 import typing as t
 
 from ..application.pipeline import Finish
+from ..application.wrappers import Response
 from ..contexts.steps import run, run_coroutine
 from ..typing import StartResponse, WSGIEnvironment
 from .headers import body_allowed, wsgi_headers
@@ -34,9 +35,12 @@ def _serve(
     serving: ServingState, context: contextvars.Context, environ: WSGIEnvironment, start_response: StartResponse
 ) -> t.Iterable[bytes]:
     app = serving.app
-    response, finish = app.handle(app.request_context(environ))
+
+    def answered(response: Response) -> None:
+        start_response(response.status, wsgi_headers(response, environ, response.status_code))
+
+    response, finish = app.handle(app.request_context(environ), answered)
     status = response.status_code
-    start_response(response.status, wsgi_headers(response, environ, status))
     if not body_allowed(environ["REQUEST_METHOD"], status):
         if finish is not None:
             run(finish(None))
