@@ -94,7 +94,7 @@ class FastRouter:
         self.merged = {key: self._candidates(key) for key in self.buckets}
 
     def _add(self, rule: Rule, source: str, safe: bool) -> None:
-        if not rule.arguments:
+        if "<" not in source:  # static, even with defaults (which are arguments too)
             entries = self.static.setdefault(source, [])
             entries.append(rule)
             if not safe:
