@@ -8,8 +8,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
+import string
 import typing as t
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes, urlencode
+
+from hypothesis import strategies as st
+
+from differential_app import ROUTES
+from http_strategies import FORM_PAIRS, HEADER_NAMES, HEADER_VALUE, JSON_VALUES, MULTIPART_PARTS, multipart
 
 #: The server's and the client's addresses, the same for every server.
 SERVER = ("127.0.0.1", 80)
@@ -149,3 +156,103 @@ def scope_of_test_client(app: t.Any, wire: Wire) -> dict[str, t.Any]:
     client.transport.app = spy
     client.open(wire.path, method=wire.method, query_string=wire.query.decode("ascii"), headers=list(wire.headers), data=wire.body)
     return scopes[0]
+
+
+# What clients send. HTTP/1.1 carries the target as visible ASCII, so paths and
+# queries are percent-encoded here; what they encode is any text or bytes.
+PATH_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+PERCENT_BYTES = st.binary(max_size=4).map(lambda b: "".join(f"%{c:02X}" for c in b))
+VISIBLE = "".join(c for c in string.printable if c.isprintable() and c not in " #")
+
+
+@st.composite
+def paths(draw: st.DrawFn, routes: t.Sequence[str]) -> str:
+    path = draw(st.sampled_from(routes))
+    if draw(st.integers(0, 3)) == 0:
+        path += draw(st.sampled_from(["", "/", "//"])) + quote(draw(PATH_TEXT), safe=draw(st.sampled_from(["/", "/:@!$&'()*+,;=", ""])))
+    if draw(st.integers(0, 7)) == 0:
+        path += draw(PERCENT_BYTES)
+    return path
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["pairs", "visible", "bytes", "none"]))
+    if kind == "pairs":
+        return urlencode(draw(FORM_PAIRS), doseq=True).encode()
+    if kind == "visible":
+        return draw(st.text(VISIBLE, max_size=30)).encode()
+    if kind == "bytes":
+        return draw(PERCENT_BYTES).encode() + b"=" + draw(PERCENT_BYTES).encode()
+    return b""
+
+
+def odd_case(name: str, pattern: list[bool]) -> str:
+    return "".join(c.upper() if pattern[i % len(pattern)] else c for i, c in enumerate(name)) if pattern else name
+
+
+COOKIES = st.lists(st.tuples(st.text(string.ascii_letters + "_-", min_size=1, max_size=6), st.text(VISIBLE.replace(";", ""), max_size=10)), max_size=4)
+HOSTS = st.sampled_from(["localhost", "example.test:8080", "Example.TEST", "[::1]:8000", "127.0.0.1", "xn--bcher-kva.example"])
+
+
+#: Headers whose values change the answer: ranges, conditions, proxies, encodings.
+MEANINGFUL = st.sampled_from([
+    ("Range", "bytes=0-4"), ("Range", "bytes=5-"), ("Range", "bytes=-3"), ("Range", "bytes=0-1,3-4"),
+    ("Range", "bytes=99999-"), ("If-Range", '"nope"'), ("If-None-Match", "*"), ("If-None-Match", '"x", W/"y"'),
+    ("If-Modified-Since", "Sun, 06 Nov 2094 08:49:37 GMT"), ("If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    ("Accept-Encoding", "gzip, br"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "proxy.test"),
+    ("Origin", "http://other.test"), ("Expect", "100-continue"), ("Accept", "application/json"),
+    ("Connection", "keep-alive"), ("Authorization", "Basic dTpw"), ("User-Agent", "Mozilla/5.0 (X11; Linux)"),
+])
+
+
+@st.composite
+def header_lines(draw: st.DrawFn) -> list[tuple[str, str]]:
+    """Header lines as a client writes them: any case, some repeated, values
+    stripped of surrounding blanks as every server strips them."""
+    lines = [("Host", draw(HOSTS))]
+    names = st.one_of(HEADER_NAMES, st.sampled_from(["X-Forwarded-For", "x_forwarded_for", "X-Real-IP", "Accept-Language"]))
+    for name, value in draw(st.lists(st.one_of(st.tuples(names, HEADER_VALUE), MEANINGFUL), max_size=5)):
+        if name.lower() in ("cookie", "content-type", "content-length"):
+            continue
+        lines.append((odd_case(name, draw(st.lists(st.booleans(), max_size=3))), value.strip(" \t")))
+        if draw(st.integers(0, 4)) == 0:  # repeated
+            lines.append((odd_case(name, draw(st.lists(st.booleans(), max_size=3))), draw(HEADER_VALUE).strip(" \t")))
+    if draw(st.booleans()):
+        lines.append(("Cookie", "; ".join(f"{k}={v}" for k, v in draw(COOKIES))))
+    return lines
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> tuple[str | None, bytes]:
+    """A content type and a body: matching, broken, mismatched or absent."""
+    kind = draw(st.sampled_from(["none", "form", "multipart", "json", "broken-json", "mismatched", "empty-typed"]))
+    if kind == "form":
+        return "application/x-www-form-urlencoded", urlencode(draw(FORM_PAIRS)).encode()
+    if kind == "multipart":
+        boundary = draw(st.sampled_from(["fuzz", "----WebKitFormBoundary7MA4YWxkTrZu0gW"]))
+        return f"multipart/form-data; boundary={boundary}", multipart(draw(MULTIPART_PARTS), boundary, draw(st.booleans()))
+    if kind == "json":
+        return draw(st.sampled_from(["application/json", "application/vnd.api+json", "application/json; charset=utf-8"])), json.dumps(draw(JSON_VALUES)).encode()
+    if kind == "broken-json":
+        return "application/json", draw(st.sampled_from([b"{", b"[1,", b"{'a': 1}", b"\xff\xfe", b"nul", b""]))
+    if kind == "mismatched":
+        content_type = draw(st.sampled_from(["text/plain", "application/json", "multipart/form-data", "application/x-www-form-urlencoded", "image/png"]))
+        return content_type, draw(st.binary(max_size=80))
+    if kind == "empty-typed":
+        return draw(st.sampled_from(["application/json", "application/x-www-form-urlencoded"])), b""
+    return None, b""
+
+
+@st.composite
+def wires(draw: st.DrawFn, routes: t.Sequence[str] = ROUTES) -> Wire:
+    method = draw(st.sampled_from([*["GET"] * 4, *["POST"] * 3, "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get", "PROPFIND"]))
+    headers = draw(header_lines())
+    content_type, body = draw(payloads())
+    if content_type is not None:
+        headers.insert(draw(st.integers(0, len(headers))), ("Content-Type", content_type))
+    if body or method in ("POST", "PUT", "PATCH"):
+        # Chunked: the server takes the framing off (the body is the same), the header stays.
+        framing = ("Transfer-Encoding", "chunked") if draw(st.integers(0, 4)) == 0 else ("Content-Length", str(len(body)))
+        headers.insert(draw(st.integers(0, len(headers))), framing)
+    return Wire(method, draw(paths(routes)), draw(queries()), tuple(headers), body, draw(st.integers(1, 3)))
