@@ -35,6 +35,8 @@ class Wire:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     parts: int = 1
+    #: Where the app is mounted (uvicorn's ``--root-path``, WSGI's ``SCRIPT_NAME``).
+    root: str = ""
 
 
 @dataclasses.dataclass
@@ -61,7 +63,7 @@ def wsgi_environ(wire: Wire) -> dict[str, t.Any]:
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
         "REQUEST_METHOD": wire.method,
-        "SCRIPT_NAME": "",
+        "SCRIPT_NAME": wire.root,
         "PATH_INFO": unquote_to_bytes(wire.path).decode("latin-1"),
         "QUERY_STRING": wire.query.decode("latin-1"),
         "REMOTE_ADDR": CLIENT[0],
@@ -93,9 +95,9 @@ def asgi_scope(wire: Wire) -> dict[str, t.Any]:
         "client": CLIENT,
         "scheme": "http",
         "method": wire.method,
-        "root_path": "",
-        "path": unquote(wire.path),
-        "raw_path": wire.path.encode("ascii"),
+        "root_path": wire.root,
+        "path": wire.root + unquote(wire.path),
+        "raw_path": (wire.root + wire.path).encode("ascii"),
         "query_string": wire.query,
         "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in wire.headers],
         "state": {},
@@ -154,7 +156,7 @@ def scope_of_test_client(app: t.Any, wire: Wire) -> dict[str, t.Any]:
 
     client = app.test_client(asgi=True, use_cookies=False)
     client.transport.app = spy
-    client.open(wire.path, method=wire.method, query_string=wire.query.decode("ascii"), headers=list(wire.headers), data=wire.body)
+    client.open(wire.path, f"http://localhost{wire.root}", method=wire.method, query_string=wire.query.decode("ascii"), headers=list(wire.headers), data=wire.body)
     return scopes[0]
 
 
@@ -255,4 +257,5 @@ def wires(draw: st.DrawFn, routes: t.Sequence[str] = ROUTES) -> Wire:
         # Chunked: the server takes the framing off (the body is the same), the header stays.
         framing = ("Transfer-Encoding", "chunked") if draw(st.integers(0, 4)) == 0 else ("Content-Length", str(len(body)))
         headers.insert(draw(st.integers(0, len(headers))), framing)
-    return Wire(method, draw(paths(routes)), draw(queries()), tuple(headers), body, draw(st.integers(1, 3)))
+    root = draw(st.sampled_from(["", "", "", "/app", "/mount/x"]))
+    return Wire(method, draw(paths(routes)), draw(queries()), tuple(headers), body, draw(st.integers(1, 3)), root)
