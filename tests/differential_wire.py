@@ -5,7 +5,6 @@ WSGI, the other to tether under ASGI, and compares the answers."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import json
@@ -15,6 +14,7 @@ from urllib.parse import quote, unquote, unquote_to_bytes, urlencode
 
 from hypothesis import strategies as st
 
+from asgi_harness import exchange
 from differential_app import ROUTES
 from http_strategies import FORM_PAIRS, HEADER_NAMES, HEADER_VALUE, JSON_VALUES, MULTIPART_PARTS, multipart
 
@@ -120,25 +120,7 @@ def through_asgi(app: t.Any, wire: Wire) -> Answer:
     """``wire`` through ``app``'s ASGI side, its body in ``wire.parts`` chunks."""
     size = max(1, -(-len(wire.body) // wire.parts))
     chunks = [wire.body[i:i + size] for i in range(0, len(wire.body), size)] or [b""]
-    sent: list[dict[str, t.Any]] = []
-
-    async def main() -> None:
-        gone = asyncio.Event()
-
-        async def receive() -> dict[str, t.Any]:
-            if chunks:
-                return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, t.Any]) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                gone.set()
-
-        await asyncio.wait_for(app(asgi_scope(wire), receive, send), 30)
-
-    asyncio.run(main())
+    sent = exchange(app, asgi_scope(wire), chunks)
     start = sent[0]
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", ())]
     body = b"".join(m.get("body", b"") for m in sent[1:] if m["type"] == "http.response.body")

@@ -7,7 +7,6 @@ adapter. No input gets a 5xx from tether, and no exception escapes.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
@@ -18,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tether
+from asgi_harness import exchange
 from http_strategies import CONTENT_TYPES, HEADER_NAMES, HEADER_VALUE, METHODS, bodies
 from tether import request, session
 
@@ -157,26 +157,7 @@ def through_asgi(case: dict[str, t.Any]) -> int:
         "root_path": "", "query_string": case["query"], "headers": [(b"host", b"localhost"), *headers],
         "server": ("localhost", 80), "client": ("127.0.0.1", 5000),
     }
-    sent: list[dict[str, t.Any]] = []
-
-    async def main() -> None:
-        pending = list(chunks)
-        gone = asyncio.Event()
-
-        async def receive() -> dict[str, t.Any]:
-            if pending:
-                return {"type": "http.request", "body": pending.pop(0), "more_body": bool(pending)}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, t.Any]) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                gone.set()
-
-        await asyncio.wait_for(APP(scope, receive, send), 30)
-
-    asyncio.run(main())
+    sent = exchange(APP, scope, chunks)
     return int(sent[0]["status"])
 
 
