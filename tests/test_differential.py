@@ -84,6 +84,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 @example(wire=Wire("GET", "/see", b"a=1&a=2", (("Host", "localhost"), ("User-Agent", "ua"), ("x-One", "1")), b""))
 @example(wire=Wire("POST", "/see", b"", (("Host", "h"), ("Content-Type", "application/json"), ("Content-Length", "1")), b"{"))
 @example(wire=Wire("POST", "/json", b"", (("Host", "h"), ("Content-Type", "application/json"), ("Content-Length", "1")), b"{"))
+@example(wire=Wire("GET", "/see/0%0A", b"", (("Host", "localhost"),), b""))
 def test_flask_and_tether_answer_alike(wire: Wire) -> None:
     compare(APPS, wire)
 

@@ -129,7 +129,7 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
     return [draw(rules(i)) for i in range(count)]
 
 
-PATH_PARTS = st.sampled_from(["a", "b", "user", "ünï", "x y", "3", "12", "1.5", "ab", "", "-4", "c"])
+PATH_PARTS = st.sampled_from(["a", "b", "user", "ünï", "x y", "3", "12", "1.5", "ab", "", "-4", "c", "a\n", "3\n", "\n"])
 
 
 @st.composite

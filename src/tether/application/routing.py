@@ -62,7 +62,7 @@ def _compile(rule: Rule, source: str) -> tuple[re.Pattern[str], dict[str, t.Any]
         pattern.append(f"(?P<{name}>{converter.regex})")
         position = match.end()
     pattern.append(re.escape(source[position:]))
-    pattern.append("$")
+    pattern.append(r"\Z")  # not "$", which also matches before a final newline
     try:
         return re.compile("".join(pattern)), converters, isolating
     except re.error:
