@@ -55,3 +55,22 @@ class Exchange:
 
 def run(coro: t.Coroutine[t.Any, t.Any, t.Any]) -> t.Any:
     return asyncio.run(coro)
+
+
+def exchange(app: t.Any, scope: dict[str, t.Any], body_parts: list[bytes]) -> list[dict[str, t.Any]]:
+    """One whole HTTP exchange: what ``app`` sent. The client leaves once the
+    response is complete, as a server reports it."""
+
+    async def main() -> list[dict[str, t.Any]]:
+        client = Exchange(body_parts)
+        done = client.send
+
+        async def send(message: dict[str, t.Any]) -> None:
+            await done(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                client.gone.set()
+
+        await asyncio.wait_for(app(scope, client.receive, send), 30)
+        return client.sent
+
+    return asyncio.run(main())

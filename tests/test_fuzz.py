@@ -7,19 +7,18 @@ adapter. No input gets a 5xx from tether, and no exception escapes.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import json
 import logging
 import os
 import typing as t
-from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tether
+from asgi_harness import exchange
+from http_strategies import CONTENT_TYPES, HEADER_NAMES, HEADER_VALUE, METHODS, bodies
 from tether import request, session
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "600"))
@@ -89,51 +88,7 @@ class _Collect(logging.Handler):
 APP.logger.addHandler(_Collect(logging.ERROR))
 APP.logger.propagate = False
 
-METHODS = st.one_of(
-    st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8),
-)
 PREFIXES = ["/", "/json", "/async-json", "/form", "/args", "/user/", "/files/", "/session", "/stream", "/url", "/missing"]
-HEADER_VALUE = st.text(
-    alphabet=st.characters(min_codepoint=32, max_codepoint=255, blacklist_characters="\x7f"), max_size=60
-)
-HEADER_NAMES = st.one_of(
-    st.sampled_from(["accept", "cookie", "authorization", "x-forwarded-for", "range", "if-modified-since",
-                     "accept-encoding", "origin", "user-agent", "if-none-match", "content-encoding"]),
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12),
-)
-CONTENT_TYPES = st.one_of(
-    st.sampled_from([
-        None, "application/json", "application/json; charset=latin-1", "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=fuzz", "multipart/form-data", "text/plain", "application/octet-stream",
-    ]),
-    HEADER_VALUE,
-)
-
-
-@st.composite
-def bodies(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["bytes", "json", "form", "multipart"]))
-    if kind == "json":
-        value = draw(st.recursive(
-            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-            max_leaves=20,
-        ))
-        return json.dumps(value).encode()
-    if kind == "form":
-        pairs = draw(st.lists(st.tuples(st.text(max_size=10), st.text(max_size=20)), max_size=6))
-        return urlencode(pairs).encode()
-    if kind == "multipart":
-        parts = draw(st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=60), st.booleans()), max_size=4))
-        out = b""
-        for name, data, is_file in parts:
-            disposition = f'form-data; name="{name}"' + ('; filename="f.txt"' if is_file else "")
-            out += b"--fuzz\r\nContent-Disposition: " + disposition.encode() + b"\r\n\r\n" + data + b"\r\n"
-        if draw(st.booleans()):
-            out += b"--fuzz--\r\n"
-        return out
-    return draw(st.binary(max_size=600))
 
 
 @st.composite
@@ -202,26 +157,7 @@ def through_asgi(case: dict[str, t.Any]) -> int:
         "root_path": "", "query_string": case["query"], "headers": [(b"host", b"localhost"), *headers],
         "server": ("localhost", 80), "client": ("127.0.0.1", 5000),
     }
-    sent: list[dict[str, t.Any]] = []
-
-    async def main() -> None:
-        pending = list(chunks)
-        gone = asyncio.Event()
-
-        async def receive() -> dict[str, t.Any]:
-            if pending:
-                return {"type": "http.request", "body": pending.pop(0), "more_body": bool(pending)}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, t.Any]) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                gone.set()
-
-        await asyncio.wait_for(APP(scope, receive, send), 30)
-
-    asyncio.run(main())
+    sent = exchange(APP, scope, chunks)
     return int(sent[0]["status"])
 
 

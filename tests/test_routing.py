@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
+import typing as t
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from tether.application.routing import FastRouter
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 RULE_SETS = {
     "overlaps": [
@@ -90,3 +96,71 @@ def test_fast_router_answers_the_common_cases() -> None:
 def test_host_matching_disables_the_fast_path() -> None:
     url_map = Map([Rule("/", endpoint="index", host="example.com")], host_matching=True)
     assert FastRouter(url_map).match("/", "GET") is None
+
+
+# Property-based: generated rule sets and paths; whenever the fast router
+# answers, its answer is Werkzeug's (rule, arguments), and it answers often.
+VARIABLES = ["<{}>", "<int:{}>", "<path:{}>", "<any(a, b):{}>", "<float:{}>", "<int(min=3):{}>", "<string(length=2):{}>"]
+STATIC = ["a", "b", "user", "ünï", "x y"]
+segments = st.one_of(st.sampled_from(STATIC), st.sampled_from(VARIABLES))
+
+
+@st.composite
+def rules(draw: st.DrawFn, index: int) -> Rule:
+    parts = [part.format(f"v{i}") for i, part in enumerate(draw(st.lists(segments, max_size=3)))]
+    source = "/" + "/".join(parts) + ("/" if parts and draw(st.booleans()) else "")
+    options: dict[str, t.Any] = {
+        "methods": draw(st.one_of(st.none(), st.lists(st.sampled_from(["GET", "POST", "PUT"]), min_size=1, unique=True))),
+        "strict_slashes": draw(st.sampled_from([None, False])),
+    }
+    extra = draw(st.sampled_from([None, None, None, "defaults", "redirect", "merge"]))
+    if extra == "defaults":
+        options["defaults"] = {"page": 1}
+    elif extra == "redirect":
+        options["redirect_to"] = "/a"
+    elif extra == "merge":
+        options["merge_slashes"] = False
+    return Rule(source, endpoint=f"e{index % 4}", **options)
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn) -> list[Rule]:
+    count = draw(st.integers(1, 6))
+    return [draw(rules(i)) for i in range(count)]
+
+
+PATH_PARTS = st.sampled_from(["a", "b", "user", "ünï", "x y", "3", "12", "1.5", "ab", "", "-4", "c", "a\n", "3\n", "\n"])
+
+
+@st.composite
+def request_paths(draw: st.DrawFn) -> str:
+    return "/" + "/".join(draw(st.lists(PATH_PARTS, max_size=4))) + draw(st.sampled_from(["", "", "/"]))
+
+
+def test_the_fast_router_answers_as_werkzeug_on_generated_rules() -> None:
+    answered: list[int] = []
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @given(rule_set=rule_sets(), paths=st.lists(request_paths(), min_size=1, max_size=8),
+           method=st.sampled_from(["GET", "POST", "HEAD", "PUT"]))
+    def check(rule_set: list[Rule], paths: list[str], method: str) -> None:
+        try:
+            url_map = Map(rule_set)
+        except (ValueError, AssertionError):
+            assume(False)
+        router = FastRouter(url_map)
+        for path in [*paths, *(r.rule for r in rule_set if not r.arguments)]:
+            fast = router.match(path, method)
+            if fast is not None:
+                answered.append(1)
+                assert fast == werkzeug_answer(url_map, path, method), (path, method, [r.rule for r in rule_set])
+
+    check()
+    assert len(answered) >= EXAMPLES // 4, "the fast router should answer the plain cases itself"
+
+
+def test_a_static_rule_with_defaults_is_not_shadowed_by_a_later_one() -> None:
+    url_map = Map([Rule("/", endpoint="first", defaults={"page": 1}), Rule("/", endpoint="second")])
+    fast = FastRouter(url_map).match("/", "GET")
+    assert fast is None or fast == werkzeug_answer(url_map, "/", "GET")
+    assert werkzeug_answer(url_map, "/", "GET")[0].endpoint == "first"  # type: ignore[index]

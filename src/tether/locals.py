@@ -310,6 +310,16 @@ def _deepcopy(self: LocalProxy[t.Any], memo: dict[int, t.Any]) -> t.Any:
     return copy.deepcopy(self._get_current_object(), memo)
 
 
+# Called and assigned to as Python does it (not looked up by name), so that an
+# object without the protocol raises Python's TypeError, as Werkzeug's proxy does.
+def _call(self: LocalProxy[t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
+    return self._get_current_object()(*args, **kwargs)
+
+
+def _setitem(self: LocalProxy[t.Any], key: t.Any, value: t.Any) -> None:
+    self._get_current_object()[key] = value
+
+
 def _inplace(proxy: LocalProxy[t.Any], op: t.Callable[[t.Any, t.Any], t.Any], other: t.Any) -> t.Any:
     obj = proxy._get_current_object()
     result = op(obj, other)
@@ -363,7 +373,7 @@ _BINARY: dict[str, t.Callable[[t.Any, t.Any], t.Any]] = {
     "__format__": format,
 }
 _BY_NAME = (
-    "__setitem__", "__call__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__await__",
+    "__enter__", "__exit__", "__aenter__", "__aexit__", "__await__",
     "__aiter__", "__anext__", "__instancecheck__", "__subclasscheck__",
 )
 
@@ -379,4 +389,6 @@ for _name in _BY_NAME:
     setattr(LocalProxy, _name, _by_name(_name))
 setattr(LocalProxy, "__round__", _round)
 setattr(LocalProxy, "__deepcopy__", _deepcopy)
+setattr(LocalProxy, "__call__", _call)
+setattr(LocalProxy, "__setitem__", _setitem)
 del _name, _unary_op, _binary_op

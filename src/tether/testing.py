@@ -10,7 +10,7 @@ import queue
 import threading
 import typing as t
 from contextlib import ExitStack, contextmanager
-from urllib.parse import urlsplit
+from urllib.parse import quote_from_bytes, urlsplit
 
 import werkzeug.test
 from click.testing import CliRunner, Result
@@ -349,8 +349,11 @@ def scope_from_environ(environ: dict[str, t.Any], kind: str) -> dict[str, t.Any]
             headers.append((key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1")))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((key.replace("_", "-").lower().encode("latin-1"), value.encode("latin-1")))
-    root_path = environ.get("SCRIPT_NAME", "").encode("latin-1").decode()
-    path = environ.get("PATH_INFO", "").encode("latin-1").decode()
+    # As uvicorn: the path decoded as UTF-8 with bad bytes replaced, raw_path as sent.
+    raw_root = environ.get("SCRIPT_NAME", "").encode("latin-1")
+    raw_path = raw_root + environ.get("PATH_INFO", "").encode("latin-1")
+    root_path = raw_root.decode(errors="replace")
+    path = raw_path.decode(errors="replace")[len(root_path):]
     scheme = environ.get("wsgi.url_scheme", "http")
     scope: dict[str, t.Any] = {
         "type": kind,
@@ -359,7 +362,7 @@ def scope_from_environ(environ: dict[str, t.Any], kind: str) -> dict[str, t.Any]
         "method": environ["REQUEST_METHOD"],
         "scheme": {"http": "ws", "https": "wss"}[scheme] if kind == "websocket" else scheme,
         "path": root_path + path,
-        "raw_path": (root_path + path).encode(),
+        "raw_path": quote_from_bytes(raw_path, safe="/:@!$&'()*+,;=~").encode("ascii"),
         "root_path": root_path,
         "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
         "headers": headers,

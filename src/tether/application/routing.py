@@ -62,7 +62,7 @@ def _compile(rule: Rule, source: str) -> tuple[re.Pattern[str], dict[str, t.Any]
         pattern.append(f"(?P<{name}>{converter.regex})")
         position = match.end()
     pattern.append(re.escape(source[position:]))
-    pattern.append("$")
+    pattern.append(r"\Z")  # not "$", which also matches before a final newline
     try:
         return re.compile("".join(pattern)), converters, isolating
     except re.error:
@@ -94,7 +94,7 @@ class FastRouter:
         self.merged = {key: self._candidates(key) for key in self.buckets}
 
     def _add(self, rule: Rule, source: str, safe: bool) -> None:
-        if not rule.arguments:
+        if "<" not in source:  # static, even with defaults (which are arguments too)
             entries = self.static.setdefault(source, [])
             entries.append(rule)
             if not safe:

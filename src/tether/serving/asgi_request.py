@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import sys
 import typing as t
+from urllib.parse import unquote_to_bytes
 
 from werkzeug.datastructures import Headers
 
@@ -20,19 +21,40 @@ from .asgi_body import RequestBody
 __all__ = ["Framing", "environ_from_scope", "request_from_scope"]
 
 
-_HEADER_KEYS: dict[bytes, str] = {}
+_HEADER_KEYS: dict[bytes, tuple[str, str]] = {}
 
 
-def _header_key(raw_name: bytes) -> str:
-    """The environ key of a header name (``b"x-token"`` -> ``HTTP_X_TOKEN``), cached:
-    a handful of names recur on every request."""
+def _header_key(raw_name: bytes) -> tuple[str, str]:
+    """The environ key of a header name and the name ``request.headers`` gives it
+    under WSGI (``b"x-token"`` -> ``HTTP_X_TOKEN``, ``X-Token``), cached: a
+    handful of names recur on every request."""
     key = _HEADER_KEYS.get(raw_name)
     if key is None:
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
-        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+        upper = raw_name.decode("latin-1").upper().replace("-", "_")
+        environ_key = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
+        key = (environ_key, upper.replace("_", "-").title())
         if len(_HEADER_KEYS) < 512:
             _HEADER_KEYS[raw_name] = key
     return key
+
+
+def _header_fields(raw: t.Iterable[tuple[bytes, bytes]]) -> dict[str, tuple[str, str]]:
+    """The headers as a WSGI server puts them in the environ (gunicorn's and
+    Werkzeug's rules): environ key -> (name, value). A name holding ``_`` is
+    dropped, so that ``X_User`` cannot pass for ``X-User``; repeated headers are
+    joined with ``,`` (Cookie with ``; ``), except a repeated Content-Type or
+    Content-Length, where the last one counts."""
+    fields: dict[str, tuple[str, str]] = {}
+    keys = _HEADER_KEYS
+    for raw_name, raw_value in raw:
+        if b"_" in raw_name:
+            continue
+        key, name = keys.get(raw_name) or _header_key(raw_name)
+        value = raw_value.decode("latin-1")
+        if key in fields and key[0] == "H":
+            value = f"{fields[key][1]}{'; ' if key == 'HTTP_COOKIE' else ','}{value}"
+        fields[key] = (name, value)
+    return fields
 
 
 def _wsgi_string(value: str) -> str:
@@ -116,22 +138,26 @@ def environ_from_scope(scope: Scope, body: t.Any) -> tuple[dict[str, t.Any], Fra
 
 
 def _headers(raw: t.Iterable[tuple[bytes, bytes]]) -> Headers:
-    """The request's headers, made when first used: names lowercased, values
-    read as latin-1, several Cookie headers joined into one."""
-    pairs: list[tuple[str, str]] = []
-    cookies: list[str] = []
-    for raw_name, raw_value in raw:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        if name == "cookie":
-            cookies.append(value)
-        else:
-            pairs.append((name, value))
-    if cookies:
-        pairs.append(("cookie", "; ".join(cookies)))
+    """The request's headers, made when first used: what ``request.headers``
+    gives under WSGI for the same request (Werkzeug's ``EnvironHeaders`` over
+    the environ a WSGI server makes), so that names, order and values are the
+    same on every server: ``User-Agent``, not the ``user-agent`` of ASGI."""
     headers = Headers.__new__(Headers)
-    headers._list = pairs
+    headers._list = [
+        (name, value) for key, (name, value) in _header_fields(raw).items() if value or key[0] == "H"
+    ]
     return headers
+
+
+def _path_info(scope: Scope, script_name: str, path: str) -> str:
+    """``PATH_INFO`` as a WSGI server gives it: the path's bytes as sent, read as
+    latin-1. From ``raw_path`` when the path is not ASCII, since the scope's
+    ``path`` has bytes that are not UTF-8 replaced already."""
+    raw_path = scope.get("raw_path")
+    if path.isascii() or not raw_path:
+        return _wsgi_string(path)
+    full = unquote_to_bytes(raw_path.partition(b"?")[0]).decode("latin-1")
+    return full[len(script_name):] if full.startswith(script_name) else _wsgi_string(path)
 
 
 def _environ(
@@ -140,8 +166,8 @@ def _environ(
     version = scope.get("http_version", "1.1")
     environ = _BASE_ENVIRON.copy()
     environ["REQUEST_METHOD"] = scope.get("method", "GET")
-    environ["SCRIPT_NAME"] = _wsgi_string(root_path)
-    environ["PATH_INFO"] = _wsgi_string(path)
+    environ["SCRIPT_NAME"] = script_name = _wsgi_string(root_path)
+    environ["PATH_INFO"] = _path_info(scope, script_name, path)
     environ["QUERY_STRING"] = scope["query_string"].decode("latin-1")
     environ["SERVER_NAME"] = server[0]
     environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else "80"
@@ -155,11 +181,6 @@ def _environ(
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
-    keys = _HEADER_KEYS
-    for raw_name, raw_value in scope["headers"]:
-        key = keys.get(raw_name) or _header_key(raw_name)
-        value = raw_value.decode("latin-1")
-        if key in environ:
-            value = f"{environ[key]}{'; ' if key == 'HTTP_COOKIE' else ','}{value}"
+    for key, (_, value) in _header_fields(scope["headers"]).items():
         environ[key] = value
     return environ

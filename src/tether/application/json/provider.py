@@ -115,6 +115,8 @@ class DefaultJSONProvider(JSONProvider):
         obj = args[0] if len(args) == 1 and not kwargs else self._prepare_response_obj(args, kwargs)
         if self.compact is False or (self.compact is None and self._app.debug):
             body = self.dumps(obj, indent=2)
+        elif type(self).dumps is not DefaultJSONProvider.dumps:  # an override sees every document, as in Flask
+            body = self.dumps(obj, separators=(",", ":"))
         else:
             body = self._compact_encoder().encode(obj)
         return self._app.response_class(f"{body}\n", mimetype=self.mimetype)
