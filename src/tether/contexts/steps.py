@@ -18,6 +18,8 @@ import typing as t
 from collections.abc import Generator
 from types import CoroutineType
 
+from .greenlets import isolate_greenlet_loops
+
 __all__ = ["NO_KWARGS", "Step", "Steps", "call_each", "call_one", "run", "run_async", "run_coroutine"]
 
 T = t.TypeVar("T")
@@ -55,6 +57,7 @@ def run_coroutine(coro: t.Awaitable[T]) -> T:
         )
     loop = getattr(_thread, "loop", None)
     if loop is None or loop.is_closed():
+        isolate_greenlet_loops()
         loop = _thread.loop = asyncio.new_event_loop()
     return loop.run_until_complete(coro)
 

@@ -25,6 +25,7 @@ from contextvars import ContextVar
 
 from ..application.pipeline import Application
 from ..contexts.ctx import AppContext, RequestContext, _cv_request, within
+from ..contexts.greenlets import isolate_greenlet_loops
 from ..contexts.propagation import carried_context
 from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import spawned_work_failed
@@ -128,6 +129,7 @@ class Background:
             return self.serving_loop
         with self._lock:
             if self._own_loop is None:
+                isolate_greenlet_loops()
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="tether-background-loop", daemon=True).start()
                 self._own_loop = loop
@@ -174,9 +176,10 @@ class Background:
     def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Start the services on the serving loop, or under WSGI on this worker's own."""
         if loop is None:
-            own = self.loop()
-            for service in self.services.values():
-                own.call_soon_threadsafe(service.start, own)
+            if self.services:  # else no loop thread until async work is spawned
+                own = self.loop()
+                for service in self.services.values():
+                    own.call_soon_threadsafe(service.start, own)
             return
         self.serving_loop = loop
         for service in self.services.values():

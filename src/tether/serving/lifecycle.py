@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import multiprocessing.util
+import signal
 import threading
 import typing as t
 import weakref
@@ -87,6 +89,12 @@ class ServingState:
         #: The start on the first request, when no lifespan started the app.
         self.starting: asyncio.Task[None] | None = None
         self._end_watch: asyncio.Task[None] | None = None
+        #: Set when the server starts shutting down under WSGI, as far as it
+        #: lets the app know (:meth:`watch_signals`): open streams end at
+        #: their next chunk.
+        self.wsgi_stopping = threading.Event()
+        self._stopped_at_exit = False
+        self._watching = False
         self._lock = threading.Lock()
         self._executor: SyncPool | None = None
         self._websocket_executor: ThreadPoolExecutor | None = None
@@ -150,7 +158,36 @@ class ServingState:
             self.started = True
             for service in self.services:
                 service.start(None)
+            # atexit for a worker that exits normally; Finalize for a
+            # multiprocessing child that leaves with os._exit (granian's).
             atexit.register(self._stop_at_exit)
+            multiprocessing.util.Finalize(None, self._stop_at_exit, exitpriority=10)
+            try:
+                self.watch_signals()
+            except ValueError:  # not the main thread: see watch_signals
+                pass
+
+    def watch_signals(self) -> None:
+        """Under WSGI: wrap the SIGTERM, SIGINT and SIGQUIT handlers the server
+        installed, so that they set :attr:`wsgi_stopping` before they run.
+
+        Done on the first request when it runs on the main thread (gunicorn's
+        sync and gevent workers). A server that answers on other threads
+        (gunicorn's gthread) calls this from its main thread instead: with
+        gunicorn, ``post_worker_init``. Raises ``ValueError`` elsewhere."""
+        if self._watching:
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            previous = signal.getsignal(signum)
+            if not callable(previous):
+                continue
+
+            def handler(sig: int, frame: t.Any, previous: t.Callable[[int, t.Any], t.Any] = previous) -> None:
+                self.wsgi_stopping.set()
+                previous(sig, frame)
+
+            signal.signal(signum, handler)
+        self._watching = True
 
     def stop_when_loop_ends(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run :meth:`shutdown` on ``loop`` when it ends, for a server that sends no
@@ -195,7 +232,9 @@ class ServingState:
             loop.run_until_complete(_cancel(task))
 
     def _stop_at_exit(self) -> None:
-        if self._app() is None:  # the app was freed: nothing of it is left to run
+        with self._lock:
+            done, self._stopped_at_exit = self._stopped_at_exit, True
+        if done or self._app() is None:  # once; and a freed app has nothing left to run
             return
         for service in self.services:
             service.stop_at_exit()

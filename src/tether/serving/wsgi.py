@@ -47,7 +47,7 @@ def _serve(
             return []
         return _ClosingBody([], response.close) if response._on_close else []
     if finish is not None:
-        return ContextBody(context, response.response, finish)
+        return ContextBody(context, response.response, finish, serving.wsgi_stopping)
     body: t.Any = response.response
     if not response.direct_passthrough and not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
         body = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in body]
@@ -72,21 +72,24 @@ class ContextBody:
 
     The ``finish(error)`` steps run inside ``context`` exactly once: when the body is
     exhausted (every chunk has been handed to the server), when the server
-    closes it early (the client went away), or when the garbage collector
-    finalizes it on any thread.
+    closes it early (the client went away), when ``stopping`` is set (the
+    server is shutting down: the body ends before its next chunk), or when
+    the garbage collector finalizes it on any thread.
     """
 
-    __slots__ = ("_context", "_iterator", "_finish", "_lock", "_done", "_error")
+    __slots__ = ("_context", "_iterator", "_finish", "_stopping", "_lock", "_done", "_error")
 
     def __init__(
         self,
         context: contextvars.Context,
         iterable: t.Iterable[bytes | str],
         finish: Finish,
+        stopping: threading.Event | None = None,
     ) -> None:
         self._context = context
         self._iterator = _sync_iterator(iterable)
         self._finish = finish
+        self._stopping = stopping
         self._lock = threading.Lock()
         self._done = False
         self._error: BaseException | None = None
@@ -95,6 +98,9 @@ class ContextBody:
         return self
 
     def __next__(self) -> bytes:
+        if self._stopping is not None and self._stopping.is_set():  # the server is shutting down
+            self.close()
+            raise StopIteration
         try:
             chunk = self._context.run(next, self._iterator)
         except StopIteration:
