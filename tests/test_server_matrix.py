@@ -63,13 +63,11 @@ HYPERCORN_TLS = [*HYPERCORN, "--certfile", "{cert}", "--keyfile", "{key}"]
 UVICORN = [PY, "-m", "uvicorn", "--port", "{port}", "--timeout-graceful-shutdown", "{grace}"]
 GRANIAN = [str(BIN / "granian"), "--host", "127.0.0.1", "--port", "{port}", "--workers-kill-timeout", "{grace}"]
 
-DAPHNE = "daphne calls the app with keyword arguments and sends no lifespan (other branch: keyword __call__, first-request lifespan fallback)"
 GRANIAN_WSGI_STOP = (
     "granian WSGI: SIGTERM is handled on the worker's main thread while requests run on Rust threads, so the app "
     "is not told; an open body is dropped without close(): no finally, no teardown, and the worker is held"
 )
 WERKZEUG_STOP = "Werkzeug's development server has no graceful shutdown: SIGTERM ends the process at once"
-LEAD_SYNC_STREAM = "under ASGI teardown runs before a sync stream source's finally (lead: ThreadedIterator.aclose, _threaded_chunks)"
 
 SERVER_LIST: dict[str, Server] = {
     "gunicorn-sync": Server([*GUNICORN, "-w", "4", APP], asgi=False),  # one stream per worker
@@ -93,7 +91,7 @@ SERVER_LIST: dict[str, Server] = {
     "hypercorn-h2-tls": Server([*HYPERCORN_TLS, APP], asgi=True, tls=True, tells_app=False),
     "hypercorn-h2-tls-workers-0": Server([*HYPERCORN_TLS, "--workers", "0", APP], asgi=True, tls=True),
     "granian-asgi": Server([*GRANIAN, "--interface", "asgi", APP], asgi=True),
-    "daphne": Server([PY, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", APP], asgi=True, xfail={"*": DAPHNE}),
+    "daphne": Server([PY, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", APP], asgi=True),
 }
 
 #: Stream kinds: the route that serves each (``count`` chunks, or endless).
@@ -119,9 +117,6 @@ def stream_cells(check: str) -> list[t.Any]:
         for kind in STREAMS:
             reason = server.xfail.get(f"{check}:{kind}") or server.xfail.get(check) or server.xfail.get("*")
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            if reason is None and server.asgi and kind == "sse-sync" and check == "disconnect":
-                # A race: teardown comes first when the source is in its thread as the client leaves.
-                marks = [pytest.mark.xfail(strict=False, reason=LEAD_SYNC_STREAM)]
             params.append(pytest.param(name, kind, marks=marks, id=f"{name}-{kind}"))
     return params
 
@@ -444,9 +439,6 @@ def stop_kind_cells() -> list[t.Any]:
         for kind in [*STREAMS, *(["ws"] if server.asgi else [])]:
             reason = server.xfail.get(f"stop-order:{kind}") or server.xfail.get("stop-order") or server.xfail.get("*")
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            if reason is None and server.asgi and kind in ("gen", "sse-sync"):
-                # A race: the sync source's finally comes late, or never, as it is in its thread.
-                marks = [pytest.mark.xfail(strict=False, reason=LEAD_SYNC_STREAM)]
             params.append(pytest.param(name, kind, marks=marks, id=f"{name}-{kind}"))
     return params
 

@@ -67,6 +67,7 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             await send(whole)
             return
         error: BaseException | None = None
+        serving.opened()
         try:
             await _send_stream(serving, response, request, send, body, _async_chunks(response.response))
         except Exception as e:  # the server logs it and cuts the response
@@ -76,7 +77,10 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
             try:
                 await wait_through_cancellation(asyncio.ensure_future(_aclose(response.response)))
             finally:
-                await run_async(finish(error))
+                try:
+                    await run_async(finish(error))
+                finally:
+                    serving.closed()
         return
     if body.unread and declared is not None and declared <= SMALL_BODY:
         # A small declared body is read here, where it is already arriving,
@@ -125,6 +129,7 @@ async def _serve_sync(
         return
     source = response.response
     error = None
+    serving.opened()
     try:
         if body.unread:
             await body.load(declared)
@@ -146,7 +151,10 @@ async def _serve_sync(
             # thread is given back, even if this wait is cancelled.
             finished = thread.run(loop, context.run, run, sync_finish(error))
             thread.release()
-            await finished
+            try:
+                await wait_through_cancellation(finished)
+            finally:
+                serving.closed()
 
 
 async def _aclose(source: t.Any) -> None:

@@ -28,7 +28,11 @@ from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_each, run, run_async
 from .sync_pool import SyncPool
 
-__all__ = ["ServedApp", "Service", "ServingState", "Stopping"]
+__all__ = ["DRAIN_TIMEOUT", "ServedApp", "Service", "ServingState", "Stopping"]
+
+#: How long a shutdown waits for the open streams and sockets it ended to run
+#: their teardowns, in seconds.
+DRAIN_TIMEOUT = 10.0
 
 
 class Service(t.Protocol):
@@ -89,12 +93,18 @@ class ServingState:
         #: The start on the first request, when no lifespan started the app.
         self.starting: asyncio.Task[None] | None = None
         self._end_watch: asyncio.Task[None] | None = None
+        #: What to call once the shutdown started by :meth:`shutdown_soon` is done.
+        self._then: t.Callable[[], None] | None = None
         #: Set when the server starts shutting down under WSGI, as far as it
         #: lets the app know (:meth:`watch_signals`): open streams end at
         #: their next chunk.
         self.wsgi_stopping = threading.Event()
         self._stopped_at_exit = False
         self._watching = False
+        #: Streamed responses and WebSockets under way, and what is set when
+        #: the last one ends during a shutdown.
+        self._open = 0
+        self._drained: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._executor: SyncPool | None = None
         self._websocket_executor: ThreadPoolExecutor | None = None
@@ -141,8 +151,31 @@ class ServingState:
         for service in self.services:
             service.start(loop)
 
+    def opened(self) -> None:
+        """A streamed response or a WebSocket began: :meth:`shutdown` waits for it."""
+        self._open += 1
+
+    def closed(self) -> None:
+        """A streamed response or a WebSocket ended, its teardown run."""
+        self._open -= 1
+        if not self._open and self._drained is not None:
+            self._drained.set()
+
     async def shutdown(self) -> None:
-        """Stop the services, then run the ``after_serving`` functions."""
+        """End the open streams and sockets and wait for their teardowns (at most
+        :data:`DRAIN_TIMEOUT` seconds: a sync source blocked for good cannot be
+        interrupted), then stop the services, then run ``after_serving``: its
+        functions may close what the teardowns still used."""
+        if self.stopping is not None:
+            self.stopping.set()
+        if self._open:
+            self._drained = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._drained.wait(), DRAIN_TIMEOUT)
+            except TimeoutError:
+                self.app.logger.warning(
+                    "%d streams or WebSockets were still open %s s after the shutdown began.", self._open, DRAIN_TIMEOUT
+                )
         self.started = False
         for service in self.services:
             await service.stop()
@@ -201,20 +234,31 @@ class ServingState:
         register = getattr(threading, "_register_atexit", atexit.register)
         register(self._shutdown_at_exit)
 
-    def shutdown_soon(self) -> None:
+    def shutdown_soon(self, then: t.Callable[[], None]) -> None:
         """Start the shutdown that :meth:`stop_when_loop_ends` waits for, from any
-        thread: at SIGTERM, since uvicorn re-raises the signal once it has
-        stopped, which ends the process before its loop ends."""
+        thread, and call ``then`` once it is done: at SIGTERM, with the server's
+        own handler as ``then``. The server is told only after the open
+        streams' teardowns and ``after_serving`` ran, since without a lifespan
+        it may stop the loop (daphne) or end the process (uvicorn re-raises
+        the signal) as soon as it is told."""
         task = self._end_watch
-        if task is not None and not task.done():
-            task.get_loop().call_soon_threadsafe(task.cancel)
+        if task is None or task.done():
+            then()
+            return
+        self._then = then
+        task.get_loop().call_soon_threadsafe(task.cancel)
 
     async def _shutdown_when_cancelled(self) -> None:
         try:
             await asyncio.get_running_loop().create_future()
         except asyncio.CancelledError:
-            if self.started and self._app() is not None:
-                await self.shutdown()
+            try:
+                if self.started and self._app() is not None:
+                    await self.shutdown()
+            finally:
+                then, self._then = self._then, None
+                if then is not None:
+                    then()
             raise
 
     def _shutdown_at_exit(self) -> None:

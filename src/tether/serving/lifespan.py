@@ -39,7 +39,6 @@ async def serve_lifespan(serving: ServingState, scope: Message, receive: Receive
                 return
             _watch_signals(asyncio.get_running_loop(), stopping)
         elif message["type"] == "lifespan.shutdown":
-            stopping.set()
             await _phase(serving, serving.shutdown, "after_serving", "lifespan.shutdown", send)
             return
 
@@ -83,19 +82,29 @@ async def _phase(
 
 
 def _watch_signals(
-    loop: asyncio.AbstractEventLoop, stopping: Stopping, then: t.Callable[[], None] | None = None
+    loop: asyncio.AbstractEventLoop,
+    stopping: Stopping,
+    shutdown_first: t.Callable[[t.Callable[[], None]], None] | None = None,
 ) -> None:
+    """Wrap the server's SIGINT/SIGTERM handlers (from the main thread only): the
+    wrapper ends open streams and sockets, then calls the server's handler;
+    with ``shutdown_first``, only once that shutdown is done (a second signal
+    goes to the server at once)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    forwarding = False
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(signum)
         if not callable(previous):
             continue
 
         def handler(sig: int, frame: t.Any, previous: t.Callable[[int, t.Any], t.Any] = previous) -> None:
+            nonlocal forwarding
             loop.call_soon_threadsafe(stopping.set)
-            if then is not None:
-                then()
-            previous(sig, frame)
+            if shutdown_first is None or forwarding:
+                previous(sig, frame)
+                return
+            forwarding = True
+            shutdown_first(lambda: previous(sig, frame))
 
         signal.signal(signum, handler)

@@ -346,11 +346,15 @@ async def serve_websocket(serving: ServingState, scope: Scope, receive: Receive,
     request = request_from_scope(app.request_class, scope, io.BytesIO())[0]
     websocket = WebSocket(serving, request, scope, receive, send, asyncio.get_running_loop())
     tracing = tracing_for(app)
-    if tracing is None:
-        await _serve_connection(serving, websocket)
-        return
-    with tracing.connection(request) as websocket._trace:  # current for the handler and its spans
-        await _serve_connection(serving, websocket)
+    serving.opened()
+    try:
+        if tracing is None:
+            await _serve_connection(serving, websocket)
+            return
+        with tracing.connection(request) as websocket._trace:  # current for the handler and its spans
+            await _serve_connection(serving, websocket)
+    finally:
+        serving.closed()
 
 
 async def _serve_connection(serving: ServingState, websocket: WebSocket) -> None:

@@ -123,7 +123,11 @@ async def serve_through_chain(
             return
         if body.unread:
             await body.load(declared)
-        await stream_chunks(serving, _chunks(call, response, first), body, send)
+        serving.opened()
+        try:
+            await stream_chunks(serving, _chunks(call, response, first), body, send)
+        finally:
+            serving.closed()
     finally:
         thread.release()
 
