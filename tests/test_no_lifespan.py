@@ -96,3 +96,21 @@ def test_keyword_call_as_daphne_makes_it() -> None:
     asyncio.run(main())
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [200, 200]
     assert [m["body"] for m in sent if m["type"] == "http.response.body"] == [b"by name", b"by name"]
+
+
+def test_a_request_after_a_lifespan_ended_does_not_start_the_app_again() -> None:
+    """The first-request start is for servers that send no lifespan: a request
+    that arrives while a lifespan shuts the app down is answered, not a reason
+    to run ``before_serving`` again."""
+    import tether
+
+    app = tether.Tether(__name__)
+    calls: list[str] = []
+    app.before_serving(lambda: calls.append("before"))
+    app.after_serving(lambda: calls.append("after"))
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client(asgi=True)
+    with client.lifespan():
+        assert client.get("/").text == "ok"
+    assert client.get("/").text == "ok"
+    assert calls == ["before", "after"]

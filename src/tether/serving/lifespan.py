@@ -49,18 +49,20 @@ async def start_without_lifespan(serving: ServingState) -> None:
     A failure fails the requests that waited for it; the next one tries again."""
     starting = serving.starting
     if starting is None:
+        if serving.stopping is not None:  # a lifespan ran, and is shutting the app down: no new start
+            return
         starting = serving.starting = asyncio.get_running_loop().create_task(_start(serving))
     await asyncio.shield(starting)
 
 
 async def _start(serving: ServingState) -> None:
     loop = asyncio.get_running_loop()
-    stopping = serving.stopping or Stopping()
-    serving.stopping = stopping
+    stopping = serving.stopping = Stopping()
     try:
         await serving.startup()
     except BaseException:
         serving.starting = None
+        serving.stopping = None
         serving.app.logger.exception("A before_serving function failed.")
         raise
     serving.stop_when_loop_ends(loop)
