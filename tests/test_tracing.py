@@ -94,23 +94,10 @@ def assert_children(spans: dict[str, Span], parent: str, children: t.Iterable[st
 
 CHUNK_SPANS = ("inside 0", "across 0", "inside 1", "across 1")
 
-#: Where a span open across a chunk's ``yield`` is left in another Context than
-#: the one it was made current in (OpenTelemetry logs "Failed to detach context").
-UNFOLLOWED = {
-    ("wsgi", "async"): "contexts/steps.py run_coroutine: under the sync driver every awaited step (the priming "
-    "of the first chunk, then each chunk of serving/wsgi.py's _sync_iterator) runs as a new Task in a new copy "
-    "of the request's Context; one Context must serve the body's async steps.",
-    ("asgi", "async"): "FlaskInstrumentor wraps app.wsgi_app, so under ASGI the app is served through its WSGI "
-    "chain (serving/wsgi_chain.py), where an async body runs under the sync driver as under WSGI (above).",
-}
-
-
 def stream_cases() -> t.Iterator[t.Any]:
     for protocol in ("wsgi", "asgi"):
         for kind in traced_app.KINDS:
-            reason = UNFOLLOWED.get((protocol, kind))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(protocol, kind, marks=marks, id=f"{protocol}-{kind}")
+            yield pytest.param(protocol, kind, id=f"{protocol}-{kind}")
 
 
 @pytest.mark.parametrize(("protocol", "kind"), stream_cases())

@@ -13,6 +13,7 @@ the running loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import typing as t
 from collections.abc import Generator
@@ -59,7 +60,60 @@ def run_coroutine(coro: t.Awaitable[T]) -> T:
     if loop is None or loop.is_closed():
         isolate_greenlet_loops()
         loop = _thread.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coro)
+    return _in_shared_context(loop, coro)
+
+
+class _SharedContext:
+    """The Context the async steps run in from one synchronous Context, on one
+    thread, and the values that Context had when they last ran."""
+
+    __slots__ = ("context", "owner", "seen")
+
+    def __init__(self, context: contextvars.Context) -> None:
+        self.context = context
+        self.owner = threading.get_ident()
+        self.seen: dict[contextvars.ContextVar[t.Any], t.Any] = {}
+
+
+#: Where the sync driver runs coroutines: one Context for all the async steps
+#: of a request (its hooks, its view, each chunk of its async body), as they
+#: would share one Task under ASGI. So what one step leaves set, such as a
+#: trace span made current across a generator's ``yield``, is still set at the
+#: next, and is reset in the Context it was set in.
+_shared: contextvars.ContextVar[_SharedContext | None] = contextvars.ContextVar("tether.async_steps", default=None)
+_MISSING = object()
+
+
+def _in_shared_context(loop: asyncio.AbstractEventLoop, coro: t.Awaitable[T]) -> T:
+    """Run ``coro`` on ``loop`` in the shared Context of the caller's: what the
+    synchronous code changed since is carried in first, and what the coroutine
+    changed is carried back after, as asgiref does for Flask."""
+    here = contextvars.copy_context()
+    shared = _shared.get()
+    if shared is None or shared.owner != threading.get_ident():
+        shared = _SharedContext(here)
+        _shared.set(shared)
+    else:
+        changed = [(var, value) for var, value in here.items() if shared.seen.get(var, _MISSING) is not value]
+        if changed:
+            shared.context.run(_set_all, changed)
+    try:
+        task = coro if asyncio.iscoroutine(coro) else _awaited(coro)
+        return loop.run_until_complete(loop.create_task(task, context=shared.context))
+    finally:
+        for var, value in shared.context.items():
+            if var is not _shared and here.get(var, _MISSING) is not value:
+                var.set(value)
+        shared.seen = dict(contextvars.copy_context().items())
+
+
+def _set_all(values: list[tuple[contextvars.ContextVar[t.Any], t.Any]]) -> None:
+    for var, value in values:
+        var.set(value)
+
+
+async def _awaited(awaitable: t.Awaitable[T]) -> T:
+    return await awaitable
 
 
 def run(steps: Steps[T]) -> T:
