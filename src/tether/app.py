@@ -159,12 +159,17 @@ class Tether(Application, metaclass=ServesBoth):
         completion on the current thread's event loop."""
         if not inspect.iscoroutinefunction(func):
             return func
+        return t.cast(F, self.async_to_sync(func))
+
+    def async_to_sync(self, func: t.Callable[..., t.Coroutine[t.Any, t.Any, t.Any]]) -> t.Callable[..., t.Any]:
+        """A synchronous function running ``func`` to completion on the current
+        thread's event loop (one loop kept per thread, not one per call)."""
 
         @functools.wraps(func)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
             return run_coroutine(func(*args, **kwargs))
 
-        return t.cast(F, wrapper)
+        return wrapper
 
     def test_request_context(self, *args: t.Any, **kwargs: t.Any) -> RequestContext[Request]:
         """A request context for a request built from ``EnvironBuilder`` arguments."""

@@ -94,7 +94,6 @@ REEXPORTS = {
     "copy_current_request_context": "tether.contexts.propagation:copy_current_request_context",
     "current_app": "tether.contexts.globals:current_app",
     "datetime": "datetime:datetime",
-    "get_host": "werkzeug.sansio.utils:get_host",
     "is_running_from_reloader": "werkzeug.serving:is_running_from_reloader",
     "iscoroutinefunction": "inspect:iscoroutinefunction",
     "message_flashed": "tether.signals:message_flashed",
@@ -107,6 +106,53 @@ REEXPORTS = {
     "timezone": "datetime:timezone",
     "update_wrapper": "functools:update_wrapper",
 }
+
+
+#: What each Flask module imports at its top (modules, and the helpers extensions
+#: patch or import from there: ``mock.patch("flask.helpers.werkzeug.utils...")``,
+#: ``from flask.cli import click``, ``flask.app._cv_app``), as ``module`` or
+#: ``module:attribute``; set on the aliased module when it is made.
+IMPORTS: dict[str, dict[str, str]] = {
+    "flask": {"t": "typing"},
+    "flask.app": {
+        "cabc": "collections.abc", "cli": "flask.cli", "click": "click", "ft": "flask.typing", "os": "os",
+        "sys": "sys", "t": "typing", "weakref": "weakref", "_cv_app": "tether.contexts.ctx:_cv_app",
+        "_cv_request": "tether.contexts.ctx:_cv_request", "_url_quote": "urllib.parse:quote",
+        "get_host": "werkzeug.wsgi:get_host",
+    },
+    "flask.blueprints": {"os": "os", "t": "typing"},
+    "flask.cli": {
+        "ast": "ast", "cabc": "collections.abc", "click": "click", "importlib": "importlib", "inspect": "inspect",
+        "os": "os", "platform": "platform", "re": "re", "sys": "sys", "t": "typing", "traceback": "traceback",
+    },
+    "flask.config": {"errno": "errno", "json": "json", "os": "os", "t": "typing", "types": "types"},
+    "flask.ctx": {"contextvars": "contextvars", "ft": "flask.typing", "sys": "sys", "t": "typing"},
+    "flask.debughelpers": {"t": "typing"},
+    "flask.globals": {"t": "typing"},
+    "flask.helpers": {
+        "importlib": "importlib", "os": "os", "sys": "sys", "t": "typing", "werkzeug": "werkzeug",
+        "_wz_abort": "werkzeug.exceptions:abort", "_wz_redirect": "werkzeug.utils:redirect",
+    },
+    "flask.json": {"_json": "json", "t": "typing"},
+    "flask.json.provider": {
+        "dataclasses": "dataclasses", "decimal": "decimal", "json": "json", "t": "typing", "uuid": "uuid",
+        "weakref": "weakref",
+    },
+    "flask.json.tag": {"t": "typing"},
+    "flask.logging": {"logging": "logging", "sys": "sys", "t": "typing"},
+    "flask.sessions": {"c": "collections.abc", "hashlib": "hashlib", "t": "typing"},
+    "flask.templating": {"t": "typing"},
+    "flask.testing": {"importlib": "importlib", "t": "typing", "werkzeug": "werkzeug"},
+    "flask.typing": {"cabc": "collections.abc", "t": "typing"},
+    "flask.views": {"ft": "flask.typing", "t": "typing"},
+    "flask.wrappers": {"json": "flask.json", "t": "typing"},
+}
+
+
+def _imported(target: str) -> t.Any:
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
 
 
 def _missing(flask_name: str, attribute: str | None = None) -> ImportError:
@@ -125,6 +171,7 @@ def _alias_module(flask_name: str) -> types.ModuleType:
         module.__dict__.update(
             {k: v for k, v in target.__dict__.items() if not k.startswith("__") and not isinstance(v, types.ModuleType)}
         )
+    module.__dict__.update({name: _imported(target) for name, target in IMPORTS.get(flask_name, {}).items()})
     for flask_attr, tether_attr in NAMES.get(flask_name, {}).items():
         module.__dict__[flask_attr] = module.__dict__[tether_attr]
     module.__file__ = getattr(targets[0], "__file__", None)

@@ -82,7 +82,7 @@ class AppBase(Scaffold):
         self.name = _app_name(import_name)
         if instance_path is not None and not os.path.isabs(instance_path):
             raise ValueError("An instance path given to the app must be absolute; this one is relative.")
-        self.instance_path = instance_path or default_instance_path(import_name, self.name)
+        self.instance_path = instance_path or self.auto_find_instance_path()
         self.config = self.make_config(instance_relative_config)
         #: Set by the first request: setup methods refuse to run after it.
         self._got_first_request = False
@@ -93,7 +93,7 @@ class AppBase(Scaffold):
         #: Whether ``create_url_adapter`` is replaced: URLs are then matched
         #: through it alone, never the fast router.
         self._custom_url_adapter = False
-        self.aborter = self.aborter_class()
+        self.aborter = self.make_aborter()
         self.json: JSONProvider = self.json_provider_class(self)
         self.url_build_error_handlers: list[t.Callable[[Exception, str, dict[str, t.Any]], str]] = []
         self.teardown_appcontext_funcs: list[t.Callable[[BaseException | None], None]] = []
@@ -116,6 +116,24 @@ class AppBase(Scaffold):
                 host=static_host,
                 view_func=lambda **kw: self_ref().send_static_file(**kw),  # type: ignore[union-attr]
             )
+
+    def auto_find_instance_path(self) -> str:
+        """The instance folder when none is given: ``instance`` next to the
+        project, or in ``<prefix>/var/<name>-instance`` for an installed one."""
+        return default_instance_path(self.import_name, self.name)
+
+    def make_aborter(self) -> Aborter:
+        """The ``abort`` of this app; override to raise other exceptions."""
+        return self.aborter_class()
+
+    def open_instance_resource(self, resource: str, mode: str = "rb", encoding: str | None = "utf-8") -> t.IO[t.Any]:
+        """Open a file of the instance folder (writing too, unlike ``open_resource``)."""
+        path = os.path.join(self.instance_path, resource)
+        return open(path, mode) if "b" in mode else open(path, mode, encoding=encoding)
+
+    def select_jinja_autoescape(self, filename: str | None) -> bool:
+        """Whether a template is autoescaped: strings, and HTML/XML/SVG files."""
+        return filename is None or filename.endswith((".html", ".htm", ".xml", ".xhtml", ".svg"))
 
     def make_config(self, instance_relative: bool = False) -> Config:
         """The app's config: the defaults, with ``DEBUG`` from the environment
@@ -159,7 +177,7 @@ class AppBase(Scaffold):
 
     def create_jinja_environment(self) -> Environment:
         options = dict(self.jinja_options)
-        options.setdefault("autoescape", lambda name: name is None or name.endswith((".html", ".htm", ".xml", ".xhtml", ".svg")))
+        options.setdefault("autoescape", self.select_jinja_autoescape)
         auto_reload = self.config["TEMPLATES_AUTO_RELOAD"]
         options.setdefault("auto_reload", self.debug if auto_reload is None else auto_reload)
         env = self.jinja_environment(self, **options)

@@ -141,6 +141,11 @@ class Blueprint(Scaffold):
         self.url_values_defaults = url_defaults or {}
         self._blueprints: list[tuple[Blueprint, dict[str, t.Any]]] = []
 
+    def open_resource(self, resource: str, mode: str = "rb", encoding: str | None = "utf-8") -> t.IO[t.Any]:
+        """Open a file relative to the blueprint's ``root_path``; text is UTF-8
+        unless told otherwise, as in Flask (whose app default is the locale's)."""
+        return super().open_resource(resource, mode, encoding)
+
     def record(self, func: DeferredSetupFunction) -> None:
         """Run ``func(state)`` when the blueprint is registered."""
         self.deferred_functions.append(func)
