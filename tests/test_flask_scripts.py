@@ -1,0 +1,79 @@
+"""Short scripts written against Flask, each run twice: on Flask 3.1.3 and with
+``flask`` aliased to tether. Both runs must print the same thing. Each script is
+the rule behind one way Flask extensions broke on tether, checked over the whole
+of what Flask offers (every flask module, every Jinja global) where there is one.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pkgutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+flask = pytest.importorskip("flask")
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+ALIAS = "from tether.compat import alias_flask\nalias_flask()\n"
+
+#: Every module of the installed Flask, the surface the alias stands in for.
+FLASK_MODULES = ["flask"] + sorted(
+    m.name for m in pkgutil.walk_packages(flask.__path__, "flask.") if not m.name.endswith("__main__")
+)
+
+
+def run(script: str, *args: str, aliased: bool) -> str:
+    code = (ALIAS if aliased else "") + textwrap.dedent(script)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+    )
+    framework = "tether" if aliased else "flask"
+    assert result.returncode == 0, f"on {framework}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def same_on_both(script: str, *args: str) -> str:
+    """Run ``script`` on Flask, then on tether; what both print (asserted equal)."""
+    on_flask = run(script, *args, aliased=False)
+    on_tether = run(script, *args, aliased=True)
+    assert on_tether == on_flask, f"flask printed:\n{on_flask}\ntether printed:\n{on_tether}"
+    return on_flask
+
+
+def test_the_scripts_run_on_the_real_flask() -> None:
+    assert importlib.metadata.version("flask") == "3.1.3"
+    assert "tether" not in run("import flask; print(flask.Flask.__module__)", aliased=False)
+    assert "tether" in run("import flask; print(flask.Flask.__module__)", aliased=True)
+
+
+def test_a_missing_name_is_an_attribute_error_on_every_flask_module() -> None:
+    script = """
+    import importlib, sys
+    for name in sys.argv[1:]:
+        module = importlib.import_module(name)
+        try:
+            module.anything_missing
+        except AttributeError:
+            caught = "AttributeError"
+        print(name, hasattr(module, "_quart_patched"), getattr(module, "anything_missing", "default"), caught)
+    try:
+        from flask import no_such_thing
+    except ImportError as e:
+        print(type(e).__name__)
+    try:
+        from flask.app import no_such_thing
+    except ImportError as e:
+        print(type(e).__name__)
+    try:
+        import flask.no_such_module
+    except ImportError as e:
+        print(type(e).__name__, e.name)
+    """
+    printed = same_on_both(script, *FLASK_MODULES)
+    assert printed.count("False default AttributeError") == len(FLASK_MODULES) >= 20
+    assert printed.endswith("ImportError\nImportError\nModuleNotFoundError flask.no_such_module\n")
