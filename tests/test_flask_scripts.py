@@ -77,3 +77,39 @@ def test_a_missing_name_is_an_attribute_error_on_every_flask_module() -> None:
     printed = same_on_both(script, *FLASK_MODULES)
     assert printed.count("False default AttributeError") == len(FLASK_MODULES) >= 20
     assert printed.endswith("ImportError\nImportError\nModuleNotFoundError flask.no_such_module\n")
+
+
+def test_the_jinja_environment_offers_what_flasks_does() -> None:
+    script = """
+    import flask
+    app = flask.Flask(__name__)
+    env = app.jinja_env
+    for mapping in ("globals", "filters", "tests"):
+        print(mapping, sorted(getattr(env, mapping)))
+    print(env.autoescape("a.html"), env.autoescape("a.txt"), env.auto_reload, sorted(env.extensions))
+    print(type(env.undefined).__name__, env.undefined.__name__)
+    """
+    same_on_both(script)
+
+
+def test_request_session_g_and_config_work_in_an_imported_macro(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "macros.html").write_text(
+        "{% macro here() %}{{ request.path }} {{ session.get('who') }} {{ g.seen }} {{ config.NAME }} "
+        "{{ url_for('index') }} {{ get_flashed_messages()|join(',') }}{% endmacro %}"
+    )
+    (templates / "page.html").write_text('{% from "macros.html" import here %}[{{ here() }}]')
+    script = """
+    import sys, flask
+    app = flask.Flask(__name__, template_folder=sys.argv[1])
+    app.config.update(SECRET_KEY="k", NAME="demo")
+    @app.route("/page")
+    def index():
+        flask.session["who"] = "ann"
+        flask.g.seen = 3
+        flask.flash("hi")
+        return flask.render_template("page.html")
+    print(app.test_client().get("/page").get_data(as_text=True))
+    """
+    assert same_on_both(script, str(templates)) == "[/page ann 3 demo /page hi]\n"
