@@ -113,3 +113,46 @@ def test_request_session_g_and_config_work_in_an_imported_macro(tmp_path: Path) 
     print(app.test_client().get("/page").get_data(as_text=True))
     """
     assert same_on_both(script, str(templates)) == "[/page ann 3 demo /page hi]\n"
+
+
+def test_the_request_context_session_can_be_replaced_through_underscore_session() -> None:
+    script = """
+    import flask
+    from flask.globals import request_ctx
+    from flask.sessions import SessionMixin
+    class Own(dict, SessionMixin):
+        pass
+    app = flask.Flask(__name__)
+    app.secret_key = "k"
+    own = Own()
+    @app.route("/")
+    def index():
+        ctx = request_ctx._get_current_object()
+        ctx._session = own
+        flask.session["n"] = 1
+        return str(ctx._session is own and ctx.session is own and flask.session._get_current_object() is own)
+    with app.test_client() as client:
+        print(client.get("/").get_data(as_text=True), own, own.accessed, client.get_cookie("session") is not None)
+    """
+    assert same_on_both(script) == "True {'n': 1} True True\n"
+
+
+def test_every_attribute_of_flasks_contexts_can_be_assigned() -> None:
+    # Flask's contexts keep their state in plain attributes, which extensions
+    # assign; a read-only property on tether's breaks them.
+    app = flask.Flask(__name__)
+    with app.test_request_context() as ctx:
+        names = sorted(set(vars(ctx)) | set(vars(flask.globals.app_ctx._get_current_object())))
+    script = """
+    import sys, flask
+    from flask.globals import app_ctx, request_ctx
+    app = flask.Flask(__name__)
+    with app.test_request_context():
+        for ctx in (request_ctx._get_current_object(), app_ctx._get_current_object()):
+            for name in sys.argv[1:]:
+                if hasattr(type(ctx), name) or name in vars(ctx):
+                    setattr(ctx, name, getattr(ctx, name))
+    print("assigned")
+    """
+    assert "_session" in names and "request" in names
+    assert same_on_both(script, *names) == "assigned\n"

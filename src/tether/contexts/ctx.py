@@ -334,6 +334,12 @@ class RequestContext(_Context, t.Generic[R]):
             session = self._opened_session = self.app.open_request_session(self)
         return session
 
+    @_session.setter
+    def _session(self, value: MutableMapping[str, t.Any] | None) -> None:
+        """Replace the request's session (Flask 3.1.3 stores it here; Flask-SocketIO
+        gives each socket its own this way). ``None`` opens it again on next use."""
+        self._opened_session = value
+
     @property
     def session_opened(self) -> bool:
         """Whether ``session`` was used (or given) in this request."""
