@@ -156,3 +156,20 @@ def test_every_attribute_of_flasks_contexts_can_be_assigned() -> None:
     """
     assert "_session" in names and "request" in names
     assert same_on_both(script, *names) == "assigned\n"
+
+
+def test_an_app_context_opened_inside_a_preserving_client_around_a_request() -> None:
+    script = """
+    import flask
+    app = flask.Flask(__name__)
+    @app.route("/")
+    def index():
+        flask.g.seen = "in view"
+        return "ok"
+    with app.test_client() as client:
+        with app.app_context():
+            print(client.get("/").get_data(as_text=True), flask.g.seen, flask.request.path)
+        print(flask.request.path, flask.g.get("seen"))
+    print(flask.has_request_context(), flask.has_app_context())
+    """
+    same_on_both(script)

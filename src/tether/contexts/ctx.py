@@ -349,6 +349,16 @@ class RequestContext(_Context, t.Generic[R]):
         """A new context for the same request object and session, to push elsewhere."""
         return type(self)(self.app, request=self.request, session=self._opened_session)
 
+    def kept_contexts(self) -> tuple[AppContext, RequestContext[R]]:
+        """The contexts a test client pushes again once the request is over
+        (``with client:``). An app context this request pushed is copied, sharing
+        its ``g``: its own push ends with the request. One it found current is
+        pushed again itself, as on Flask, so the ``with app.app_context():`` that
+        opened it around the request can still close it."""
+        pushed = self._tokens[-1][0] if self._tokens else None
+        app_ctx = pushed.copy() if pushed is not None else _cv_app.get()
+        return app_ctx, self.copy()
+
     def match_request(self) -> None:
         """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
         self.request.route(self.app)
