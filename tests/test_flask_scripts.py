@@ -173,3 +173,37 @@ def test_an_app_context_opened_inside_a_preserving_client_around_a_request() -> 
     print(flask.has_request_context(), flask.has_app_context())
     """
     same_on_both(script)
+
+
+def test_a_blueprint_gives_its_own_setup_state() -> None:
+    script = """
+    import flask
+    from flask.blueprints import BlueprintSetupState
+    class Prefixed(BlueprintSetupState):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.url_defaults = {**self.url_defaults, "v": 1}
+            self.url_prefix = self.url_prefix.upper()
+
+        def add_url_rule(self, rule, endpoint=None, view_func=None, **options):
+            super().add_url_rule("/extra" + rule, endpoint, view_func, **options)
+    class Own(flask.Blueprint):
+        def make_setup_state(self, app, options, first_registration=False):
+            print("state", type(self).__name__, sorted(options), first_registration)
+            return Prefixed(self, app, options, first_registration)
+    bp = Own("bp", __name__, static_folder="static")
+    bp.record(lambda state: print("recorded", type(state).__name__))
+    @bp.route("/x")
+    def x(v):
+        return f"x {v}"
+    inner = Own("inner", __name__)
+    inner.add_url_rule("/y", view_func=lambda v: "y", endpoint="y")
+    bp.register_blueprint(inner, url_prefix="/in")
+    app = flask.Flask(__name__)
+    app.register_blueprint(bp, url_prefix="/p")
+    app.register_blueprint(bp, url_prefix="/q", name="again")
+    print(sorted((r.rule, r.endpoint, r.defaults) for r in app.url_map.iter_rules()))
+    print(app.test_client().get("/P/extra/x").get_data(as_text=True))
+    """
+    printed = same_on_both(script)
+    assert printed.endswith("x 1\n") and "('/P/extra/x', 'bp.x', {'v': 1})" in printed and "('/P/IN/extra/y', 'bp.inner.y', {'v': 1})" in printed
