@@ -7,6 +7,7 @@ import pytest
 
 import tether
 from tether import current_app, g, request, session
+from tether.contexts.globals import app_ctx
 
 
 def test_client_json_data_and_cookie_jar(app: tether.Tether, client: tether.testing.TetherClient) -> None:
@@ -60,6 +61,29 @@ def test_with_client_keeps_the_last_request_context(app: tether.Tether, client: 
         with client:
             with client:
                 pass
+
+
+def test_an_app_context_opened_inside_with_client_closes_around_the_kept_request(
+    app: tether.Tether, client: tether.testing.TetherClient
+) -> None:
+    # The request finds the app context current and uses it; the client keeps
+    # that same context, so its own ``with`` closes it, under WSGI and ASGI.
+    torn_down = []
+    app.teardown_appcontext(lambda exc: torn_down.append(exc))
+
+    @app.route("/page")
+    def page() -> str:
+        g.seen = "in view"
+        return "ok"
+
+    with client:
+        with app.app_context() as outer:
+            assert client.get("/page").text == "ok"
+            assert g.seen == "in view" and request.path == "/page"
+        assert app_ctx._get_current_object() is outer and g.seen == "in view"
+        assert request.path == "/page" and torn_down == []
+    assert not tether.has_request_context() and not tether.has_app_context()
+    assert torn_down == [None]
 
 
 def test_test_request_context_takes_environ_builder_arguments(app: tether.Tether) -> None:

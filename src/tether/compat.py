@@ -155,12 +155,23 @@ def _imported(target: str) -> t.Any:
     return getattr(module, attribute) if attribute else module
 
 
-def _missing(flask_name: str, attribute: str | None = None) -> ImportError:
-    what = f"{flask_name}.{attribute}" if attribute else flask_name
-    return ImportError(
-        f"tether has no equivalent of '{what}' yet, so code using it cannot run on tether "
-        "through alias_flask(). Use tether's own API for it, or keep Flask for this code."
-    )
+_MISSING = (
+    "tether has no equivalent of '{}' yet, so code using it cannot run on tether through alias_flask(). "
+    "Use tether's own API for it, or keep Flask for this code."
+)
+
+
+def _missing_module(flask_name: str) -> ModuleNotFoundError:
+    """A flask submodule tether lacks: ModuleNotFoundError, as for any missing
+    module, so ``from flask import x`` and ``try: import ...`` behave as on Flask."""
+    return ModuleNotFoundError(_MISSING.format(flask_name), name=flask_name)
+
+
+def _missing_attribute(flask_name: str, attribute: str) -> AttributeError:
+    """A name a flask module lacks under the alias: AttributeError, the protocol
+    ``hasattr`` and ``getattr(module, name, default)`` rely on (extensions probe
+    ``hasattr(flask, ...)`` at import)."""
+    return AttributeError(_MISSING.format(f"{flask_name}.{attribute}"), name=attribute)
 
 
 def _alias_module(flask_name: str) -> types.ModuleType:
@@ -188,7 +199,7 @@ def _alias_module(flask_name: str) -> types.ModuleType:
         if name in REEXPORTS:
             module_name, _, attribute = REEXPORTS[name].partition(":")
             return getattr(importlib.import_module(module_name), attribute)
-        raise _missing(flask_name, name)
+        raise _missing_attribute(flask_name, name)
 
     module.__dict__["__getattr__"] = __getattr__
     return module
@@ -196,7 +207,7 @@ def _alias_module(flask_name: str) -> types.ModuleType:
 
 class _FlaskFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Serves ``flask`` and ``flask.*`` from tether; a submodule tether lacks fails
-    with an ImportError that names it."""
+    with a ModuleNotFoundError that names it."""
 
     def find_spec(self, fullname: str, path: t.Any = None, target: t.Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "flask" and not fullname.startswith("flask."):
@@ -205,7 +216,7 @@ class _FlaskFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         if spec.name not in MODULES:
-            raise _missing(spec.name)
+            raise _missing_module(spec.name)
         return _alias_module(spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:

@@ -24,6 +24,7 @@ from werkzeug.exceptions import Aborter
 from werkzeug.routing import Map, Rule
 
 from ..contexts.ctx import RequestContext, _AppCtxGlobals, _cv_app, _cv_request
+from ..contexts.globals import g, request, session
 from .blueprints import Blueprint
 from .config import DEFAULT_CONFIG, Config, ConfigAttribute
 from .helpers import get_debug_flag, get_flashed_messages, url_for
@@ -181,7 +182,12 @@ class AppBase(Scaffold):
         auto_reload = self.config["TEMPLATES_AUTO_RELOAD"]
         options.setdefault("auto_reload", self.debug if auto_reload is None else auto_reload)
         env = self.jinja_environment(self, **options)
-        env.globals.update(url_for=url_for, get_flashed_messages=get_flashed_messages, config=self.config)
+        # The proxies are globals, not only context variables, so an imported
+        # macro (which gets no template context) sees them, as on Flask.
+        env.globals.update(
+            url_for=url_for, get_flashed_messages=get_flashed_messages, config=self.config,
+            request=request, session=session, g=g,
+        )
         env.policies["json.dumps_function"] = self.json.dumps
         return env
 

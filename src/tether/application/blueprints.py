@@ -165,6 +165,14 @@ class Blueprint(Scaffold):
             raise ValueError("Cannot register a blueprint on itself")
         self._blueprints.append((blueprint, options))
 
+    def make_setup_state(
+        self, app: BlueprintApp, options: dict[str, t.Any], first_registration: bool = False
+    ) -> BlueprintSetupState:
+        """The state one registration's setup goes through (its routes, its
+        recorded functions, its nested blueprints' prefixes): override to give a
+        ``BlueprintSetupState`` subclass, as on Flask."""
+        return BlueprintSetupState(self, app, options, first_registration)
+
     def register(self, app: BlueprintApp, options: dict[str, t.Any]) -> None:
         name_prefix = options.get("name_prefix", "")
         self_name = options.get("name", self.name)
@@ -178,7 +186,7 @@ class Blueprint(Scaffold):
             )
         first_bp_registration = not any(bp is self for bp in app.blueprints.values())
         app.blueprints[name] = self
-        state = BlueprintSetupState(self, app, options, first_bp_registration)
+        state = self.make_setup_state(app, options, first_bp_registration)
         if self.has_static_folder:
             state.add_url_rule(f"{self.static_url_path}/<path:filename>", view_func=self.send_static_file, endpoint="static")
         self._merge_into(app, name)

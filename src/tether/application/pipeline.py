@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from ..contexts.ctx import (
     AppContext,
     RequestContext,
-    _cv_app,
     _cv_request,
     teardown_appcontext_steps,
     teardown_request_steps,
@@ -126,8 +125,8 @@ class Application(ErrorHandling):
             raise
         preserve = ctx.request.environ_value("werkzeug.debug.preserve_context")
         if preserve is not None:  # a test client keeps the contexts
-            preserve(_cv_app.get().copy())
-            preserve(ctx.copy())
+            for kept in ctx.kept_contexts():
+                preserve(kept)
         if error is not None and self.should_ignore_error(error):
             error = None
         if answered is not None:

@@ -11,7 +11,7 @@ from jinja2 import Environment as _Environment
 
 from .. import signals
 from ..contexts.ctx import _cv_app, _cv_request
-from ..contexts.globals import current_app, session
+from ..contexts.globals import current_app
 from .debughelpers import explain_template_loading_attempts
 
 __all__ = [
@@ -48,7 +48,9 @@ class TemplateApp(t.Protocol):
 
 
 def default_template_ctx_processor() -> dict[str, t.Any]:
-    """``g``, ``request`` and ``session`` for every template, where current."""
+    """``g`` and ``request`` themselves, where current, in place of the proxies
+    that are Jinja globals (a faster read); ``session`` stays the global proxy,
+    so that only a template that reads it opens it, as in Flask."""
     rv: dict[str, t.Any] = {}
     app_ctx = _cv_app.get(None)
     if app_ctx is not None:
@@ -56,7 +58,6 @@ def default_template_ctx_processor() -> dict[str, t.Any]:
     request_ctx = _cv_request.get(None)
     if request_ctx is not None:
         rv["request"] = request_ctx.request
-        rv["session"] = session  # the proxy: only a template that reads it opens it
     return rv
 
 

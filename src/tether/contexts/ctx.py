@@ -334,6 +334,12 @@ class RequestContext(_Context, t.Generic[R]):
             session = self._opened_session = self.app.open_request_session(self)
         return session
 
+    @_session.setter
+    def _session(self, value: MutableMapping[str, t.Any] | None) -> None:
+        """Replace the request's session (Flask 3.1.3 stores it here; Flask-SocketIO
+        gives each socket its own this way). ``None`` opens it again on next use."""
+        self._opened_session = value
+
     @property
     def session_opened(self) -> bool:
         """Whether ``session`` was used (or given) in this request."""
@@ -342,6 +348,16 @@ class RequestContext(_Context, t.Generic[R]):
     def copy(self) -> RequestContext[R]:
         """A new context for the same request object and session, to push elsewhere."""
         return type(self)(self.app, request=self.request, session=self._opened_session)
+
+    def kept_contexts(self) -> tuple[AppContext, RequestContext[R]]:
+        """The contexts a test client pushes again once the request is over
+        (``with client:``). An app context this request pushed is copied, sharing
+        its ``g``: its own push ends with the request. One it found current is
+        pushed again itself, as on Flask, so the ``with app.app_context():`` that
+        opened it around the request can still close it."""
+        pushed = self._tokens[-1][0] if self._tokens else None
+        app_ctx = pushed.copy() if pushed is not None else _cv_app.get()
+        return app_ctx, self.copy()
 
     def match_request(self) -> None:
         """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
