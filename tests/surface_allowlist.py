@@ -25,7 +25,6 @@ ENV = "`Config.from_prefixed_env()` with no prefix reads `FLASK_` variables, the
 SIX = "fixed on branch six"
 NOT_YET = "not fixed yet: "
 ARGS = NOT_YET + "the constructor takes `*args, **kwargs` and forwards them: spell out Flask's parameters"
-PRIVATE = NOT_YET + "a private helper of Flask's implementation with no counterpart in tether yet; provide it"
 REQUEST = NOT_YET + ("tether's Request computes these (URL match, limits, headers) on first use instead of "
                      "holding them as attributes; check extensions that set them and give them Flask's kind")
 REGISTRATION = NOT_YET + "blueprint registration internals (`_got_registered_once`, `_merge_blueprint_funcs`)"
@@ -38,7 +37,7 @@ AFTER = NOT_YET + "`after_this_request` functions and the flashes cache live els
 ON_PURPOSE = [CALL, LAZY, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove.
-PENDING = [SIX, ARGS, PRIVATE, REQUEST, REGISTRATION, SIGNATURE, KIND, SESSION, AFTER]
+PENDING = [SIX, ARGS, REQUEST, REGISTRATION, SIGNATURE, KIND, SESSION, AFTER]
 
 ALLOWED: dict[str, str] = {
     # branch six: Jinja globals, RequestContext._session, Blueprint.make_setup_state
@@ -75,9 +74,6 @@ ALLOWED: dict[str, str] = {
     "member:flask.Flask.make_default_options_response": SIGNATURE,  # tether adds an optional ctx
     "member:flask.app.RequestContext.__init__": SIGNATURE,  # environ is optional in tether
     "member:flask.app.RequestContext.session": SIGNATURE,  # tether adds a setter
-    "member:flask.app.SecureCookieSessionInterface.digest_method": SIGNATURE,  # hashlib.sha1 itself
-    "name:flask.send_file": SIGNATURE,
-    "name:flask.helpers.send_file": SIGNATURE,
     "member:*.name": KIND,
     "member:flask.Request.*": REQUEST,
     "instance:flask.wrappers.Request.*": REQUEST,
@@ -87,16 +83,4 @@ ALLOWED: dict[str, str] = {
     "member:flask.app.RequestContext._after_request_functions": AFTER,
     "instance:flask.ctx.RequestContext._after_request_functions": AFTER,
     "instance:flask.ctx.RequestContext.flashes": AFTER,
-    "name:flask.app._make_timedelta": PRIVATE,
-    "name:flask.*._sentinel": PRIVATE,
-    "name:flask.cli._*": PRIVATE,
-    "member:flask.ctx._AppCtxGlobals.__getattr__": PRIVATE,
-    "name:flask.debughelpers._dump_loader_info": PRIVATE,
-    "name:flask.helpers._prepare_send_file_kwargs": PRIVATE,
-    "name:flask.*._split_blueprint_path": PRIVATE,
-    "member:flask.json.tag.TaggedJSONSerializer._untag_scan": PRIVATE,
-    "name:flask.sessions._lazy_sha1": PRIVATE,
-    "member:flask.templating.DispatchingJinjaLoader._*": PRIVATE,
-    "name:flask.templating._default_template_ctx_processor": PRIVATE,
-    "name:flask.testing._get_werkzeug_version": PRIVATE,
 }

@@ -61,6 +61,14 @@ _ended = threading.local()
 class _AppCtxGlobals:
     """``g``: a namespace for data that lives as long as one app context."""
 
+    def __getattr__(self, name: str) -> t.Any:
+        """Reached only for a name not set: an ``AttributeError`` naming it, as
+        Flask's does (and its presence tells type checkers ``g`` holds anything)."""
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
     def get(self, name: str, default: t.Any = None) -> t.Any:
         return self.__dict__.get(name, default)
 
