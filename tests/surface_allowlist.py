@@ -24,11 +24,9 @@ ENV = "`Config.from_prefixed_env()` with no prefix reads `FLASK_` variables, the
 
 SIX = "fixed on branch six"
 NOT_YET = "not fixed yet: "
-ARGS = NOT_YET + "the constructor takes `*args, **kwargs` and forwards them: spell out Flask's parameters"
 REQUEST = NOT_YET + ("tether's Request computes these (URL match, limits, headers) on first use instead of "
                      "holding them as attributes; check extensions that set them and give them Flask's kind")
 REGISTRATION = NOT_YET + "blueprint registration internals (`_got_registered_once`, `_merge_blueprint_funcs`)"
-SIGNATURE = NOT_YET + "a signature that differs from Flask's (parameter or default): match it"
 KIND = NOT_YET + "`name` is set in `__init__`, Flask's is a cached property"
 SESSION = NOT_YET + "`SessionMixin.accessed` is True on the class (Flask's is False); check the null session"
 AFTER = NOT_YET + "`after_this_request` functions and the flashes cache live elsewhere than Flask's ctx attributes"
@@ -37,7 +35,7 @@ AFTER = NOT_YET + "`after_this_request` functions and the flashes cache live els
 ON_PURPOSE = [CALL, LAZY, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove.
-PENDING = [SIX, ARGS, REQUEST, REGISTRATION, SIGNATURE, KIND, SESSION, AFTER]
+PENDING = [SIX, REQUEST, REGISTRATION, KIND, SESSION, AFTER]
 
 ALLOWED: dict[str, str] = {
     # branch six: Jinja globals, RequestContext._session, Blueprint.make_setup_state
@@ -66,14 +64,6 @@ ALLOWED: dict[str, str] = {
     "member:*.test_cli_runner_class": CLIENT,
     "member:flask.Config.from_prefixed_env": ENV,
     # not fixed yet
-    "member:flask.Flask.__init__": ARGS,
-    "member:flask.app.App.__init__": ARGS,
-    "member:flask.Blueprint.__init__": ARGS,
-    "member:flask.blueprints.SansioBlueprint.__init__": SIGNATURE,  # no cli_group
-    "member:flask.Flask.do_teardown_*": SIGNATURE,  # Flask's default is a sentinel: "use the current exception"
-    "member:flask.Flask.make_default_options_response": SIGNATURE,  # tether adds an optional ctx
-    "member:flask.app.RequestContext.__init__": SIGNATURE,  # environ is optional in tether
-    "member:flask.app.RequestContext.session": SIGNATURE,  # tether adds a setter
     "member:*.name": KIND,
     "member:flask.Request.*": REQUEST,
     "instance:flask.wrappers.Request.*": REQUEST,

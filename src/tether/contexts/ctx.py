@@ -299,7 +299,7 @@ class RequestContext(_Context, t.Generic[R]):
     def __init__(
         self,
         app: ContextApp,
-        environ: WSGIEnvironment | None = None,
+        environ: WSGIEnvironment | None,
         request: R | None = None,
         session: MutableMapping[str, t.Any] | None = None,
     ) -> None:
@@ -329,10 +329,6 @@ class RequestContext(_Context, t.Generic[R]):
             pass
         return session
 
-    @session.setter
-    def session(self, value: MutableMapping[str, t.Any]) -> None:
-        self._opened_session = value
-
     @property
     def _session(self) -> MutableMapping[str, t.Any]:
         """The session without marking it accessed (Flask's name for it): for
@@ -349,7 +345,7 @@ class RequestContext(_Context, t.Generic[R]):
 
     def copy(self) -> RequestContext[R]:
         """A new context for the same request object and session, to push elsewhere."""
-        return type(self)(self.app, request=self.request, session=self._opened_session)
+        return type(self)(self.app, None, request=self.request, session=self._opened_session)
 
     def match_request(self) -> None:
         """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
@@ -422,7 +418,7 @@ class WebSocketContext(RequestContext[R]):
     teardown_always = True
 
     def __init__(self, app: ContextApp, request: R, websocket: t.Any) -> None:
-        super().__init__(app, request=request)
+        super().__init__(app, None, request=request)
         self.websocket = websocket
         self._websocket_tokens: list[Token[t.Any]] = []
 
