@@ -28,14 +28,13 @@ REQUEST = NOT_YET + ("tether's Request computes these (URL match, limits, header
                      "holding them as attributes; check extensions that set them and give them Flask's kind")
 REGISTRATION = NOT_YET + "blueprint registration internals (`_got_registered_once`, `_merge_blueprint_funcs`)"
 KIND = NOT_YET + "`name` is set in `__init__`, Flask's is a cached property"
-SESSION = NOT_YET + "`SessionMixin.accessed` is True on the class (Flask's is False); check the null session"
 AFTER = NOT_YET + "`after_this_request` functions and the flashes cache live elsewhere than Flask's ctx attributes"
 
 #: Differences kept, each a sentence of the README.
 ON_PURPOSE = [CALL, LAZY, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove.
-PENDING = [SIX, REQUEST, REGISTRATION, KIND, SESSION, AFTER]
+PENDING = [SIX, REQUEST, REGISTRATION, KIND, AFTER]
 
 ALLOWED: dict[str, str] = {
     # branch six: Jinja globals, RequestContext._session, Blueprint.make_setup_state
@@ -69,7 +68,6 @@ ALLOWED: dict[str, str] = {
     "instance:flask.wrappers.Request.*": REQUEST,
     "member:*._got_registered_once": REGISTRATION,
     "member:*._merge_blueprint_funcs": REGISTRATION,
-    "member:flask.sessions.SessionMixin.accessed": SESSION,
     "member:flask.app.RequestContext._after_request_functions": AFTER,
     "instance:flask.ctx.RequestContext._after_request_functions": AFTER,
     "instance:flask.ctx.RequestContext.flashes": AFTER,

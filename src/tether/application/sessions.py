@@ -62,7 +62,9 @@ class SessionMixin(MutableMapping[str, t.Any]):
 
     new = False
     modified = True
-    accessed = True
+    #: Set when read through ``ctx.session``; ``False`` until then, as in Flask,
+    #: so an unread session of any class adds no ``Vary: Cookie``.
+    accessed = False
 
 
 class SecureCookieSession(CallbackDict[str, t.Any], SessionMixin):
