@@ -23,21 +23,17 @@ CLIENT = ("The test client takes `asgi=True` to send requests through the ASGI a
 ENV = "`Config.from_prefixed_env()` with no prefix reads `FLASK_` variables, then `TETHER_` ones (which win)."
 
 NOT_YET = "not fixed yet: "
-ARGS = NOT_YET + "the constructor takes `*args, **kwargs` and forwards them: spell out Flask's parameters"
-PRIVATE = NOT_YET + "a private helper of Flask's implementation with no counterpart in tether yet; provide it"
 REQUEST = NOT_YET + ("tether's Request computes these (URL match, limits, headers) on first use instead of "
                      "holding them as attributes; check extensions that set them and give them Flask's kind")
 REGISTRATION = NOT_YET + "blueprint registration internals (`_got_registered_once`, `_merge_blueprint_funcs`)"
-SIGNATURE = NOT_YET + "a signature that differs from Flask's (parameter or default): match it"
 KIND = NOT_YET + "`name` is set in `__init__`, Flask's is a cached property"
-SESSION = NOT_YET + "`SessionMixin.accessed` is True on the class (Flask's is False); check the null session"
 AFTER = NOT_YET + "`after_this_request` functions and the flashes cache live elsewhere than Flask's ctx attributes"
 
 #: Differences kept, each a sentence of the README.
 ON_PURPOSE = [CALL, LAZY, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove.
-PENDING = [ARGS, PRIVATE, REQUEST, REGISTRATION, SIGNATURE, KIND, SESSION, AFTER]
+PENDING = [REQUEST, REGISTRATION, KIND, AFTER]
 
 ALLOWED: dict[str, str] = {
     # on purpose
@@ -59,36 +55,12 @@ ALLOWED: dict[str, str] = {
     "member:*.test_cli_runner_class": CLIENT,
     "member:flask.Config.from_prefixed_env": ENV,
     # not fixed yet
-    "member:flask.Flask.__init__": ARGS,
-    "member:flask.app.App.__init__": ARGS,
-    "member:flask.Blueprint.__init__": ARGS,
-    "member:flask.blueprints.SansioBlueprint.__init__": SIGNATURE,  # no cli_group
-    "member:flask.Flask.do_teardown_*": SIGNATURE,  # Flask's default is a sentinel: "use the current exception"
-    "member:flask.Flask.make_default_options_response": SIGNATURE,  # tether adds an optional ctx
-    "member:flask.app.RequestContext.__init__": SIGNATURE,  # environ is optional in tether
-    "member:flask.app.RequestContext.session": SIGNATURE,  # tether adds a setter
-    "member:flask.app.SecureCookieSessionInterface.digest_method": SIGNATURE,  # hashlib.sha1 itself
-    "name:flask.send_file": SIGNATURE,
-    "name:flask.helpers.send_file": SIGNATURE,
     "member:*.name": KIND,
     "member:flask.Request.*": REQUEST,
     "instance:flask.wrappers.Request.*": REQUEST,
     "member:*._got_registered_once": REGISTRATION,
     "member:*._merge_blueprint_funcs": REGISTRATION,
-    "member:flask.sessions.SessionMixin.accessed": SESSION,
     "member:flask.app.RequestContext._after_request_functions": AFTER,
     "instance:flask.ctx.RequestContext._after_request_functions": AFTER,
     "instance:flask.ctx.RequestContext.flashes": AFTER,
-    "name:flask.app._make_timedelta": PRIVATE,
-    "name:flask.*._sentinel": PRIVATE,
-    "name:flask.cli._*": PRIVATE,
-    "member:flask.ctx._AppCtxGlobals.__getattr__": PRIVATE,
-    "name:flask.debughelpers._dump_loader_info": PRIVATE,
-    "name:flask.helpers._prepare_send_file_kwargs": PRIVATE,
-    "name:flask.*._split_blueprint_path": PRIVATE,
-    "member:flask.json.tag.TaggedJSONSerializer._untag_scan": PRIVATE,
-    "name:flask.sessions._lazy_sha1": PRIVATE,
-    "member:flask.templating.DispatchingJinjaLoader._*": PRIVATE,
-    "name:flask.templating._default_template_ctx_processor": PRIVATE,
-    "name:flask.testing._get_werkzeug_version": PRIVATE,
 }

@@ -80,3 +80,19 @@ def test_blueprint_name_rules(app: tether.Tether) -> None:
         app.register_blueprint(bp)
     app.register_blueprint(bp, name="dup2")
     assert set(app.blueprints) == {"dup", "dup2"}
+
+
+@pytest.mark.parametrize(("cli_group", "where"), [((), ["bp", "hello"]), (("tools",), ["tools", "hello"]),
+                                                  ((None,), ["hello"])])
+def test_blueprint_commands_join_the_group_cli_group_names(cli_group: tuple[str | None, ...], where: list[str]) -> None:
+    # Flask's positional order: cli_group is the tenth parameter; left out, the group is the blueprint's name.
+    bp = Blueprint("bp", __name__, None, None, None, None, None, None, None, *cli_group)
+
+    @bp.cli.command("hello")
+    def hello() -> None:
+        print("hello from the blueprint")
+
+    app = tether.Tether(__name__, None, None)
+    app.register_blueprint(bp)
+    result = app.test_cli_runner().invoke(args=where)
+    assert result.output == "hello from the blueprint\n", result.output

@@ -133,6 +133,22 @@ def test_teardown_receives_the_exception_that_ended_the_block(app: tether.Tether
     assert seen == [error, error]
 
 
+def test_do_teardown_without_an_argument_passes_the_exception_being_handled(app: tether.Tether) -> None:
+    seen: list[object] = []
+    app.teardown_request(seen.append)
+    app.teardown_appcontext(seen.append)
+    error = KeyError("handled")
+    with app.test_request_context("/"):
+        try:
+            raise error
+        except KeyError:
+            app.do_teardown_request()
+            app.do_teardown_appcontext()
+        app.do_teardown_request()  # nothing handled here: None
+        app.do_teardown_request(None)
+    assert seen == [error, error, None, None, None, None]  # the last two: the pop at the end of the block
+
+
 def test_raising_teardown_does_not_stop_the_others(app: tether.Tether, caplog: pytest.LogCaptureFixture) -> None:
     calls: list[str] = []
 

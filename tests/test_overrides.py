@@ -167,3 +167,17 @@ def test_replacing_a_method_that_is_not_a_step_keeps_async_views_on_the_loop(pro
     assert (response.text, response.headers["X-Stamped"]) == ("ok /async/fine", "1")
     assert app._replaced == frozenset() and not app._custom_url_adapter
     assert app.async_view(app.test_request_context("/async/fine").request) is not None
+
+
+def test_a_replaced_make_default_options_response_with_flasks_signature_answers_options(protocol: str) -> None:
+    class Options(tether.Tether):
+        def make_default_options_response(self) -> tether.Response:
+            response = super().make_default_options_response()
+            response.headers["X-Options"] = tether.request.path
+            return response
+
+    app = make(protocol, Options)
+    for path in ("/sync/fine", "/async/fine"):
+        response = app.test_client().options(path)
+        assert (response.status_code, response.headers["X-Options"]) == (200, path)
+        assert set(response.allow) == {"GET", "HEAD", "OPTIONS"}

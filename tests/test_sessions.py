@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing as t
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
 from uuid import UUID
@@ -188,3 +189,28 @@ def test_flashed_messages_can_be_read_after_the_response_in_a_kept_context(app: 
         assert get_flashed_messages(with_categories=True) == [("info", "Please log in.")]
         with pytest.raises(RuntimeError):
             session["written"] = "after the response"  # a write still fails loudly: it would be lost
+
+
+
+def test_a_session_class_on_sessionmixin_is_unaccessed_until_read() -> None:
+    from tether.application.sessions import SessionMixin
+
+    class Plain(dict, SessionMixin):  # type: ignore[type-arg, misc]
+        pass
+
+    class PlainInterface(SessionInterface):
+        def open_session(self, app: t.Any, request: t.Any) -> Plain:
+            return Plain()
+
+        def save_session(self, app: t.Any, session: t.Any, response: t.Any) -> None:
+            if session.accessed:
+                response.vary.add("Cookie")
+
+    assert Plain().accessed is False
+    app = tether.Tether(__name__)
+    app.session_interface = PlainInterface()
+    app.add_url_rule("/unread", "unread", lambda: "unread")
+    app.add_url_rule("/read", "read", lambda: str(dict(session)))
+    client = app.test_client()
+    assert "Vary" not in client.get("/unread").headers
+    assert client.get("/read").headers["Vary"] == "Cookie"

@@ -20,7 +20,7 @@ from .application.pipeline import Application
 from .application.wrappers import Request
 from .cli import environment as cli_environment
 from .cli.groups import AppGroup
-from .contexts.ctx import RequestContext
+from .contexts.ctx import RequestContext, _sentinel
 from .contexts.steps import run_coroutine
 from .live.background import Background, Job, qualified_name
 from .live.broadcast import Broadcast
@@ -48,8 +48,23 @@ class Tether(Application, metaclass=ServesBoth):
     test_client_class: type[TetherClient] = TetherClient
     test_cli_runner_class: type[TetherCliRunner] = TetherCliRunner
 
-    def __init__(self, import_name: str, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(import_name, *args, **kwargs)
+    def __init__(
+        self,
+        import_name: str,
+        static_url_path: str | None = None,
+        static_folder: str | os.PathLike[str] | None = "static",
+        static_host: str | None = None,
+        host_matching: bool = False,
+        subdomain_matching: bool = False,
+        template_folder: str | os.PathLike[str] | None = "templates",
+        instance_path: str | None = None,
+        instance_relative_config: bool = False,
+        root_path: str | None = None,
+    ) -> None:
+        super().__init__(
+            import_name, static_url_path, static_folder, static_host, host_matching, subdomain_matching,
+            template_folder, instance_path, instance_relative_config, root_path,
+        )
         self.cli = AppGroup(name=self.name)
         self.serving = ServingState(self)
         self.background = Background(self)
@@ -223,18 +238,29 @@ class Tether(Application, metaclass=ServesBoth):
         werkzeug.serving.run_simple(host, port, self, **options)
 
 
-_DEFAULT_GROUP = "\0the blueprint's name"
-
-
 class Blueprint(BaseBlueprint):
     """A blueprint with its own commands, ``bp.cli``: on registration they become
     the app's command group named ``cli_group`` (the blueprint's name unless
     given), or join the app's own commands when ``cli_group`` is ``None``."""
 
-    def __init__(self, *args: t.Any, cli_group: str | None = _DEFAULT_GROUP, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        name: str,
+        import_name: str,
+        static_folder: str | os.PathLike[str] | None = None,
+        static_url_path: str | None = None,
+        template_folder: str | os.PathLike[str] | None = None,
+        url_prefix: str | None = None,
+        subdomain: str | None = None,
+        url_defaults: dict[str, t.Any] | None = None,
+        root_path: str | None = None,
+        cli_group: str | None = _sentinel,
+    ) -> None:
+        super().__init__(
+            name, import_name, static_folder, static_url_path, template_folder, url_prefix, subdomain, url_defaults,
+            root_path, cli_group,
+        )
         self.cli = AppGroup()
-        self.cli_group = cli_group
 
     def register(self, app: BlueprintApp, options: dict[str, t.Any]) -> None:
         super().register(app, options)
@@ -246,5 +272,5 @@ class Blueprint(BaseBlueprint):
             app_cli.commands.update(self.cli.commands)
             return
         name = f"{options.get('name_prefix', '')}.{options.get('name', self.name)}".lstrip(".")
-        self.cli.name = name if group == _DEFAULT_GROUP else group
+        self.cli.name = name if group is _sentinel else group
         app_cli.add_command(self.cli)

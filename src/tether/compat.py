@@ -54,9 +54,10 @@ NAMES = {
     "flask": {"Flask": "Tether"},
     "flask.app": {"Flask": "Tether"},
     "flask.testing": {"FlaskClient": "TetherClient", "FlaskCliRunner": "TetherCliRunner"},
-    "flask.cli": {"FlaskGroup": "TetherGroup"},
+    "flask.cli": {"FlaskGroup": "TetherGroup", "_set_debug": "set_debug_from_option"},
     "flask.sansio.app": {"App": "Application"},
     "flask.sansio.scaffold": {"_endpoint_from_view_func": "endpoint_from_view_func"},
+    "flask.templating": {"_default_template_ctx_processor": "default_template_ctx_processor"},
 }
 
 
@@ -108,8 +109,8 @@ REEXPORTS = {
 }
 
 
-#: What each Flask module imports at its top (modules, and the helpers extensions
-#: patch or import from there: ``mock.patch("flask.helpers.werkzeug.utils...")``,
+#: What each Flask module imports at its top, or defines privately there (modules,
+#: and the helpers extensions patch or import from there: ``mock.patch("flask.helpers.werkzeug.utils...")``,
 #: ``from flask.cli import click``, ``flask.app._cv_app``), as ``module`` or
 #: ``module:attribute``; set on the aliased module when it is made.
 IMPORTS: dict[str, dict[str, str]] = {
@@ -118,9 +119,10 @@ IMPORTS: dict[str, dict[str, str]] = {
         "cabc": "collections.abc", "cli": "flask.cli", "click": "click", "ft": "flask.typing", "os": "os",
         "sys": "sys", "t": "typing", "weakref": "weakref", "_cv_app": "tether.contexts.ctx:_cv_app",
         "_cv_request": "tether.contexts.ctx:_cv_request", "_url_quote": "urllib.parse:quote",
-        "get_host": "werkzeug.wsgi:get_host",
+        "get_host": "werkzeug.wsgi:get_host", "_make_timedelta": "tether.application.base:_make_timedelta",
+        "_sentinel": "tether.contexts.ctx:_sentinel",
     },
-    "flask.blueprints": {"os": "os", "t": "typing"},
+    "flask.blueprints": {"os": "os", "t": "typing", "_sentinel": "tether.contexts.ctx:_sentinel"},
     "flask.cli": {
         "ast": "ast", "cabc": "collections.abc", "click": "click", "importlib": "importlib", "inspect": "inspect",
         "os": "os", "platform": "platform", "re": "re", "sys": "sys", "t": "typing", "traceback": "traceback",

@@ -70,7 +70,16 @@ class EnvironBuilder(werkzeug.test.EnvironBuilder):
         return self.app.json.dumps(obj, **kwargs)
 
 
-_werkzeug_version = importlib.metadata.version("werkzeug")
+_werkzeug_version = ""
+
+
+def _get_werkzeug_version() -> str:
+    """Werkzeug's version, for the test client's ``User-Agent``; read from the
+    package metadata on first use, then kept."""
+    global _werkzeug_version
+    if not _werkzeug_version:
+        _werkzeug_version = importlib.metadata.version("werkzeug")
+    return _werkzeug_version
 
 
 class TetherClient(werkzeug.test.Client):
@@ -99,7 +108,7 @@ class TetherClient(werkzeug.test.Client):
         self.preserve_context = False
         self._new_contexts: list[t.Any] = []
         self._context_stack = ExitStack()
-        self.environ_base = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": f"Werkzeug/{_werkzeug_version}"}
+        self.environ_base = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": f"Werkzeug/{_get_werkzeug_version()}"}
 
     @contextmanager
     def session_transaction(self, *args: t.Any, **kwargs: t.Any) -> t.Iterator[SessionMixin]:

@@ -42,6 +42,14 @@ __all__ = ["AppBase"]
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 
+def _make_timedelta(value: timedelta | int | None) -> timedelta | None:
+    """A lifetime given in seconds as a ``timedelta``; ``None`` and timedeltas
+    as they are (Flask's private helper, which extensions import)."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)
+
+
 class AppBase(Scaffold):
     """An application's setup: what is registered on it, and how it is configured."""
 
@@ -62,7 +70,7 @@ class AppBase(Scaffold):
     secret_key = ConfigAttribute[t.Union[str, bytes, None]]("SECRET_KEY")
     permanent_session_lifetime = ConfigAttribute[timedelta](
         "PERMANENT_SESSION_LIFETIME",
-        get_converter=lambda v: v if isinstance(v, timedelta) else timedelta(seconds=v),
+        get_converter=t.cast("t.Callable[[t.Any], timedelta]", _make_timedelta),  # the config holds a lifetime
     )
 
     def __init__(

@@ -7,6 +7,7 @@ import os
 import typing as t
 from collections import defaultdict
 
+from ..contexts.ctx import _sentinel
 from .scaffold import Scaffold, endpoint_from_view_func
 from .scaffold import registering as _registering
 
@@ -128,6 +129,7 @@ class Blueprint(Scaffold):
         subdomain: str | None = None,
         url_defaults: dict[str, t.Any] | None = None,
         root_path: str | None = None,
+        cli_group: str | None = _sentinel,
     ) -> None:
         super().__init__(import_name, static_folder, static_url_path, template_folder, root_path)
         if not name:
@@ -140,6 +142,9 @@ class Blueprint(Scaffold):
         self.deferred_functions: list[DeferredSetupFunction] = []
         self.url_values_defaults = url_defaults or {}
         self._blueprints: list[tuple[Blueprint, dict[str, t.Any]]] = []
+        #: The app command group its commands join when registered: by default
+        #: one named after the blueprint, with ``None`` the app's own commands.
+        self.cli_group = cli_group
 
     def open_resource(self, resource: str, mode: str = "rb", encoding: str | None = "utf-8") -> t.IO[t.Any]:
         """Open a file relative to the blueprint's ``root_path``; text is UTF-8

@@ -95,7 +95,7 @@ def explain_template_loading_attempts(
         else:
             where = f"blueprint {source.name!r} ({source.import_name})"
         lines.append(f"{index:5}: trying loader of {where}")
-        lines.extend(f"       {line}" for line in _loader_info(loader))
+        lines.extend(f"       {line}" for line in _dump_loader_info(loader))
         if triple is None:
             lines.append("       -> no match")
         else:
@@ -115,7 +115,7 @@ def explain_template_loading_attempts(
     app.logger.info("\n".join(lines))
 
 
-def _loader_info(loader: BaseLoader) -> t.Iterator[str]:
+def _dump_loader_info(loader: BaseLoader) -> t.Iterator[str]:
     yield f"class: {type(loader).__module__}.{type(loader).__name__}"
     for key, value in sorted(loader.__dict__.items()):
         if key.startswith("_"):

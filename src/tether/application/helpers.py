@@ -6,6 +6,8 @@ import importlib.util
 import os
 import sys
 import typing as t
+from datetime import datetime
+from functools import cache
 
 from werkzeug.exceptions import abort as _abort
 from werkzeug.utils import redirect as _redirect
@@ -44,6 +46,14 @@ __all__ = [
     "streams_body",
     "url_for",
 ]
+
+
+@cache
+def _split_blueprint_path(name: str) -> list[str]:
+    """A blueprint's full dotted name and each of its parents' names, innermost
+    first (``"a.b"`` -> ``["a.b", "a"]``); cached, so callers must not change it."""
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
 
 
 def get_root_path(import_name: str) -> str:
@@ -100,35 +110,49 @@ def make_response(*args: t.Any) -> Response:
     return current_app.make_response(args)
 
 
-def send_file(path_or_file: t.Any, mimetype: str | None = None, **kwargs: t.Any) -> Response:
-    """Send a file's contents; see Werkzeug's ``send_file`` for the options."""
+def _prepare_send_file_kwargs(**kwargs: t.Any) -> dict[str, t.Any]:
+    """Werkzeug's file-sending arguments completed from the current app and
+    request: its ``environ``, ``USE_X_SENDFILE``, response class, root path,
+    and ``get_send_file_max_age`` when ``max_age`` is not given (or ``None``)."""
     app = current_app._get_current_object()
-    kwargs.setdefault("max_age", app.get_send_file_max_age)
+    if kwargs.get("max_age") is None:
+        kwargs["max_age"] = app.get_send_file_max_age
+    kwargs["environ"] = request.environ
+    kwargs["use_x_sendfile"] = app.config["USE_X_SENDFILE"]
+    kwargs["response_class"] = app.response_class
+    kwargs["_root_path"] = app.root_path
+    return kwargs
+
+
+def send_file(
+    path_or_file: os.PathLike[t.AnyStr] | str | t.IO[bytes],
+    mimetype: str | None = None,
+    as_attachment: bool = False,
+    download_name: str | None = None,
+    conditional: bool = True,
+    etag: bool | str = True,
+    last_modified: datetime | int | float | None = None,
+    max_age: None | int | t.Callable[[str | None], int | None] = None,
+) -> Response:
+    """Send a file's contents; see Werkzeug's ``send_file`` for the options."""
     response = _send_file(
-        path_or_file,
-        request.environ,
-        mimetype=mimetype,
-        use_x_sendfile=app.config["USE_X_SENDFILE"],
-        response_class=app.response_class,
-        _root_path=app.root_path,
-        **kwargs,
+        **_prepare_send_file_kwargs(
+            path_or_file=path_or_file,
+            mimetype=mimetype,
+            as_attachment=as_attachment,
+            download_name=download_name,
+            conditional=conditional,
+            etag=etag,
+            last_modified=last_modified,
+            max_age=max_age,
+        )
     )
     return t.cast("Response", response)
 
 
 def send_from_directory(directory: str | os.PathLike[str], path: str | os.PathLike[str], **kwargs: t.Any) -> Response:
     """Send a file from inside ``directory``; a path escaping it is a 404."""
-    app = current_app._get_current_object()
-    kwargs.setdefault("max_age", app.get_send_file_max_age)
-    response = _send_from_directory(
-        directory,
-        path,
-        request.environ,
-        use_x_sendfile=app.config["USE_X_SENDFILE"],
-        response_class=app.response_class,
-        _root_path=app.root_path,
-        **kwargs,
-    )
+    response = _send_from_directory(directory, path, **_prepare_send_file_kwargs(**kwargs))
     return t.cast("Response", response)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
 import typing as t
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +22,7 @@ from ..contexts.ctx import (
     AppContext,
     RequestContext,
     _cv_request,
+    _sentinel,
     teardown_appcontext_steps,
     teardown_request_steps,
 )
@@ -60,8 +63,23 @@ class Application(ErrorHandling):
     build a ``RequestContext`` and send the ``Response`` that :meth:`handle`
     or :meth:`handle_async` returns."""
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        import_name: str,
+        static_url_path: str | None = None,
+        static_folder: str | os.PathLike[str] | None = "static",
+        static_host: str | None = None,
+        host_matching: bool = False,
+        subdomain_matching: bool = False,
+        template_folder: str | os.PathLike[str] | None = "templates",
+        instance_path: str | None = None,
+        instance_relative_config: bool = False,
+        root_path: str | None = None,
+    ) -> None:
+        super().__init__(
+            import_name, static_url_path, static_folder, static_host, host_matching, subdomain_matching,
+            template_folder, instance_path, instance_relative_config, root_path,
+        )
         #: Whether each view function is async, asked once per function.
         self._async_views: dict[Callable[..., t.Any], bool] = {}
 
@@ -267,7 +285,7 @@ class Application(ErrorHandling):
         rule = request.url_rule
         assert rule is not None, "a request without a routing exception has a rule"
         if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
-            return self.make_default_options_response, (ctx,), NO_KWARGS
+            return self.make_default_options_response, (), NO_KWARGS
         return self.view_functions[rule.endpoint], (), request.view_args or NO_KWARGS
 
     def websocket_steps(self, ctx: Ctx) -> Steps[t.Any]:
@@ -303,8 +321,11 @@ class Application(ErrorHandling):
         """Call the view of the matched rule with the URL's arguments."""
         return run(call_one(*self._view_call(_cv_request.get())))
 
-    def do_teardown_request(self, exc: BaseException | None = None) -> None:
-        """Run ``teardown_request`` functions (blueprints' first), newest first."""
+    def do_teardown_request(self, exc: BaseException | None = _sentinel) -> None:
+        """Run ``teardown_request`` functions (blueprints' first), newest first,
+        with ``exc``: by default the exception being handled, if any, as in Flask."""
+        if exc is _sentinel:
+            exc = sys.exc_info()[1]
         ctx = _cv_request.get(None)
         try:
             run(teardown_request_steps(self, False, ctx.request.blueprints if ctx is not None else [], exc))
@@ -312,8 +333,11 @@ class Application(ErrorHandling):
             if request_tearing_down.receivers:
                 request_tearing_down.send(self, exc=exc)
 
-    def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
-        """Run ``teardown_appcontext`` functions, newest first."""
+    def do_teardown_appcontext(self, exc: BaseException | None = _sentinel) -> None:
+        """Run ``teardown_appcontext`` functions, newest first, with ``exc``: by
+        default the exception being handled, if any, as in Flask."""
+        if exc is _sentinel:
+            exc = sys.exc_info()[1]
         run(teardown_appcontext_steps(self, exc))
 
 

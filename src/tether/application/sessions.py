@@ -62,7 +62,9 @@ class SessionMixin(MutableMapping[str, t.Any]):
 
     new = False
     modified = True
-    accessed = True
+    #: Set when read through ``ctx.session``; ``False`` until then, as in Flask,
+    #: so an unread session of any class adds no ``Vary: Cookie``.
+    accessed = False
 
 
 class SecureCookieSession(CallbackDict[str, t.Any], SessionMixin):
@@ -155,13 +157,19 @@ class SessionInterface:
         raise NotImplementedError(f"{type(self).__name__} must implement 'save_session'.")
 
 
+def _lazy_sha1(string: bytes = b"") -> t.Any:
+    """``hashlib.sha1`` looked up when a session is signed, not at import: a
+    FIPS build may lack SHA-1, and the app can then choose another digest."""
+    return hashlib.sha1(string)
+
+
 class SecureCookieSessionInterface(SessionInterface):
     """Sessions stored in a cookie signed with ``SECRET_KEY`` (and rotated keys in
     ``SECRET_KEY_FALLBACKS``). A tampered, expired or malformed cookie gives an
     empty session."""
 
     salt = "cookie-session"
-    digest_method = staticmethod(hashlib.sha1)
+    digest_method = staticmethod(_lazy_sha1)
     key_derivation = "hmac"
     serializer = session_json_serializer
     session_class = SecureCookieSession

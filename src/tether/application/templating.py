@@ -77,8 +77,9 @@ class DispatchingJinjaLoader(BaseLoader):
     def __init__(self, app: TemplateApp) -> None:
         self.app = app
 
-    def _loaders(self) -> t.Iterator[tuple[t.Any, BaseLoader]]:
-        """The app and each blueprint that has templates, with its loader."""
+    def _iter_loaders(self, template: str) -> t.Iterator[tuple[t.Any, BaseLoader]]:
+        """The app and each blueprint that has templates, with its loader, in
+        lookup order (``template`` is for overrides that choose by name)."""
         for scaffold in (self.app, *self.app.iter_blueprints()):
             loader = scaffold.jinja_loader
             if loader is not None:
@@ -87,7 +88,13 @@ class DispatchingJinjaLoader(BaseLoader):
     def get_source(self, environment: _Environment, template: str) -> tuple[str, str | None, t.Callable[[], bool] | None]:
         if self.app.config["EXPLAIN_TEMPLATE_LOADING"]:
             return self._get_source_explained(environment, template)
-        for _, loader in self._loaders():
+        return self._get_source_fast(environment, template)
+
+    def _get_source_fast(
+        self, environment: _Environment, template: str
+    ) -> tuple[str, str | None, t.Callable[[], bool] | None]:
+        """The first loader's source that has ``template``."""
+        for _, loader in self._iter_loaders(template):
             try:
                 return loader.get_source(environment, template)
             except TemplateNotFound:
@@ -99,7 +106,7 @@ class DispatchingJinjaLoader(BaseLoader):
     ) -> tuple[str, str | None, t.Callable[[], bool] | None]:
         """Every loader is tried, so that the log says which ones found it."""
         attempts: list[tuple[BaseLoader, t.Any, tuple[t.Any, ...] | None]] = []
-        for scaffold, loader in self._loaders():
+        for scaffold, loader in self._iter_loaders(template):
             try:
                 rv = loader.get_source(environment, template)
             except TemplateNotFound:
@@ -113,8 +120,9 @@ class DispatchingJinjaLoader(BaseLoader):
 
     def list_templates(self) -> list[str]:
         names: set[str] = set()
-        for _, loader in self._loaders():
-            names.update(loader.list_templates())
+        for scaffold in (self.app, *self.app.iter_blueprints()):
+            if scaffold.jinja_loader is not None:
+                names.update(scaffold.jinja_loader.list_templates())
         return sorted(names)
 
 

@@ -12,7 +12,7 @@ from werkzeug.routing import BuildError, MapAdapter, RequestRedirect, Rule, Webs
 from werkzeug.urls import quote as _url_quote
 from werkzeug.utils import redirect as _redirect
 
-from ..contexts.ctx import RequestContext, _cv_app, _cv_request
+from ..contexts.ctx import _cv_app, _cv_request
 from .base import AppBase
 from .debughelpers import FormDataRoutingRedirect
 from .routing import FastRouter
@@ -215,9 +215,9 @@ class URLMapping(AppBase):
             raise FormDataRoutingRedirect(request)
         raise exc
 
-    def make_default_options_response(self, ctx: RequestContext[Request] | None = None) -> Response:
+    def make_default_options_response(self) -> Response:
         """The answer to ``OPTIONS`` on a rule that did not define it: the allowed methods."""
-        adapter = (ctx or _cv_request.get()).url_adapter
+        adapter = _cv_request.get().url_adapter
         assert adapter is not None, "a request context always has a URL adapter"
         methods = adapter.allowed_methods()
         rv = self.response_class()

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as _Response
 from ..contexts.ctx import _cv_app
 from . import json as _json
 from .debughelpers import attach_enctype_error_multidict
+from .helpers import _split_blueprint_path
 from .input_stream import CheckedStream
 
 if t.TYPE_CHECKING:
@@ -349,10 +350,7 @@ class Request(_Request):
     def blueprints(self) -> list[str]:
         """The matched blueprint and its parents, innermost first."""
         name = self.blueprint
-        if name is None:
-            return []
-        parts = name.split(".")
-        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        return [] if name is None else _split_blueprint_path(name)
 
     def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
         try:

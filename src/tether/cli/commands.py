@@ -112,13 +112,14 @@ def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
-def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def _env_file_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--env-file``: load it and the default files. Without python-dotenv a given
+    file is an error; otherwise ``load_dotenv`` runs anyway, to give its tip."""
     try:
         import dotenv  # noqa: F401  # optional: python-dotenv
     except ImportError:
         if value is not None:
             raise click.BadParameter("python-dotenv must be installed to load an env file.", ctx=ctx, param=param) from None
-        return None
     defaults = ctx.ensure_object(ScriptInfo).load_dotenv_defaults
     if value is not None or defaults:
         load_dotenv(value, load_defaults=defaults)
@@ -131,7 +132,7 @@ _env_file_option = click.Option(
     help="Load environment variables from this file (with python-dotenv), after .flaskenv and .env.",
     is_eager=True,
     expose_value=False,
-    callback=_load_env_file,
+    callback=_env_file_callback,
 )
 _app_option = click.Option(
     ["-A", "--app"],

@@ -154,6 +154,14 @@ def prepare_import(path: str) -> str:
     return ".".join(module_name[::-1])
 
 
+def _path_is_ancestor(path: str, other: str) -> bool:
+    """Whether ``other`` is ``path`` with more appended (by text, no file-system
+    lookup): the rest of ``other``, joined back onto ``path``, gives ``other``.
+    Flask keeps this private helper; extensions import it."""
+    rest = other[len(path):].lstrip(os.sep)
+    return os.path.join(path, rest) == other
+
+
 def locate_app(module_name: str, app_name: str | None, raise_if_not_found: bool = True) -> App:
     """Import ``module_name`` and find the app in it. With ``raise_if_not_found``
     false, a module that is not there gives ``None``; an import error inside it

@@ -61,6 +61,14 @@ _ended = threading.local()
 class _AppCtxGlobals:
     """``g``: a namespace for data that lives as long as one app context."""
 
+    def __getattr__(self, name: str) -> t.Any:
+        """Reached only for a name not set: an ``AttributeError`` naming it, as
+        Flask's does (and its presence tells type checkers ``g`` holds anything)."""
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
     def get(self, name: str, default: t.Any = None) -> t.Any:
         return self.__dict__.get(name, default)
 
@@ -291,7 +299,7 @@ class RequestContext(_Context, t.Generic[R]):
     def __init__(
         self,
         app: ContextApp,
-        environ: WSGIEnvironment | None = None,
+        environ: WSGIEnvironment | None,
         request: R | None = None,
         session: MutableMapping[str, t.Any] | None = None,
     ) -> None:
@@ -321,10 +329,6 @@ class RequestContext(_Context, t.Generic[R]):
             pass
         return session
 
-    @session.setter
-    def session(self, value: MutableMapping[str, t.Any]) -> None:
-        self._opened_session = value
-
     @property
     def _session(self) -> MutableMapping[str, t.Any]:
         """The session without marking it accessed (Flask's name for it): for
@@ -347,7 +351,7 @@ class RequestContext(_Context, t.Generic[R]):
 
     def copy(self) -> RequestContext[R]:
         """A new context for the same request object and session, to push elsewhere."""
-        return type(self)(self.app, request=self.request, session=self._opened_session)
+        return type(self)(self.app, None, request=self.request, session=self._opened_session)
 
     def kept_contexts(self) -> tuple[AppContext, RequestContext[R]]:
         """The contexts a test client pushes again once the request is over
@@ -430,7 +434,7 @@ class WebSocketContext(RequestContext[R]):
     teardown_always = True
 
     def __init__(self, app: ContextApp, request: R, websocket: t.Any) -> None:
-        super().__init__(app, request=request)
+        super().__init__(app, None, request=request)
         self.websocket = websocket
         self._websocket_tokens: list[Token[t.Any]] = []
 

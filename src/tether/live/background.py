@@ -141,7 +141,7 @@ class Background:
         if request_ctx is None:
             ctx = self.app.app_context()
         else:
-            ctx = RequestContext(self.app, request=RequestSnapshot(request_ctx.request).request(self.app))
+            ctx = RequestContext(self.app, None, request=RequestSnapshot(request_ctx.request).request(self.app))
         job = Job(qualified_name(fn))
         steps = self._job_steps(job, within(ctx, call_one(fn, args, kwargs)))
         # The job runs in what the spawning code's Context carries (its trace span, say).

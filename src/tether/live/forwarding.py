@@ -60,7 +60,7 @@ def _forward_steps(
         key = name.upper().replace("-", "_")
         environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
     session = outer_ctx._session if outer_ctx.session_opened else None
-    ctx = RequestContext(app, request=snapshot.request(app, environ), session=session)
+    ctx = RequestContext(app, None, request=snapshot.request(app, environ), session=session)
     return app.answer_steps(ctx, keep_streams=False)
 
 

@@ -50,7 +50,7 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
     limit = app.config["MAX_CONTENT_LENGTH"]
     body = RequestBody(receive, loop, limit)
     request, (declared, chunked) = request_from_scope(app.request_class, scope, body)
-    ctx = RequestContext(app, request=request)
+    ctx = RequestContext(app, None, request=request)
     request.route(app)
     if declared == 0 or (declared is None and not chunked and scope.get("http_version", "1.1")[0] == "1"):
         body.expect_none()  # HTTP/1 frames every body with one of those headers

@@ -218,8 +218,19 @@ class TaggedJSONSerializer:
             return value
         return self.tags[key].to_python(value[key])
 
+    def _untag_scan(self, value: t.Any) -> t.Any:
+        """``value`` with every tagged dict in it, at any depth, turned back into
+        its object, innermost first (what ``loads`` does to what it parsed)."""
+        if isinstance(value, list):
+            return [self._untag_scan(item) for item in value]
+        if isinstance(value, dict):
+            return self.untag({key: self._untag_scan(item) for key, item in value.items()})
+        return value
+
     def dumps(self, value: t.Any) -> str:
         return dumps(self.tag(value), separators=(",", ":"))
 
     def loads(self, value: str | bytes) -> t.Any:
-        return loads(value, object_hook=self.untag)
+        """Parse, then untag through ``_untag_scan``, so that a subclass overriding
+        it is obeyed, as in Flask."""
+        return self._untag_scan(loads(value))

@@ -101,7 +101,7 @@ def execution_context(app: ContextApp, carried: t.Mapping[str, t.Any] | None) ->
         ).get_environ()
         request = app.request_class(environ)
         request.route_later(app)
-        ctx = RequestContext(app, request=request)
+        ctx = RequestContext(app, None, request=request)
     with ctx:
         g = _cv_app.get().g
         for name, value in ((carried or {}).get("g") or {}).items():
