@@ -25,15 +25,13 @@ ENV = "`Config.from_prefixed_env()` with no prefix reads `FLASK_` variables, the
 NOT_YET = "not fixed yet: "
 REQUEST = NOT_YET + ("tether's Request computes these (URL match, limits, headers) on first use instead of "
                      "holding them as attributes; check extensions that set them and give them Flask's kind")
-REGISTRATION = NOT_YET + "blueprint registration internals (`_got_registered_once`, `_merge_blueprint_funcs`)"
 KIND = NOT_YET + "`name` is set in `__init__`, Flask's is a cached property"
-AFTER = NOT_YET + "`after_this_request` functions and the flashes cache live elsewhere than Flask's ctx attributes"
 
 #: Differences kept, each a sentence of the README.
 ON_PURPOSE = [CALL, LAZY, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove.
-PENDING = [REQUEST, REGISTRATION, KIND, AFTER]
+PENDING = [REQUEST, KIND]
 
 ALLOWED: dict[str, str] = {
     # on purpose
@@ -58,9 +56,4 @@ ALLOWED: dict[str, str] = {
     "member:*.name": KIND,
     "member:flask.Request.*": REQUEST,
     "instance:flask.wrappers.Request.*": REQUEST,
-    "member:*._got_registered_once": REGISTRATION,
-    "member:*._merge_blueprint_funcs": REGISTRATION,
-    "member:flask.app.RequestContext._after_request_functions": AFTER,
-    "instance:flask.ctx.RequestContext._after_request_functions": AFTER,
-    "instance:flask.ctx.RequestContext.flashes": AFTER,
 }

@@ -118,6 +118,9 @@ class Blueprint(Scaffold):
     """Routes and hooks recorded now and registered on an app later, under the
     blueprint's name: its endpoints are ``name.endpoint``."""
 
+    #: Set by the first registration; setup methods are refused after it.
+    _got_registered_once = False
+
     def __init__(
         self,
         name: str,
@@ -178,6 +181,16 @@ class Blueprint(Scaffold):
         ``BlueprintSetupState`` subclass, as on Flask."""
         return BlueprintSetupState(self, app, options, first_registration)
 
+    def _check_setup_finished(self, f_name: str) -> None:
+        """Refuse a setup method once registered: the app already has what the
+        blueprint recorded, so a later change would apply to some registrations only."""
+        if self._got_registered_once:
+            raise AssertionError(
+                f"The setup method '{f_name}' can no longer be called on the blueprint '{self.name}'. It has "
+                "already been registered at least once, so the change would not apply consistently. Set up "
+                "the blueprint (imports, decorators) before registering it."
+            )
+
     def register(self, app: BlueprintApp, options: dict[str, t.Any]) -> None:
         name_prefix = options.get("name_prefix", "")
         self_name = options.get("name", self.name)
@@ -191,10 +204,11 @@ class Blueprint(Scaffold):
             )
         first_bp_registration = not any(bp is self for bp in app.blueprints.values())
         app.blueprints[name] = self
+        self._got_registered_once = True
         state = self.make_setup_state(app, options, first_bp_registration)
         if self.has_static_folder:
             state.add_url_rule(f"{self.static_url_path}/<path:filename>", view_func=self.send_static_file, endpoint="static")
-        self._merge_into(app, name)
+        self._merge_blueprint_funcs(app, name)
         for deferred in self.deferred_functions:
             deferred(state)
         for blueprint, bp_options in self._blueprints:
@@ -208,7 +222,7 @@ class Blueprint(Scaffold):
             bp_options["name_prefix"] = name
             blueprint.register(app, bp_options)
 
-    def _merge_into(self, app: BlueprintApp, name: str) -> None:
+    def _merge_blueprint_funcs(self, app: BlueprintApp, name: str) -> None:
         def extend(bp_dict: Registry, parent_dict: Registry) -> None:
             for key, values in bp_dict.items():
                 parent_dict[name if key is None else f"{name}.{key}"].extend(values)

@@ -220,7 +220,7 @@ class Application(ErrorHandling):
             except Exception as e:
                 rv = yield from self._handle_user_exception_steps(e, ctx)
                 return (yield from self._finalize_steps(rv, ctx))
-        if ctx.after_request_functions or self.after_request_funcs:
+        if ctx._after_request_functions or self.after_request_funcs:
             response = yield from self._after_request_steps(response, ctx)
         self._complete(response, ctx)
         return response
@@ -250,7 +250,7 @@ class Application(ErrorHandling):
             if request_finished.receivers:
                 request_finished.send(self, response=response)
             return response
-        if ctx.after_request_functions or self.after_request_funcs:
+        if ctx._after_request_functions or self.after_request_funcs:
             response = yield from self._after_request_steps(response, ctx)
         self._complete(response, ctx)
         return response

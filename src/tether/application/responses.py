@@ -87,7 +87,7 @@ class ResponseMaking(URLMapping):
     def _finalize_steps(self, rv: t.Any, ctx: Ctx, from_error_handler: bool = False) -> Steps[Response]:
         response = self.make_response(rv)
         try:
-            if ctx.after_request_functions or self.after_request_funcs:
+            if ctx._after_request_functions or self.after_request_funcs:
                 response = yield from self._after_request_steps(response, ctx)
             self._complete(response, ctx)
         except Exception:
@@ -97,7 +97,7 @@ class ResponseMaking(URLMapping):
         return response
 
     def _after_request_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
-        for func in ctx.after_request_functions:
+        for func in ctx._after_request_functions:
             response = yield func, (response,), NO_KWARGS
         for name in chain(ctx.request.blueprints, (None,)):
             for func in reversed(self.after_request_funcs.get(name, ())):

@@ -285,10 +285,6 @@ class RequestContext(_Context, t.Generic[R]):
     that never touches ``session`` pays nothing for it.
     """
 
-    #: Functions added by ``after_this_request``; a list once there is one.
-    after_request_functions: t.Sequence[t.Callable[[t.Any], t.Any]] = ()
-    #: Flashed messages, once ``get_flashed_messages`` has read them.
-    flashes: list[t.Any] | None = None
     #: Set once the response headers (and so the session cookie) are final.
     headers_sent = False
     #: Whether the outermost pop always takes the teardown path, without
@@ -311,6 +307,10 @@ class RequestContext(_Context, t.Generic[R]):
             made.route_later(app)
             request = made
         self.request: R = request
+        #: Flashed messages, once ``get_flashed_messages`` has read them.
+        self.flashes: list[tuple[str, str]] | None = None
+        #: Functions added by ``after_this_request`` (Flask's name: extensions append to it).
+        self._after_request_functions: list[t.Callable[[t.Any], t.Any]] = []
         self._opened_session = session
         self._tokens: list[tuple[AppContext | None, Token[RequestContext[t.Any]]]] = []
 
@@ -479,8 +479,5 @@ def after_this_request(f: F) -> F:
             "'after_this_request' can only be used while a request context is current, "
             "such as in a view function."
         )
-    functions = ctx.after_request_functions
-    if not isinstance(functions, list):
-        functions = ctx.after_request_functions = []
-    functions.append(f)
+    ctx._after_request_functions.append(f)
     return f
