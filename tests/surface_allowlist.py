@@ -13,7 +13,7 @@ CALL = ("One app object serves WSGI and ASGI: `app(environ, start_response)` and
         "(also by keyword, as daphne calls it).")
 LAZY = ("A context's `g`, `url_adapter` and the request context's `_session` are made on first use, so they "
         "are not in the context's `__dict__` until read; reading them (and assigning `_session`) works as in Flask.")
-CACHED = ("`app.logger`, `app.jinja_env` and `jinja_loader` are `functools.cached_property`, not Werkzeug's "
+CACHED = ("`app.name`, `app.logger`, `app.jinja_env` and `jinja_loader` are `functools.cached_property`, not Werkzeug's "
           "(a `property` subclass run on every read); reading, assigning and deleting them work as in Flask.")
 TOKENS = "Contexts keep their own stack of pushes (contexts follow the code), not Flask's private `_cv_tokens`."
 MESSAGES = ("Using a proxy outside its context raises an error naming the proxy and what to do, so Flask's fixed "
@@ -25,13 +25,12 @@ ENV = "`Config.from_prefixed_env()` with no prefix reads `FLASK_` variables, the
 NOT_YET = "not fixed yet: "
 REQUEST = NOT_YET + ("tether's Request computes these (URL match, limits, headers) on first use instead of "
                      "holding them as attributes; check extensions that set them and give them Flask's kind")
-KIND = NOT_YET + "`name` is set in `__init__`, Flask's is a cached property"
 
 #: Differences kept, each a sentence of the README.
 ON_PURPOSE = [CALL, LAZY, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove.
-PENDING = [REQUEST, KIND]
+PENDING = [REQUEST]
 
 ALLOWED: dict[str, str] = {
     # on purpose
@@ -46,6 +45,8 @@ ALLOWED: dict[str, str] = {
     "member:*.jinja_env": CACHED,
     "member:*.jinja_loader": CACHED,
     "member:*.logger": CACHED,
+    "member:flask.Flask.name": CACHED,
+    "member:flask.app.App.name": CACHED,
     "*._cv_tokens": TOKENS,
     "name:flask.globals._no_*_msg": MESSAGES,
     "member:flask.testing.FlaskClient.__init__": CLIENT,
@@ -53,7 +54,6 @@ ALLOWED: dict[str, str] = {
     "member:*.test_cli_runner_class": CLIENT,
     "member:flask.Config.from_prefixed_env": ENV,
     # not fixed yet
-    "member:*.name": KIND,
     "member:flask.Request.*": REQUEST,
     "instance:flask.wrappers.Request.*": REQUEST,
 }

@@ -87,8 +87,6 @@ class AppBase(Scaffold):
         root_path: str | None = None,
     ) -> None:
         super().__init__(import_name, static_folder, static_url_path, template_folder, root_path)
-        #: The import name, or the script's name when run as ``__main__``.
-        self.name = _app_name(import_name)
         if instance_path is not None and not os.path.isabs(instance_path):
             raise ValueError("An instance path given to the app must be absolute; this one is relative.")
         self.instance_path = instance_path or self.auto_find_instance_path()
@@ -153,6 +151,12 @@ class AppBase(Scaffold):
         return self.config_class(self.instance_path if instance_relative else self.root_path, defaults)
 
     # Properties
+
+    @cached_property
+    def name(self) -> str:  # type: ignore[override]  # Scaffold's is a plain attribute
+        """The import name, or the script's name when run as ``__main__``;
+        assign it to display another."""
+        return _app_name(self.import_name)
 
     @cached_property
     def logger(self) -> logging.Logger:

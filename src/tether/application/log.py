@@ -47,7 +47,8 @@ default_handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s in %
 
 
 class _LoggingApp(t.Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def debug(self) -> bool: ...
