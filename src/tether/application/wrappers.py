@@ -45,27 +45,28 @@ _ROUTING = frozenset({"url_rule", "view_args", "routing_exception"})
 _PLAIN_MIMETYPE = re.compile(r"(?:[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?")
 
 
-class _ConfigLimit:
-    """A request limit: the one set on the request itself, else the current
-    app's config value, else ``default`` (outside an app context)."""
+class _ConfigLimit(property):
+    """A request limit: the one set on the request itself (kept as Flask keeps
+    it, in ``_max_content_length`` & co.), else the current app's config value,
+    else ``default`` (outside an app context). A property with a setter, as
+    Flask's are."""
 
     def __init__(self, key: str, default: int | None) -> None:
+        super().__init__(self._read, self._write)
         self.key = key
         self.default = default
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.attribute = f"_{name}"
 
-    def __get__(self, request: t.Any, owner: type | None = None) -> t.Any:
-        if request is None:
-            return self
+    def _read(self, request: t.Any) -> t.Any:
         own = request.__dict__.get(self.attribute)
         if own is not None:
             return own
         ctx = _cv_app.get(None)
         return ctx.app.config[self.key] if ctx is not None else self.default
 
-    def __set__(self, request: t.Any, value: int | None) -> None:
+    def _write(self, request: t.Any, value: int | None) -> None:
         request.__dict__[self.attribute] = value
 
 
@@ -305,6 +306,9 @@ class Request(_Request):
             return io.BytesIO()
         return t.cast(t.IO[bytes], CheckedStream(self.environ["wsgi.input"], length, limit))
 
+    _max_content_length: int | None = None
+    _max_form_memory_size: int | None = None
+    _max_form_parts: int | None = None
     max_content_length = _ConfigLimit("MAX_CONTENT_LENGTH", None)
     """``MAX_CONTENT_LENGTH`` of the current app (or this request's own, when
     set): a larger body is refused with 413."""
