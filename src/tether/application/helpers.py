@@ -7,7 +7,6 @@ import os
 import sys
 import typing as t
 from datetime import datetime
-from functools import cache
 
 from werkzeug.exceptions import abort as _abort
 from werkzeug.utils import redirect as _redirect
@@ -19,9 +18,7 @@ from .. import signals
 from ..contexts.ctx import _cv_app, _cv_request, after_this_request, has_app_context, has_request_context
 from ..contexts.globals import current_app, request, session
 from ..contexts.propagation import copy_current_request_context, stream_with_context
-
-if t.TYPE_CHECKING:
-    from .wrappers import Response
+from .wrappers import Response, _split_blueprint_path  # noqa: F401  # Flask's helpers has it: extensions import it there
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -46,14 +43,6 @@ __all__ = [
     "streams_body",
     "url_for",
 ]
-
-
-@cache
-def _split_blueprint_path(name: str) -> list[str]:
-    """A blueprint's full dotted name and each of its parents' names, innermost
-    first (``"a.b"`` -> ``["a.b", "a"]``); cached, so callers must not change it."""
-    parts = name.split(".")
-    return [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
 
 
 def get_root_path(import_name: str) -> str:

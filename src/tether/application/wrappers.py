@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import typing as t
-from functools import lru_cache
+from functools import cache, lru_cache
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
@@ -22,7 +22,6 @@ from werkzeug.wrappers import Response as _Response
 from ..contexts.ctx import _cv_app
 from . import json as _json
 from .debughelpers import attach_enctype_error_multidict
-from .helpers import _split_blueprint_path
 from .input_stream import CheckedStream
 
 if t.TYPE_CHECKING:
@@ -43,6 +42,14 @@ class Router(t.Protocol):
 _ROUTING = frozenset({"url_rule", "view_args", "routing_exception"})
 #: A content type with no parameters: what Werkzeug's parser returns as it is.
 _PLAIN_MIMETYPE = re.compile(r"(?:[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?")
+
+
+@cache
+def _split_blueprint_path(name: str) -> list[str]:
+    """A blueprint's full dotted name and each of its parents' names, innermost
+    first (``"a.b"`` -> ``["a.b", "a"]``); cached, so callers must not change it."""
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
 
 
 class _ConfigLimit(property):
