@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import sys
 import typing as t
 from collections.abc import Awaitable, Callable
@@ -63,25 +62,10 @@ class Application(ErrorHandling):
     build a ``RequestContext`` and send the ``Response`` that :meth:`handle`
     or :meth:`handle_async` returns."""
 
-    def __init__(
-        self,
-        import_name: str,
-        static_url_path: str | None = None,
-        static_folder: str | os.PathLike[str] | None = "static",
-        static_host: str | None = None,
-        host_matching: bool = False,
-        subdomain_matching: bool = False,
-        template_folder: str | os.PathLike[str] | None = "templates",
-        instance_path: str | None = None,
-        instance_relative_config: bool = False,
-        root_path: str | None = None,
-    ) -> None:
-        super().__init__(
-            import_name, static_url_path, static_folder, static_host, host_matching, subdomain_matching,
-            template_folder, instance_path, instance_relative_config, root_path,
-        )
-        #: Whether each view function is async, asked once per function.
-        self._async_views: dict[Callable[..., t.Any], bool] = {}
+    @functools.cached_property
+    def _async_views(self) -> dict[Callable[..., t.Any], bool]:
+        """Whether each view function is async, asked once per function."""
+        return {}
 
     def app_context(self) -> AppContext:
         """A context in which ``current_app`` and ``g`` work: ``with app.app_context():``."""
