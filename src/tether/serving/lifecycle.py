@@ -212,8 +212,8 @@ class ServingState:
             return
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             previous = signal.getsignal(signum)
-            if not callable(previous):
-                continue
+            if not callable(previous) or previous is signal.default_int_handler:
+                continue  # no server's handler: Python's own (a script, a test run) is left alone
 
             def handler(sig: int, frame: t.Any, previous: t.Callable[[int, t.Any], t.Any] = previous) -> None:
                 self.wsgi_stopping.set()
