@@ -28,6 +28,7 @@ from ..contexts.ctx import (
 from ..contexts.steps import NO_KWARGS, Step, Steps, call_one, run, run_async
 from ..signals import request_finished, request_started, request_tearing_down
 from .errors import ErrorHandling
+from .header_rules import InvalidResponseHeader, check_headers, header_problem
 from .streaming import prime_steps
 from .wrappers import Request, Response
 
@@ -116,12 +117,9 @@ class Application(ErrorHandling):
                     response = yield from self._dispatch_steps(ctx)
             except Exception as e:
                 error = e
-                if replaced and "handle_exception" in replaced:
-                    response = yield self.handle_exception, (e,), NO_KWARGS
-                    if not isinstance(response, Response):  # Flask needs a Response; a return value will do
-                        response = self.make_response(response)
-                else:
-                    response = yield from self._handle_exception_steps(e, ctx)
+                response = yield from self._unhandled_steps(e, ctx)
+            if header_problem(response.headers) is not None:
+                response, error = yield from self._refuse_headers_steps(response, ctx)
         except BaseException as e:
             yield from ctx.pop_steps(e)
             raise
@@ -141,6 +139,30 @@ class Application(ErrorHandling):
             return response, functools.partial(self._finish_steps, ctx, response, error)
         yield from ctx.pop_steps(error)
         return response, None
+
+    def _unhandled_steps(self, e: Exception, ctx: Ctx) -> Steps[Response]:
+        """An exception no handler took: through ``handle_exception`` (the app's own if it replaces it)."""
+        if self._replaced and "handle_exception" in self._replaced:
+            response = yield self.handle_exception, (e,), NO_KWARGS
+            if not isinstance(response, Response):  # Flask needs a Response; a return value will do
+                response = self.make_response(response)
+            return response
+        return (yield from self._handle_exception_steps(e, ctx))
+
+    def _refuse_headers_steps(self, response: Response, ctx: Ctx) -> Steps[tuple[Response, Exception]]:
+        """A response with a header that is not valid HTTP becomes the app's
+        error: a logged 500 (raised when propagating, as in tests); a 500 whose
+        own headers are bad too is replaced by a bare one."""
+        response.close()
+        try:
+            check_headers(response.headers)
+        except InvalidResponseHeader as e:
+            error = e
+            response = yield from self._unhandled_steps(e, ctx)
+        if header_problem(response.headers) is not None:
+            response.close()
+            response = self.response_class("Internal Server Error", 500, content_type="text/plain; charset=utf-8")
+        return response, error
 
     def _finish_steps(
         self, ctx: Ctx, response: Response, error: BaseException | None, body_error: BaseException | None
