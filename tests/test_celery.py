@@ -99,10 +99,19 @@ def test_a_failure_runs_its_hooks_and_signals_in_the_app_context(tasks: types.Mo
     assert log.count("teardown") == 1 and all(e.endswith(":app") for e in log if e != "teardown")
 
 
+#: Credentials a request may hold: none reaches the broker (CELERY_CARRY_HEADERS is an allow-list).
+CREDENTIALS = {
+    "Cookie": "session=secret", "Authorization": "Bearer secret", "Proxy-Authorization": "Basic c2VjcmV0",
+    "X-Api-Key": "secret", "X-Auth-Token": "secret",
+}
+#: The default allow-list.
+SAFE = {"Accept": "text/html", "Accept-Language": "fr", "User-Agent": "probe/1", "X-Request-ID": "req-1"}
+
+
 def test_the_enqueuing_request_and_named_g_values_are_carried(tasks: types.ModuleType) -> None:
     client = tasks.app.test_client()
     response = client.post(
-        "/enqueue/carried?x=1&x=2&y=3", json={"a": [1, 2]}, headers={"X-Test": "yes", "Cookie": "session=secret"}
+        "/enqueue/carried?x=1&x=2&y=3", json={"a": [1, 2]}, headers={"X-Test": "yes", **CREDENTIALS, **SAFE}
     )
     result = tasks.celery.AsyncResult(response.get_json()["id"]).get(timeout=30)
     assert result == {
@@ -112,7 +121,7 @@ def test_the_enqueuing_request_and_named_g_values_are_carried(tasks: types.Modul
         "json": {"a": [1, 2]},
         "form": {},
         "header": "yes",
-        "cookie": None,
+        "headers": {"x-test": "yes", "content-type": "application/json", **{k.lower(): v for k, v in SAFE.items()}},
         "g": {"user_id": "u-42", "request_id": "r-7"},
     }
     form = client.post("/enqueue/carried", data={"name": "vm-1"})
@@ -132,6 +141,24 @@ def test_passing_a_context_proxy_fails_at_delay_with_what_to_pass(tasks: types.M
             tasks.hooks.delay(request)
         with pytest.raises(TypeError, match="CELERY_CARRY_G"):
             tasks.hooks.delay(fail=g)
+        for nested in ([1, [request]], {"k": {"deeper": (request,)}}, {request: 1}):
+            with pytest.raises(TypeError, match=r"pass the values it needs"):
+                tasks.hooks.delay(nested)
+        looped: list[object] = []
+        looped.append(looped)
+        with pytest.raises(TypeError, match="CELERY_CARRY_G"):
+            tasks.hooks.delay([looped, {"g": g}])
+
+
+def test_a_credential_never_reaches_the_broker(tasks: types.ModuleType) -> None:
+    """What the message would hold: no credential value anywhere in it."""
+    from tether.live.tasks.carried import carry
+
+    with tasks.app.test_request_context("/", headers={**CREDENTIALS, **SAFE}):
+        carried = carry(tasks.app, "carried", carry_request=True)
+    assert carried is not None
+    assert {k.lower(): v for k, v in carried["request"]["headers"]} == {k.lower(): v for k, v in SAFE.items()}
+    assert "secret" not in json.dumps(carried) and "c2VjcmV0" not in json.dumps(carried)
 
 
 def test_a_body_too_large_to_carry_fails_at_delay(tasks: types.ModuleType) -> None:

@@ -20,6 +20,7 @@ app.config.update(
     CELERY={"broker_url": URL, "result_backend": URL, "task_default_queue": os.environ.get("QUEUE", "celery")},
     CELERY_CARRY_G=["user_id", "request_id"],
 )
+app.config["CELERY_CARRY_HEADERS"] = [*app.config["CELERY_CARRY_HEADERS"], "X-Test"]
 celery = init_celery(app)
 log = redis.Redis.from_url(URL)
 
@@ -75,7 +76,7 @@ def carried() -> dict[str, object]:
         "json": request.get_json(silent=True),
         "form": request.form.to_dict(),
         "header": request.headers.get("X-Test"),
-        "cookie": request.headers.get("Cookie"),
+        "headers": {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")},
         "g": {"user_id": g.get("user_id"), "request_id": g.get("request_id")},
     }
 

@@ -60,6 +60,10 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "WEBSOCKET_ALLOWED_ORIGINS": None,
     "WEBSOCKET_MAX_MESSAGE_SIZE": 1024 * 1024,
     "CELERY_CARRY_G": [],
+    # The request headers a task message carries (carry_request=True): an allow-list,
+    # so no credential (Cookie, Authorization, Proxy-Authorization, X-Api-Key, ...)
+    # reaches the broker unless named here.
+    "CELERY_CARRY_HEADERS": ["Accept", "Accept-Language", "User-Agent", "X-Request-ID"],
     "CELERY_CARRY_MAX_BYTES": 64 * 1024,
     "CELERY_PROGRESS_TTL": 24 * 3600,
 }

@@ -2,9 +2,11 @@
 copy of the request (on request) and the ``g`` values named in
 ``CELERY_CARRY_G``, as JSON in the message's headers, never pickle.
 
-Not carried: uploaded files (their size is not the task message's to hold),
-and the ``Cookie`` and ``Authorization`` headers (the broker is not the place
-for credentials): pass what a task needs of them as arguments.
+Of the request's headers, only those named in ``CELERY_CARRY_HEADERS`` (an
+allow-list: the broker is not the place for credentials, and a deny-list
+cannot know every token header an app uses); the body's content type is
+carried with the body. Not carried: uploaded files (their size is not the task
+message's to hold). Pass what a task needs of the rest as arguments.
 """
 
 from __future__ import annotations
@@ -23,13 +25,22 @@ __all__ = ["HEADER", "carry", "execution_context", "refuse_proxies"]
 
 #: The task message header that holds what is carried.
 HEADER = "tether_carried"
-_NOT_CARRIED = frozenset({"cookie", "authorization", "content-length"})
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 def refuse_proxies(task: str, args: t.Iterable[t.Any] | None, kwargs: t.Mapping[str, t.Any] | None) -> None:
-    """A context proxy cannot go into a task message: say what to pass instead."""
-    for value in [*(args or ()), *(kwargs or {}).values()]:
-        if issubclass(type(value), LocalProxy):  # type(), not isinstance(): a proxy passes itself off as its object
+    """A context proxy cannot go into a task message, at any depth of the
+    arguments' lists, tuples, sets and dicts: say what to pass instead (the
+    serializer would only say it cannot encode it)."""
+    pending: list[t.Any] = [*(args or ()), *(kwargs or {}).values()]
+    seen: set[int] = set()
+    while pending:
+        value = pending.pop()
+        if isinstance(value, _CONTAINERS) and not issubclass(type(value), LocalProxy):
+            if id(value) not in seen:
+                seen.add(id(value))
+                pending.extend([*value.keys(), *value.values()] if isinstance(value, dict) else value)
+        elif issubclass(type(value), LocalProxy):  # type(), not isinstance(): a proxy passes itself off as its object
             raise TypeError(
                 f"A context proxy ({value!r}) was passed to task {task!r}. The task runs in another process, "
                 "after this request: pass the values it needs (request.get_json(), request.args.to_dict(), "
@@ -73,11 +84,17 @@ def _request_copy(app: ContextApp, task: str, request: t.Any) -> dict[str, t.Any
         "path": request.path,
         "root_path": request.root_path,
         "query": request.query_string.decode("latin-1"),
-        "headers": [[k, v] for k, v in request.headers.items() if k.lower() not in _NOT_CARRIED],
+        "headers": _carried_headers(app, request),
         "content_type": content_type if body else None,
         "body": body,
         "base_url": request.host_url,
     }
+
+
+def _carried_headers(app: ContextApp, request: t.Any) -> list[list[str]]:
+    """The request's headers named in ``CELERY_CARRY_HEADERS``, as sent."""
+    allowed = {name.lower() for name in app.config["CELERY_CARRY_HEADERS"]} - {"content-length", "content-type"}
+    return [[k, v] for k, v in request.headers.items() if k.lower() in allowed]
 
 
 @contextlib.contextmanager
