@@ -59,3 +59,19 @@ def bodies(draw: st.DrawFn) -> bytes:
     if kind == "multipart":
         return multipart(draw(MULTIPART_PARTS), closed=draw(st.booleans()))
     return draw(st.binary(max_size=600))
+
+#: The request headers tether parses itself (not only hands to the app).
+PARSED_HEADERS = [
+    "Last-Event-ID", "Origin", "Host", "Content-Type", "Content-Length", "Transfer-Encoding", "Cookie",
+    "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions",
+]
+#: A value a client may send for any of them: latin-1 text (non-ASCII included), a huge or
+#: negative number, empty, or a near-miss of a valid value.
+PARSED_VALUE = st.one_of(
+    HEADER_VALUE,
+    st.integers(min_value=-(10**30), max_value=10**40).map(str),
+    st.just(""),
+    st.sampled_from(["chunked", "gzip, chunked", "13", "dGhlIHNhbXBsZSBub25jZQ==", "a=b; c", "=", "http://x",
+                     "null", "multipart/form-data; boundary=", "text/event-stream", "localhost:99999999",
+                     "1-\xb2", "\xb9\xb2-0", "0-0", "99999999999999999999999-1"]),
+)
