@@ -9,6 +9,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tether
 from asgi_harness import Exchange, http_scope, run
@@ -25,6 +27,40 @@ def test_framing() -> None:
     assert ServerSentEvent("").encode(dumps) == "data: \n\n"
     with pytest.raises(ValueError, match="line break"):
         ServerSentEvent("x", event="a\nb").encode(dumps)
+
+
+@pytest.mark.parametrize("field", ["event", "id"])
+@pytest.mark.parametrize("char", ["\n", "\r", "\r\n", "\x00"])
+def test_a_field_refuses_what_a_browser_would_misread(field: str, char: str) -> None:
+    """A line break would end the field; a browser ignores an id holding NUL, so
+    its lastEventId would stay the previous one and a reconnect replay events."""
+    with pytest.raises(ValueError, match="line break or NUL"):
+        ServerSentEvent("x", **{field: f"6{char}x"}).encode(json.dumps)
+
+
+def _as_a_browser_reads(frame: str) -> dict[str, str]:
+    """The fields of one event as the HTML standard's parser sets them."""
+    fields: dict[str, str] = {}
+    for line in frame.removesuffix("\n\n").split("\n"):
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id" and "\x00" in value:
+            continue
+        fields[name] = fields[name] + "\n" + value if name == "data" and name in fields else value
+    return fields
+
+
+@given(event=st.text(), id=st.text(), data=st.text())
+def test_what_is_sent_is_what_a_browser_reads(event: str, id: str, data: str) -> None:
+    """Any event and id either round-trips exactly or is refused."""
+    try:
+        frame = ServerSentEvent(data, event=event, id=id).encode(json.dumps)
+    except ValueError:
+        assert any(c in event + id for c in "\r\n\x00")
+        return
+    fields = _as_a_browser_reads(frame)
+    assert fields["event"] == event and fields["id"] == id
+    assert fields["data"] == "\n".join(data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
 def test_event_stream_sources_and_headers(app: tether.Tether) -> None:

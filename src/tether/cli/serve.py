@@ -121,16 +121,27 @@ def run_command(
         )
         return
     ssl = {"ssl_certfile": cert[0], "ssl_keyfile": cert[1]} if cert else {}
+    limits = _server_limits(app)
     if reload:
         # uvicorn reloads from an import string: its worker loads the app again as --app named it.
         os.environ["TETHER_APP"] = info.app_import_path or os.environ.get("TETHER_APP") or os.environ.get("FLASK_APP", "")
         os.environ["TETHER_RUN_DEBUGGER"] = "1" if debugger else ""
         uvicorn.run(
             "tether.cli.serve:reloaded_app", factory=True, reload=True, host=host, port=port,
-            reload_includes=extra_files, reload_excludes=exclude_patterns, **ssl,
+            reload_includes=extra_files, reload_excludes=exclude_patterns, **ssl, **limits,
         )
     else:
-        uvicorn.run(_served(app, debugger), host=host, port=port, log_level="debug" if debug else "info", **ssl)
+        uvicorn.run(_served(app, debugger), host=host, port=port, log_level="debug" if debug else "info", **ssl, **limits)
+
+
+def _server_limits(app: t.Any) -> dict[str, t.Any]:
+    """uvicorn's limits taken from the app's settings. uvicorn reads a whole
+    WebSocket message before the app sees it, so only its own ``ws_max_size``
+    bounds memory: it is set to ``WEBSOCKET_MAX_MESSAGE_SIZE`` (uvicorn then
+    closes with 1009 as soon as a message passes it)."""
+    config = getattr(app, "config", None)
+    size = config.get("WEBSOCKET_MAX_MESSAGE_SIZE") if config is not None else None
+    return {} if size is None else {"ws_max_size": int(size)}
 
 
 def _served(app: t.Any, debugger: bool) -> t.Any:

@@ -29,6 +29,9 @@ from .broadcast import Gap, Subscription
 __all__ = ["EventStream", "ServerSentEvent"]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: What a field's value cannot hold: a line break would end the field, and a
+#: browser ignores an ``id`` holding NUL (``lastEventId`` stays the previous one).
+_NOT_IN_FIELD = re.compile(r"[\r\n\x00]")
 
 
 @dataclass
@@ -46,8 +49,8 @@ class ServerSentEvent:
         lines = []
         for field, value in (("event", self.event), ("id", self.id)):
             if value is not None:
-                if _LINE_BREAK.search(str(value)):
-                    raise ValueError(f"A Server-Sent Event's {field} cannot contain a line break: {value!r}")
+                if _NOT_IN_FIELD.search(str(value)):
+                    raise ValueError(f"A Server-Sent Event's {field} cannot contain a line break or NUL: {value!r}")
                 lines.append(f"{field}: {value}")
         if self.retry is not None:
             lines.append(f"retry: {int(self.retry)}")

@@ -26,6 +26,7 @@ from ..application.json.provider import JSONProvider
 from ..application.pipeline import Application
 from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_each, run, run_async
+from .origins import allowed_origins
 from .sync_pool import SyncPool
 
 __all__ = ["DRAIN_TIMEOUT", "ServedApp", "Service", "ServingState", "Stopping"]
@@ -144,7 +145,10 @@ class ServingState:
         self._websocket_threads.release()
 
     async def startup(self) -> None:
-        """Run the ``before_serving`` functions, then start the services."""
+        """Check the settings read at each WebSocket handshake (a wrong one
+        stops the server with its message), run the ``before_serving``
+        functions, then start the services."""
+        allowed_origins(self.app.config["WEBSOCKET_ALLOWED_ORIGINS"])
         await run_async(self._serving_steps(self.app.before_serving_funcs))
         self.started = True
         loop = asyncio.get_running_loop()

@@ -21,7 +21,6 @@ import logging
 import time
 import typing as t
 from collections.abc import AsyncIterable
-from urllib.parse import urlsplit
 
 from werkzeug.exceptions import Forbidden, HTTPException
 
@@ -34,6 +33,7 @@ from ..typing import Message, Receive, Scope, Send
 from .asgi_request import request_from_scope
 from .direct import DirectSender, encoded_once
 from .lifecycle import ServingState
+from .origins import origin_problem
 from .race import NextItem, Outcome
 from .tracing import ConnectionTrace, tracing_for
 
@@ -317,25 +317,6 @@ def _json_text(item: t.Any, id_and_dumps: tuple[str, t.Callable[[t.Any], str]]) 
 
 def _data_message(data: str | bytes) -> Message:
     return {"type": "websocket.send", "text": data} if isinstance(data, str) else {"type": "websocket.send", "bytes": data}
-
-
-def origin_problem(app: Application, request: Request) -> str | None:
-    """Why the handshake's ``Origin`` may not open a socket here, or ``None``.
-
-    A browser sends ``Origin`` with the page's site; a page from another site
-    must not open a socket with the user's cookies. Allowed: no ``Origin`` (not
-    a browser), the request's own host, or ``WEBSOCKET_ALLOWED_ORIGINS``.
-    """
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return None
-    allowed = app.config["WEBSOCKET_ALLOWED_ORIGINS"]
-    if allowed is not None:
-        if "*" in allowed or origin in allowed:
-            return None
-    elif urlsplit(origin).netloc.lower() == request.host.lower():
-        return None
-    return f"Origin {origin!r} may not open a WebSocket here (set WEBSOCKET_ALLOWED_ORIGINS to allow it)."
 
 
 async def serve_websocket(serving: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
