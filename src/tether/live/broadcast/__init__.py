@@ -35,6 +35,10 @@ from .history import Entry, Gap, id_key
 from .memory import MemoryBackend
 from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription, put_each
 
+#: What a subscription resumes from when the client's id is unknown: not an
+#: id, so the backends give the whole history and say some may be missing.
+UNKNOWN_ID = ""
+
 __all__ = ["Backend", "Broadcast", "BroadcastUnavailable", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
 
 
@@ -131,7 +135,7 @@ class Broadcast:
         subscription = Subscription(self, channel, maxsize or self.maxsize, policy)
         # From ``start`` on, nothing is missed and nothing comes twice: what is
         # delivered while catching up is held, then kept only if newer.
-        start = last_id if last_id is not None else self.backend.tail(channel)
+        start = self._resume_from(channel, last_id)
         subscription.hold()
         with self._lock:
             subscribers = self._subscriptions.setdefault(channel, set())
@@ -148,6 +152,22 @@ class Broadcast:
             missed.insert(0, (id_key(last_id) or (0, 0), last_id, Gap(channel, last_id)))
         subscription.release(missed, floor)
         return subscription
+
+    def _resume_from(self, channel: str, last_id: str | None) -> str | None:
+        """Where a subscription starts: after ``last_id``, else after the
+        newest message. An id this channel never gave (malformed, or newer
+        than its newest message: forged, or from a history since forgotten)
+        is unknown: the whole history, after a gap."""
+        tail = self.backend.tail(channel)
+        if last_id is None:
+            return tail
+        key = id_key(last_id)
+        if key == (0, 0):  # the whole history, asked for
+            return last_id
+        newest = id_key(tail) if tail is not None else None
+        if key is None or newest is None or key > newest:
+            return UNKNOWN_ID
+        return last_id
 
     def remove(self, subscription: Subscription) -> None:
         """Forget a closed subscription (it calls this itself)."""

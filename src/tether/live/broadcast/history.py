@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import heapq
+import re
 import time
 import typing as t
 
@@ -30,12 +31,24 @@ class Gap:
     last_id: str
 
 
+#: An id as a client may send it back: ASCII digits only (``str.isdigit``
+#: also accepts ``²`` and other digits ``int`` refuses), each part short enough
+#: to be one of Redis's unsigned 64-bit numbers.
+_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
+_ID_PART_MAX = 2**64 - 1
+
+
 def id_key(message_id: str) -> tuple[int, int] | None:
-    """The sort key of an id, or ``None`` when it is not one."""
-    milliseconds, _, sequence = message_id.partition("-")
-    if not (milliseconds.isdigit() and sequence.isdigit()):
+    """The sort key of an id, or ``None`` when it is not one (a malformed id
+    from a client is then treated like an unknown one: a gap, or the whole
+    history)."""
+    match = _ID.fullmatch(message_id)
+    if match is None:
         return None
-    return int(milliseconds), int(sequence)
+    milliseconds, sequence = int(match[1]), int(match[2])
+    if milliseconds > _ID_PART_MAX or sequence > _ID_PART_MAX:
+        return None
+    return milliseconds, sequence
 
 
 class IdClock:

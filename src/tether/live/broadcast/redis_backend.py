@@ -118,7 +118,7 @@ class RedisBackend:
         if key is None:
             start = "-"
         else:
-            start = f"({last_id}"
+            start = f"({key[0]}-{key[1]}"
         try:
             info: t.Any = self._client.xinfo_stream(self.key(channel))
             found: t.Any = self._client.xrange(self.key(channel), min=start)
