@@ -21,9 +21,6 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 ERRORS: list[logging.LogRecord] = []
 #: Known, being fixed in live/broadcast/history.py: ``id_key`` takes "1-\xb2" for an id
 #: (str.isdigit() is true for superscript digits) and int() then raises: a 500 on resume.
-LAST_EVENT_ID_BUG = "Last-Event-ID with a non-ASCII digit (1-\xb2) is a 500 in broadcast history's id_key"
-
-
 class _Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         ERRORS.append(record)
@@ -83,10 +80,7 @@ def send(client: t.Any, name: str, headers: list[tuple[str, str]]) -> int:
 
 
 @pytest.mark.parametrize("asgi", [False, True], ids=["wsgi", "asgi"])
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=LAST_EVENT_ID_BUG)) if name == "Last-Event-ID" else name
-    for name in PARSED_HEADERS
-])
+@pytest.mark.parametrize("name", PARSED_HEADERS)
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=st.lists(PARSED_VALUE, min_size=1, max_size=3))
 @example(values=[""])
