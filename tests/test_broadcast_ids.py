@@ -18,11 +18,8 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tether
 from conftest import Servers
 from test_redis_broadcast import SHARED, reachable
-from tether import EventStream, request
-from tether.celery import task_events
 from tether.live.broadcast.history import id_key
 
 SERVERS = Path(__file__).parent / "servers"
@@ -65,29 +62,6 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
     client = redis.Redis.from_url(SHARED)
     for key in client.scan_iter(match="*ids-test-*", count=1000):
         client.delete(key)
-
-
-def resuming_app(app: tether.Tether, url: str) -> tether.Tether:
-    app.config["BROADCAST_URL"] = url
-
-    @app.get("/feed/<channel>")
-    def feed(channel: str) -> EventStream:
-        return EventStream(app.broadcast.subscribe(channel, last_id=request.last_event_id))
-
-    @app.get("/tasks/<task_id>/events")
-    def events(task_id: str) -> EventStream:
-        return task_events(task_id)
-
-    return app
-
-
-def read_until(events: Iterator[dict[str, str]], done: object) -> list[dict[str, str]]:
-    seen = []
-    for event in events:
-        seen.append(event)
-        if done(event):  # type: ignore[operator]
-            return seen
-    raise AssertionError(f"the stream ended before the expected event: {seen}")
 
 
 def raw_get(port: int, path: str, last_id: bytes) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import typing as t
 
-__all__ = ["InvalidResponseHeader", "check_headers", "header_problem"]
+__all__ = ["InvalidResponseHeader", "header_problem"]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
@@ -40,10 +40,3 @@ def header_problem(headers: t.Iterable[tuple[str, str]]) -> str | None:
                 "or a character latin-1 cannot encode."
             )
     return None
-
-
-def check_headers(headers: t.Iterable[tuple[str, str]]) -> None:
-    """Raise :class:`InvalidResponseHeader` if ``headers`` cannot be sent."""
-    problem = header_problem(headers)
-    if problem is not None:
-        raise InvalidResponseHeader(problem)

@@ -28,7 +28,7 @@ from ..contexts.ctx import (
 from ..contexts.steps import NO_KWARGS, Step, Steps, call_one, run, run_async
 from ..signals import request_finished, request_started, request_tearing_down
 from .errors import ErrorHandling
-from .header_rules import InvalidResponseHeader, check_headers, header_problem
+from .header_rules import InvalidResponseHeader, header_problem
 from .streaming import prime_steps
 from .wrappers import Request, Response
 
@@ -118,8 +118,9 @@ class Application(ErrorHandling):
             except Exception as e:
                 error = e
                 response = yield from self._unhandled_steps(e, ctx)
-            if header_problem(response.headers) is not None:
-                response, error = yield from self._refuse_headers_steps(response, ctx)
+            problem = header_problem(response.headers)
+            if problem is not None:
+                response, error = yield from self._refuse_headers_steps(response, ctx, problem)
         except BaseException as e:
             yield from ctx.pop_steps(e)
             raise
@@ -149,14 +150,14 @@ class Application(ErrorHandling):
             return response
         return (yield from self._handle_exception_steps(e, ctx))
 
-    def _refuse_headers_steps(self, response: Response, ctx: Ctx) -> Steps[tuple[Response, Exception]]:
-        """A response with a header that is not valid HTTP becomes the app's
-        error: a logged 500 (raised when propagating, as in tests); a 500 whose
-        own headers are bad too is replaced by a bare one."""
+    def _refuse_headers_steps(self, response: Response, ctx: Ctx, problem: str) -> Steps[tuple[Response, Exception]]:
+        """A response with a header that is not valid HTTP (``problem`` says
+        why) becomes the app's error: a logged 500 (raised when propagating, as
+        in tests); a 500 whose own headers are bad too is replaced by a bare one."""
         response.close()
         try:
-            check_headers(response.headers)
-        except InvalidResponseHeader as e:
+            raise InvalidResponseHeader(problem)
+        except InvalidResponseHeader as e:  # handled where it is current, so that it is logged with it
             error = e
             response = yield from self._unhandled_steps(e, ctx)
         if header_problem(response.headers) is not None:
