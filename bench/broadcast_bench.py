@@ -144,7 +144,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
         if kind == "tether":
             from tether import Broadcast
 
-            broadcast = Broadcast(URL)
+            broadcast = Broadcast(URL, namespace="broadcast_apps")
 
             def publish(number: int) -> None:
                 broadcast.publish(channel, f"{number} {time.time()}")
@@ -197,7 +197,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
             server.kill()
         import redis
 
-        redis.Redis.from_url(URL).delete(f"tether:broadcast:{channel}")
+        redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{channel}")
 
 
 def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50) -> tuple[float, float]:
@@ -208,7 +208,7 @@ def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50
         if kind == "tether":
             from tether import Broadcast
 
-            broadcast = Broadcast(URL)
+            broadcast = Broadcast(URL, namespace="broadcast_apps")
             publish = broadcast.apublish
         else:
             from broadcaster import Broadcast as Broadcaster
@@ -235,7 +235,7 @@ def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50
     rates = asyncio.run(main())
     import redis
 
-    redis.Redis.from_url(URL).delete(f"tether:broadcast:{channel}-rate")
+    redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{channel}-rate")
     return rates
 
 

@@ -202,7 +202,7 @@ def test_a_late_subscriber_gets_the_whole_story_then_the_result(tasks: types.Mod
     ]
     resumed = events_of(tasks, result.id, last_id=events[1]["id"])
     assert [json.loads(e["data"]) for e in resumed] == [{"step": 3, "of": 3}, 30]
-    ttl = redis.Redis.from_url(SHARED).ttl(f"tether:broadcast:task:{result.id}")
+    ttl = redis.Redis.from_url(SHARED).ttl(f"tether:{tasks.app.broadcast.namespace}:broadcast:task:{result.id}")
     assert 0 < ttl <= tasks.app.config["CELERY_PROGRESS_TTL"]
 
 

@@ -28,6 +28,9 @@ from tether.live.broadcast import BroadcastUnavailable, Gap
 from tether.signals import broadcast_health_changed
 
 SHARED = "redis://127.0.0.1:6379/0"
+#: The namespace of the broadcasts these tests make themselves; the apps of
+#: tests/servers have their import names (``feed_app``, ``cluster_app``).
+NS = "tests"
 
 
 SERVERS = Path(__file__).parent / "servers"
@@ -60,7 +63,7 @@ def channel() -> Iterator[str]:
         pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run this test).")
     name = f"test-{uuid.uuid4().hex}"
     yield name
-    redis.Redis.from_url(SHARED).delete(f"tether:broadcast:{name}")
+    redis.Redis.from_url(SHARED).delete(*(f"tether:{ns}:broadcast:{name}" for ns in (NS, "feed_app")))
 
 
 def take(subscription: object, count: int, timeout: float = 10.0) -> list[object]:
@@ -74,7 +77,7 @@ def take(subscription: object, count: int, timeout: float = 10.0) -> list[object
 
 
 def test_a_message_reaches_the_subscribers_of_other_processes(channel: str) -> None:
-    publisher, listener = Broadcast(SHARED), Broadcast(SHARED)
+    publisher, listener = Broadcast(SHARED, namespace=NS), Broadcast(SHARED, namespace=NS)
     with listener.subscribe(channel) as subscription, listener.subscribe(channel) as second:
         ids = [publisher.publish(channel, {"n": n}) for n in range(50)]
         assert take(subscription, 50) == [{"n": n} for n in range(50)]
@@ -85,7 +88,7 @@ def test_a_message_reaches_the_subscribers_of_other_processes(channel: str) -> N
 
 
 def test_async_publishes_made_together_share_round_trips_and_keep_their_order(channel: str) -> None:
-    publisher, listener = Broadcast(SHARED), Broadcast(SHARED)
+    publisher, listener = Broadcast(SHARED, namespace=NS), Broadcast(SHARED, namespace=NS)
 
     async def publish_together() -> list[str]:
         return await asyncio.gather(*(publisher.apublish(channel, n) for n in range(200)))
@@ -98,20 +101,20 @@ def test_async_publishes_made_together_share_round_trips_and_keep_their_order(ch
 
 
 def test_resume_from_last_id_and_the_gap(channel: str) -> None:
-    publisher = Broadcast(SHARED, history=3)
+    publisher = Broadcast(SHARED, namespace=NS, history=3)
     ids = [publisher.publish(channel, n) for n in range(5)]
-    with Broadcast(SHARED).subscribe(channel, last_id=ids[1]) as subscription:
+    with Broadcast(SHARED, namespace=NS).subscribe(channel, last_id=ids[1]) as subscription:
         assert take(subscription, 3) == [2, 3, 4]
         publisher.publish(channel, 5)
         assert take(subscription, 1) == [5] and subscription.queued() == []
     for n in range(5, 400):  # Redis trims whole nodes of 100 entries
         publisher.publish(channel, n)
-    with Broadcast(SHARED).subscribe(channel, last_id=ids[0], maxsize=1000) as subscription:
+    with Broadcast(SHARED, namespace=NS).subscribe(channel, last_id=ids[0], maxsize=1000) as subscription:
         assert subscription.queued()[0] == Gap(channel, ids[0])
 
 
 def test_a_message_that_is_not_json_fails_alone(channel: str) -> None:
-    broadcast = Broadcast(SHARED)
+    broadcast = Broadcast(SHARED, namespace=NS)
     with pytest.raises(TypeError, match="JSON-serializable"):
         broadcast.publish(channel, object())
     with broadcast.subscribe(channel) as subscription:
@@ -121,14 +124,14 @@ def test_a_message_that_is_not_json_fails_alone(channel: str) -> None:
 
 def test_the_listener_survives_being_killed_and_catches_up(channel: str) -> None:
     changes: list[bool] = []
-    broadcast = Broadcast(SHARED)
+    broadcast = Broadcast(SHARED, namespace=NS)
 
     def changed(sender: object, healthy: bool) -> None:
         if sender is broadcast.backend:
             changes.append(healthy)
 
     broadcast_health_changed.connect(changed)
-    publisher = Broadcast(SHARED)
+    publisher = Broadcast(SHARED, namespace=NS)
     try:
         with broadcast.subscribe(channel) as subscription:
             publisher.publish(channel, "before")
@@ -183,7 +186,7 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, object, object]]:
 
 def test_publishing_while_redis_is_down_raises_and_subscribers_stay(own_redis: tuple[str, object, object]) -> None:
     url, start, stop = own_redis
-    broadcast = Broadcast(url)
+    broadcast = Broadcast(url, namespace=NS)
     with broadcast.subscribe("desk") as subscription:
         broadcast.publish("desk", "up")
         assert take(subscription, 1) == ["up"]
@@ -206,7 +209,7 @@ def test_publishing_while_redis_is_down_raises_and_subscribers_stay(own_redis: t
 
 
 def test_publishing_from_another_thread_and_from_a_script(channel: str, tmp_path: Path) -> None:
-    broadcast = Broadcast(SHARED)
+    broadcast = Broadcast(SHARED, namespace=NS)
     with broadcast.subscribe(channel) as subscription:
         thread = threading.Thread(target=lambda: broadcast.publish(channel, "thread"))
         thread.start()
@@ -214,7 +217,7 @@ def test_publishing_from_another_thread_and_from_a_script(channel: str, tmp_path
         script = tmp_path / "publish.py"
         script.write_text(
             "from tether import Broadcast\n"
-            f"Broadcast({SHARED!r}).publish({channel!r}, {{'from': 'script'}})\n"
+            f"Broadcast({SHARED!r}, namespace={NS!r}).publish({channel!r}, {{'from': 'script'}})\n"
         )
         src = Path(__file__).parent.parent / "src"
         subprocess.run(
@@ -258,7 +261,7 @@ def test_a_cluster_periodic_service_runs_once_per_interval_and_is_taken_over(
             proc.terminate()
         for proc in procs:
             proc.wait(10)
-        keys = redis.Redis.from_url(SHARED).keys(f"tether:periodic:{channel}:*")
+        keys = redis.Redis.from_url(SHARED).keys(f"tether:cluster_app:periodic:{channel}:*")
         if keys:
             redis.Redis.from_url(SHARED).delete(*keys)
     ended = {(r[1], r[2]) for r in after if r[0] == "end"}
@@ -284,7 +287,7 @@ def test_several_workers_deliver_every_message_once_in_order_and_resume(channel:
             pids.add(json.loads(ws.recv(timeout=10))["pid"])
             sockets.append(ws)
             assert len(sockets) < 60, "every connection went to one worker"
-        publisher = Broadcast(SHARED)
+        publisher = Broadcast(SHARED, namespace="feed_app")
         with httpx.Client(timeout=30) as http, http.stream("GET", f"http://127.0.0.1:{port}/feed") as feed:
             lines = feed.iter_lines()
             ids = [publisher.publish(channel, {"n": n}) for n in range(200)]
@@ -329,7 +332,7 @@ def test_a_sync_gunicorn_worker_publishes(channel: str) -> None:
     )
     try:
         wait_for_port(port, proc)
-        with Broadcast(SHARED).subscribe(channel) as subscription:
+        with Broadcast(SHARED, namespace="feed_app").subscribe(channel) as subscription:
             ids = [httpx.post(f"http://127.0.0.1:{port}/publish", json={"n": n}, timeout=10).json()["id"] for n in range(5)]
             assert take(subscription, 5) == [{"n": n} for n in range(5)] and subscription.last_id == ids[-1]
     finally:
@@ -338,7 +341,7 @@ def test_a_sync_gunicorn_worker_publishes(channel: str) -> None:
 
 
 def test_a_slow_subscriber_is_bounded_and_the_others_get_everything(channel: str) -> None:
-    broadcast, publisher = Broadcast(SHARED, maxsize=10), Broadcast(SHARED)
+    broadcast, publisher = Broadcast(SHARED, namespace=NS, maxsize=10), Broadcast(SHARED, namespace=NS)
     with broadcast.subscribe(channel) as slow, broadcast.subscribe(channel, maxsize=1000) as fast:
         for n in range(300):
             publisher.publish(channel, n)

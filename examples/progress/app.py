@@ -53,6 +53,8 @@ app = Tether(__name__)
 app.config.from_mapping(
     SECRET_KEY=os.environ.get("SECRET_KEY", "dev"),
     REDIS_URL="redis://127.0.0.1:6379/0",
+    # The web processes and the Celery worker must agree on it, however each imports this file.
+    BROADCAST_NAMESPACE="progress-example",
     DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'progress.db'}",
     STEP_DELAY=1.0,
 )

@@ -60,6 +60,8 @@ def create_app(test_config: dict[str, t.Any] | None = None) -> DispatcherMiddlew
         REFRESH_INTERVALS={"balance": 10, "positions": 5, "pnl": 5, "orders": 15},
         MARKET_INTERVAL=2,
         MARKET_SEED=None,
+        # Its channels and cluster-wide turns on a Redis shared with other apps.
+        BROADCAST_NAMESPACE="trading-desk",
     )
     frontend.config.from_prefixed_env()
     if test_config:

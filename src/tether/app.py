@@ -24,6 +24,7 @@ from .contexts.ctx import RequestContext, _sentinel
 from .contexts.steps import run_coroutine
 from .live.background import Background, Job, qualified_name
 from .live.broadcast import Broadcast
+from .live.broadcast.namespace import namespace_for
 from .live.periodic import PeriodicService
 from .serving.asgi_http import serve_http
 from .serving.entry import ServesBoth, asgi_arguments, serve_both
@@ -123,6 +124,7 @@ class Tether(Application, metaclass=ServesBoth):
                         history=self.config["BROADCAST_HISTORY"],
                         dumps=self.json.dumps,
                         loads=self.json.loads,
+                        namespace=namespace_for(self),
                     )
         return broadcast
 

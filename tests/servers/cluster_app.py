@@ -11,6 +11,7 @@ EVENTS = os.environ["EVENTS_FILE"]
 
 app = Tether(__name__)
 app.config["BROADCAST_URL"] = os.environ["BROADCAST_URL"]
+app.config.from_prefixed_env()  # TETHER_BROADCAST_NAMESPACE: two projects of one name
 
 
 def record(line: str) -> None:

@@ -52,6 +52,9 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "SPAWN_GRACE_PERIOD": 10.0,
     "FORWARD_MAX_DEPTH": 8,
     "BROADCAST_URL": "memory://",
+    # Where the app's channels, histories and cluster locks live on a shared Redis
+    # (None: the app's import name; tether.live.broadcast.namespace).
+    "BROADCAST_NAMESPACE": None,
     "BROADCAST_QUEUE_SIZE": 100,
     "BROADCAST_HISTORY": 1000,
     "BROADCAST_OVERFLOW": "drop-oldest",

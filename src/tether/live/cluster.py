@@ -7,6 +7,8 @@ it (``SET NX``) runs the function, provided no run is still going on anywhere:
 a run holds a lease (a key with a TTL, renewed while it runs) that the next
 slot's winner must also take. So the function runs once per interval, never
 twice at once, and when its worker dies another one runs it in the next slot.
+Its keys (``tether:<namespace>:periodic:<name>:...``) are the app's own: two
+apps on one Redis with a service of the same name each take their own turns.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import redis.asyncio as aioredis
 
 __all__ = ["ClusterTurns"]
 
-PREFIX = "tether:periodic:"
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -26,12 +27,13 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 class ClusterTurns:
     """Who runs a periodic service ``name`` in each slot of ``interval`` seconds."""
 
-    def __init__(self, url: str, name: str, interval: float) -> None:
+    def __init__(self, url: str, namespace: str, name: str, interval: float) -> None:
         self._client: t.Any = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._interval = interval
         self._me = uuid.uuid4().hex
-        self._slots = f"{PREFIX}{name}:slot:"
-        self._running = f"{PREFIX}{name}:running"
+        prefix = f"tether:{namespace}:periodic:{name}"
+        self._slots = f"{prefix}:slot:"
+        self._running = f"{prefix}:running"
         #: The lease of a run: long enough to be renewed several times in it.
         self.lease_ms = int(max(interval, 1.0) * 2000)
         #: The slot this worker last ran (``None`` before its first run).

@@ -11,6 +11,7 @@ from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import periodic_run_failed
 from .background import Background
+from .broadcast.namespace import namespace_for
 
 __all__ = ["PeriodicService"]
 
@@ -88,7 +89,7 @@ class PeriodicService:
 
         from .cluster import ClusterTurns  # (optional: it needs redis-py)
 
-        turns = ClusterTurns(url, self.name, self.interval)
+        turns = ClusterTurns(url, namespace_for(self.app), self.name, self.interval)
         reachable = True
         try:
             while not self._stopping:

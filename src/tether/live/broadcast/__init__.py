@@ -20,6 +20,13 @@ where a waiting stream sends it at once: ``tether.serving.direct``). It offers `
 (async), ``publish_now(channel, message)`` (sync, from any thread) and
 ``tail``, ``follow``/``unfollow``, ``catch_up`` and ``expire``. ``memory://`` (``memory``) delivers
 in-process, at once.
+
+On a shared server (``redis://``) a broadcast lives in a *namespace*: its
+channels, histories and cluster locks are keys of that namespace only, so two
+apps that share a Redis database and both have a channel ``news`` (or a
+periodic ``app.cleanup``) never hear each other. An app's namespace is its
+``BROADCAST_NAMESPACE``, by default its import name; a plain script names the
+app's: ``Broadcast(url, namespace="shop")``.
 """
 
 from __future__ import annotations
@@ -80,21 +87,33 @@ class Broadcast:
         history: int = 1000,
         dumps: t.Callable[[t.Any], str] = json.dumps,
         loads: t.Callable[[str | bytes], t.Any] = json.loads,
+        namespace: str | None = None,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}.")
+        if namespace is not None and (not isinstance(namespace, str) or not namespace or ":" in namespace):
+            raise ValueError(f"A broadcast namespace is a non-empty name without ':', not {namespace!r}.")
         scheme = urlsplit(url).scheme
         self.backend: Backend
         if scheme == "memory":
             self.backend = MemoryBackend(self._deliver, history)
         elif scheme in ("redis", "rediss", "unix"):
+            if namespace is None:
+                # Without one, a script would publish where no app listens, silently.
+                raise ValueError(
+                    f"Broadcast({url!r}) needs a namespace: apps sharing a Redis keep their channels apart "
+                    "by namespace. Pass namespace= the BROADCAST_NAMESPACE of the app to reach (by default its "
+                    "import name, as in Tether(__name__)), or a name of your own."
+                )
             # redis-py is an optional dependency (pip install "tether[redis]").
             from .redis_backend import RedisBackend
 
-            self.backend = RedisBackend(url, self._deliver, history, dumps, loads)
+            self.backend = RedisBackend(url, namespace, self._deliver, history, dumps, loads)
         else:
             raise ValueError(f"No broadcast backend for {url!r}: use 'memory://' or 'redis://host:port/db'.")
         self.url = url
+        #: Where this broadcast's channels and cluster locks live on a shared server.
+        self.namespace = namespace
         self.maxsize = maxsize
         self.overflow = overflow
         self._lock = threading.Lock()
@@ -129,6 +148,7 @@ class Broadcast:
         unsubscribe. With ``last_id`` (an SSE client's ``Last-Event-ID``), what
         was published after it comes first, or a :class:`Gap` when the history
         no longer holds all of it."""
+        _check_channel(channel)
         policy = overflow or self.overflow
         if policy not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {policy!r}.")
@@ -186,10 +206,12 @@ class Broadcast:
     def publish(self, channel: str, message: t.Any) -> str:
         """Publish from synchronous code (a sync view, spawned work, a periodic
         run); the message's id."""
+        _check_channel(channel)
         return self.backend.publish_now(channel, message)
 
     async def apublish(self, channel: str, message: t.Any) -> str:
         """Publish from async code; the message's id."""
+        _check_channel(channel)
         return await self.backend.publish(channel, message)
 
     def expire(self, channel: str, seconds: float) -> None:
@@ -209,3 +231,10 @@ class Broadcast:
             if channel is not None:
                 return len(self._subscriptions.get(channel, ()))
             return sum(len(s) for s in self._subscriptions.values())
+
+
+def _check_channel(channel: object) -> None:
+    """Channels are names: on Redis, a non-str one would come back as a str and
+    reach nobody. Any str is a name, on every backend (JSON input included)."""
+    if not isinstance(channel, str):
+        raise TypeError(f"A broadcast channel is a str, not {type(channel).__name__} ({channel!r}).")

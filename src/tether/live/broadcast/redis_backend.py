@@ -1,10 +1,12 @@
 """``redis://host:port/db``: fan-out across worker processes and hosts.
 
-Each channel is a Redis Stream (``tether:broadcast:<channel>``), trimmed to
+Each channel is a Redis Stream (``tether:<namespace>:broadcast:<channel>``), trimmed to
 about ``history`` messages: its ids are the messages' ids, and what a
 subscriber missed is read back with ``XRANGE``. Publishing is one ``XADD``,
 from sync code (redis-py) or async code (``redis.asyncio``, batched per event
 loop by ``redis_publisher``); a message is JSON (the app's provider), never pickle.
+A channel is any str: names are encoded with ``surrogatepass``, so one holding
+a lone surrogate (valid JSON input) works here as it does on ``memory://``.
 
 One listener per process reads every channel that has a subscriber here, with
 one blocking ``XREAD`` on one connection, and hands each message to the
@@ -33,11 +35,10 @@ from ...signals import broadcast_health_changed
 from .errors import BroadcastUnavailable
 from .history import Entry, Gap, id_key
 from .memory import Deliver
-from .redis_publisher import Publisher
+from .redis_publisher import ENCODING_ERRORS, Publisher
 
 __all__ = ["RedisBackend"]
 
-PREFIX = "tether:broadcast:"
 logger = logging.getLogger("tether.broadcast")
 
 
@@ -47,6 +48,7 @@ class RedisBackend:
     def __init__(
         self,
         url: str,
+        namespace: str,
         deliver: Deliver,
         history: int,
         dumps: t.Callable[[t.Any], str],
@@ -57,22 +59,25 @@ class RedisBackend:
         self._history = max(history, 1)
         self._dumps = dumps
         self._loads = loads
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._prefix = f"tether:{namespace}:broadcast:"
+        self._client = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, encoding_errors=ENCODING_ERRORS
+        )
         self._publishers: dict[asyncio.AbstractEventLoop, Publisher] = {}
         self._lock = threading.Lock()
         #: The channels read here, and the id of the last message read of each.
         self._positions: dict[str, str] = {}
         process = uuid.uuid4().hex
-        self._control = f"{PREFIX}control:{process}"
+        self._control = f"tether:{namespace}:control:{process}"
         #: The listener connection's name, as ``CLIENT LIST`` shows it.
         self.client_name = f"tether-broadcast-{process}"
         self._listener: threading.Thread | None = None
         self._pid = os.getpid()
         self.healthy = False
 
-    @staticmethod
-    def key(channel: str) -> str:
-        return PREFIX + channel
+    def key(self, channel: str) -> str:
+        """The stream of ``channel``, in this broadcast's namespace."""
+        return self._prefix + channel
 
     def _encode(self, message: t.Any) -> str:
         try:
@@ -172,7 +177,9 @@ class RedisBackend:
         backoff = 0.1
         control_id = "$"
         while True:
-            client: t.Any = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=None)
+            client: t.Any = aioredis.Redis.from_url(
+                self.url, socket_connect_timeout=2, socket_timeout=None, encoding_errors=ENCODING_ERRORS
+            )
             try:
                 await client.client_setname(self.client_name)
                 if control_id == "$":
@@ -191,7 +198,7 @@ class RedisBackend:
                         if name == self._control:
                             control_id = _text(messages[-1][0])
                             continue
-                        self._hand_over(name[len(PREFIX):], messages)
+                        self._hand_over(name[len(self._prefix):], messages)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
                 self._set_healthy(False, e)
             except Exception:
@@ -242,7 +249,7 @@ class RedisBackend:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode("utf-8", ENCODING_ERRORS) if isinstance(value, bytes) else value
 
 
 def _trimmed_after(info: t.Any, key: tuple[int, int]) -> bool:

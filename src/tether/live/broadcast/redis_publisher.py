@@ -13,14 +13,19 @@ import typing as t
 import redis
 import redis.asyncio as aioredis
 
-__all__ = ["Publisher"]
+__all__ = ["ENCODING_ERRORS", "Publisher"]
+
+#: redis-py's encoding of keys: every str, lone surrogates included, round-trips.
+ENCODING_ERRORS = "surrogatepass"
 
 
 class Publisher:
     """One event loop's publishing connection; see the module docstring."""
 
     def __init__(self, url: str, history: int, unavailable: t.Callable[[Exception], Exception]) -> None:
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, encoding_errors=ENCODING_ERRORS
+        )
         self._history = history
         self._unavailable = unavailable
         self._queued: list[tuple[str, str, asyncio.Future[str]]] = []
