@@ -3,7 +3,9 @@ jobs create, save and load."""
 
 from __future__ import annotations
 
-from sqlalchemy import String
+import time
+
+from sqlalchemy import Float, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -18,6 +20,8 @@ class Job(Base):
     owner: Mapped[str] = mapped_column(String(40), index=True)
     action: Mapped[str] = mapped_column(String(10))
     state: Mapped[str] = mapped_column(String(10), default="queued")
+    #: When it was started (seconds since the epoch): the page lists jobs in this order.
+    created: Mapped[float] = mapped_column(Float, default=time.time, index=True)
 
 
 class Account(Base):
