@@ -75,7 +75,7 @@ class Tether(Application, metaclass=ServesBoth):
         serve_both(self)
 
     def spawn(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Job:
-        """Run ``fn(*args, **kwargs)`` in the background and return its :class:`Job`.
+        """Run ``fn(*args, **kwargs)`` in the background and return its :class:`~tether.live.background.Job`.
 
         A sync function runs in the ``SPAWN_THREADS`` pool, an async one as a task
         on the serving loop. It runs in an app context of its own; spawned from a

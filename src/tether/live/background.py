@@ -45,7 +45,7 @@ class Job:
     @property
     def cancel_requested(self) -> bool:
         """Whether :meth:`cancel` was called (as at shutdown, after the grace
-        period): a sync job checks it, through :func:`current_job`, to stop."""
+        period): a sync job checks it, through :func:`~tether.current_job`, to stop."""
         return self._cancel_requested.is_set()
 
     def done(self) -> bool:
@@ -77,7 +77,7 @@ _cv_job: ContextVar[Job | None] = ContextVar("tether.job", default=None)
 
 
 def current_job() -> Job | None:
-    """The :class:`Job` this code runs in (``app.spawn``), or ``None``. A long
+    """The :class:`~tether.live.background.Job` this code runs in (``app.spawn``), or ``None``. A long
     sync job checks ``current_job().cancel_requested`` to stop when asked."""
     return _cv_job.get()
 

@@ -146,7 +146,7 @@ class Broadcast:
     ) -> Subscription:
         """A new subscription to ``channel``; close it (or leave its ``with``) to
         unsubscribe. With ``last_id`` (an SSE client's ``Last-Event-ID``), what
-        was published after it comes first, or a :class:`Gap` when the history
+        was published after it comes first, or a :class:`~tether.live.broadcast.Gap` when the history
         no longer holds all of it."""
         _check_channel(channel)
         policy = overflow or self.overflow

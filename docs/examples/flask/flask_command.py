@@ -1,0 +1,2 @@
+#!/path/to/your/venv/bin/python
+from tether.compat import main; main()  # noqa: E702
