@@ -1,7 +1,7 @@
 """The apps ``bench/fanout_bench.py`` serves: SSE clients and WebSocket
 connections that each receive every message published to one channel.
 
-tether's is written as its README says: ``EventStream`` over a broadcast
+tether's is written as docs/live.md says: ``EventStream`` over a broadcast
 subscription, ``websocket.relay`` of one. Starlette, the anchor, has no fan-out
 of its own; it gets the usual hand-written one: a bounded ``asyncio.Queue`` per
 client, a ``StreamingResponse`` for SSE and a sender task per WebSocket.

@@ -61,4 +61,5 @@ nitpick_ignore_regex = [
     (r"py:class", r"Application"),
     (r"py:class", r"tether\.(serving\.lifecycle\.ServingState|live\.tasks\.binding\.TaskApp|cli\.discovery\.CliApp)"),
     (r"py:class", r"tether\.live\.broadcast\.subscription\.Registry"),
+    (r"py:class", r"tether\.live\.background\.Background"),
 ]

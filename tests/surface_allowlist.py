@@ -2,8 +2,8 @@
 its reason (tests/test_surface.py). Keys are surface_probe.py's, ``fnmatch``
 patterns allowed.
 
-:data:`ON_PURPOSE` reasons are kept: the README's "differs on purpose" list has
-each of them word for word. :data:`PENDING` reasons are not: they name work not
+:data:`ON_PURPOSE` reasons are kept: the "differs on purpose" list of
+docs/coming-from-flask.md has each of them word for word. :data:`PENDING` reasons are not: they name work not
 done yet, and what is missing.
 """
 
@@ -26,7 +26,7 @@ REQUEST = ("A request's URL match (`url_rule`, `view_args`, `routing_exception`)
            "on first use, not in `__init__`, so they are not in its `__dict__` until read; reading and assigning "
            "them work as in Flask.")
 
-#: Differences kept, each a sentence of the README.
+#: Differences kept, each a sentence of docs/coming-from-flask.md.
 ON_PURPOSE = [CALL, LAZY, REQUEST, CACHED, TOKENS, MESSAGES, CLIENT, ENV]
 
 #: Differences to remove, each reason saying what is missing ("not fixed yet: ..."):

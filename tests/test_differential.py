@@ -1,7 +1,7 @@
 """The differential suite: one app (tests/differential_app.py) on real Flask
 3.1.3, on tether under WSGI and on tether under ASGI gets the same generated
 requests; status, headers, body and what the view saw must be the same,
-except for the differences listed in :data:`ON_PURPOSE` (and in the README).
+except for the differences listed in :data:`ON_PURPOSE` (and in docs/coming-from-flask.md).
 
 ``FUZZ_EXAMPLES=5000 pytest tests/test_differential.py`` runs a longer search.
 """
@@ -37,7 +37,7 @@ def _json_400_says_why(answer: Answer) -> Answer:
 
 
 #: Differences kept on purpose: each normalizes both answers, with its reason
-#: in its docstring (the README's "differs on purpose" says the same).
+#: in its docstring (docs/coming-from-flask.md's "differs on purpose" says the same).
 ON_PURPOSE: list[t.Callable[[Answer], Answer]] = [_json_400_says_why]
 
 

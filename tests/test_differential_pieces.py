@@ -175,7 +175,7 @@ VALUES: dict[str, t.Callable[[], t.Any]] = {
 }
 
 
-#: Where tether's proxy differs from Werkzeug's on purpose (README, "differs on purpose"):
+#: Where tether's proxy differs from Werkzeug's on purpose (docs/coming-from-flask.md, "differs on purpose"):
 #: a proxy pickles as the object it stands for (Werkzeug's raises PicklingError),
 #: and copying a proxy to ``None`` gives ``None``, as copying ``None`` does
 #: (Werkzeug's raises TypeError, or deep-copies to ``{}``).

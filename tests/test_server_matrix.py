@@ -47,7 +47,7 @@ class Server:
     #: HTTP/2 over TLS, with the test's certificate.
     tls: bool = False
     #: Whether the server lets the app know it is stopping; if not, it is run
-    #: with ``SHORT_GRACE`` and the streams are cut there (README, Deploying).
+    #: with ``SHORT_GRACE`` and the streams are cut there (docs/deploying.md).
     tells_app: bool = True
     #: Checks expected to fail until another branch's fix is merged: check -> reason.
     xfail: dict[str, str] = field(default_factory=dict)

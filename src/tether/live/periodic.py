@@ -119,6 +119,10 @@ class PeriodicService:
                         )
                         reachable = False
                     delay = self.interval
+                if self._stopping:
+                    # stop() came during a Redis call, whose client may have
+                    # swallowed the cancellation: do not sleep out the slot.
+                    return
                 await asyncio.sleep(delay)
         finally:
             await turns.close()

@@ -1,0 +1,73 @@
+"""The documentation builds strictly (any warning, broken reference or page
+missing from the table of contents fails it), its API reference covers what
+``import tether`` offers, and its pages show Python only from tested files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import tether
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built as the README says, into a temporary folder."""
+    out = tmp_path_factory.mktemp("docs")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-E", "-q",
+         "-d", str(out / "doctrees"), str(DOCS), str(out / "html")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"the docs do not build strictly:\n{result.stdout}\n{result.stderr}"
+    assert "WARNING" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+    return out / "html"
+
+
+def test_every_page_is_built(built: Path) -> None:
+    pages = sorted(path.relative_to(DOCS).with_suffix(".html") for path in DOCS.rglob("*.md")
+                   if path.name != "README.md" and "examples" not in path.parts)
+    missing = [str(page) for page in pages if not (built / page).is_file()]
+    assert pages and not missing, missing
+
+
+def test_the_api_reference_covers_every_public_name(built: Path) -> None:
+    from sphinx.util.inventory import InventoryFile
+
+    with open(built / "objects.inv", "rb") as f:
+        inventory = InventoryFile.load(f, "", lambda base, uri: uri)
+    documented = {name for kind in inventory.values() for name in kind}
+    public = [f"tether.{name}" for name, value in vars(tether).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"]
+    extra = ["tether.celery.init_celery", "tether.celery.progress", "tether.celery.task_events",
+             "tether.celery.ContextTask", "tether.testing.TetherClient", "tether.testing.WebSocketSession",
+             "tether.live.broadcast.Backend", "tether.compat.alias_flask", "tether.tracing.trace_websockets"]
+    undocumented = [name for name in public + extra if name not in documented]
+    assert not undocumented, f"add to docs/api/: {undocumented}"
+
+
+def test_pages_show_python_only_from_tested_files() -> None:
+    """Python on a page comes from a file (``literalinclude``) that a test runs,
+    never a fenced block that nothing checks."""
+    inline = []
+    for page in DOCS.rglob("*.md"):
+        if "examples" in page.parts:
+            continue
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if re.match(r"\s*(```|:::)\s*(\{code-block\}\s*)?(python|py|pycon)\b", line):
+                inline.append(f"{page.relative_to(ROOT)}:{number}")
+    assert not inline, f"move these into docs/examples/ and test them: {inline}"
+
+
+def test_the_build_command_is_the_readmes() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "sphinx-build -W --keep-going -n docs docs/_build" in readme
+    assert "sphinx" in (ROOT / "pyproject.toml").read_text()
