@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+
 from docs_examples import SHARED_REDIS, need_redis
 
 ROOT = Path(__file__).resolve().parent.parent

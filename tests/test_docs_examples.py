@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 import requests
-from docs_examples import EXAMPLES, SHARED_REDIS, load, need_redis, run_pytest
 from websockets.sync.client import connect
 
+from docs_examples import EXAMPLES, SHARED_REDIS, load, need_redis, run_pytest
 from tether.testing import WebSocketRejected
 
 TUTORIAL = EXAMPLES / "tutorial"

@@ -7,11 +7,11 @@ import ast
 import importlib.util
 import json
 import threading
-
 import time
 import uuid
 
 import pytest
+
 from docs_examples import EXAMPLES, ROOT, SHARED_REDIS, load, need_redis, run_pytest, run_python
 
 COMPARE = EXAMPLES / "compare"

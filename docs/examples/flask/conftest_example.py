@@ -4,7 +4,6 @@ from tether.compat import alias_flask
 alias_flask()  # before the tests import the app, and so flask
 
 import pytest  # noqa: E402
-
 from wsgi import app as flask_app  # noqa: E402
 
 

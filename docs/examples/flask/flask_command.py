@@ -1,2 +1,4 @@
 #!/path/to/your/venv/bin/python
-from tether.compat import main; main()  # noqa: E702
+from tether.compat import main
+
+main()
