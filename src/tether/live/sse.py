@@ -24,7 +24,7 @@ from ..contexts.propagation import ThreadedIterator
 from ..serving.direct import current_sender, encoded_once
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
-from .broadcast import Gap, Subscription
+from .broadcast import Delivery, Gap, Subscription
 
 __all__ = ["EventStream", "ServerSentEvent"]
 
@@ -96,16 +96,17 @@ class EventStream(Response):
 
 async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[bytes]:
     dumps = app.json.dumps
-    iterator = aiter(source)
     # A broadcast subscription's messages carry ids: sent as ``id:``, so that a
     # client that reconnects sends the last one as Last-Event-ID.
     subscription = source if isinstance(source, Subscription) else None
+    iterator = subscription.deliveries() if subscription is not None else aiter(source)
+    frame = _frame_of(subscription, dumps) if subscription is not None else None
     sender = current_sender.get()
     push = None
-    if sender is not None and subscription is not None:
-        def push(message: t.Any, id: str) -> bool:
+    if sender is not None and frame is not None:
+        def push(delivery: Delivery, id: str) -> bool:
             """A message published while the stream waits: sent from the publish."""
-            return sender.push(encoded_once(_frame, message, (id, dumps)))
+            return sender.push(frame(delivery, True))
 
     items = NextItem(iterator, push=push)
     try:
@@ -119,8 +120,8 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
                 continue
             if isinstance(item, Gap):
                 item = ServerSentEvent({"channel": item.channel, "last_id": item.last_id}, event="gap")
-            elif subscription is not None and not isinstance(item, ServerSentEvent):
-                yield encoded_once(_frame, item, (subscription.last_id, dumps))
+            elif frame is not None:
+                yield frame(t.cast(Delivery, item), False)
                 continue
             elif not isinstance(item, ServerSentEvent):
                 item = ServerSentEvent(item)
@@ -133,9 +134,33 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
         await items.aclose()
 
 
-def _frame(message: t.Any, id_and_dumps: tuple[str | None, t.Callable[[t.Any], str]]) -> bytes:
-    id, dumps = id_and_dumps
-    return ServerSentEvent(message, id=id).encode(dumps).encode()
+def _frame_of(subscription: Subscription, dumps: t.Callable[[t.Any], str]) -> t.Callable[[Delivery, bool], bytes]:
+    """How a subscription's messages are sent: as they are, with their id; or,
+    from several channels, as ``{"channel", "data"}`` with every channel's last
+    id (``tether.live.broadcast.last_ids``). A message published without an
+    event name is a ``message`` event. ``pushed``: called by a sink, under the
+    subscription's lock, before the delivery is taken."""
+    if not subscription.many:
+        def frame(delivery: Delivery, pushed: bool) -> bytes:
+            return encoded_once(_channel_frame, delivery, dumps)
+
+        return frame
+
+    def frames(delivery: Delivery, pushed: bool) -> bytes:
+        last_ids = subscription.last_event_id_after(delivery) if pushed else subscription.last_event_id()
+        return encoded_once(_channels_frame, delivery, (last_ids, dumps))
+
+    return frames
+
+
+def _channel_frame(delivery: Delivery, dumps: t.Callable[[t.Any], str]) -> bytes:
+    return ServerSentEvent(delivery.message, event=delivery.event, id=delivery.id).encode(dumps).encode()
+
+
+def _channels_frame(delivery: Delivery, last_ids_and_dumps: tuple[str, t.Callable[[t.Any], str]]) -> bytes:
+    last_ids, dumps = last_ids_and_dumps
+    data = {"channel": delivery.channel, "data": delivery.message}
+    return ServerSentEvent(data, event=delivery.event or "message", id=last_ids).encode(dumps).encode()
 
 
 _FAILED = ServerSentEvent("The event stream failed.", event="error").encode(str).encode()
