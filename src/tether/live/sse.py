@@ -25,6 +25,7 @@ from ..serving.direct import current_sender, encoded_once
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
 from .broadcast import Delivery, Gap, Subscription
+from .channels import ChannelPolicy, refusal
 
 __all__ = ["EventStream", "ServerSentEvent"]
 
@@ -69,6 +70,10 @@ class EventStream(Response):
     Its headers go out at once, not after the first event (a source may be
     quiet for long): a source that fails sends an ``error`` event, and the
     stream ends, cut off so that the client can tell.
+
+    ``first`` are sent before the source's events. A broadcast subscription
+    obeys the app's channel rules (``tether.live.channels``): a channel they
+    refuse is left, and a ``refused`` event says so.
     """
 
     prime_body = False
@@ -81,21 +86,31 @@ class EventStream(Response):
         send_timeout: float | None = None,
         status: int = 200,
         headers: t.Any = None,
+        first: t.Sequence[ServerSentEvent] = (),
     ) -> None:
         app = t.cast(ServedApp, _cv_app.get().app)
+        # The app's channel rules apply to a subscription made without them:
+        # a refused channel is left, and said so first.
+        policy: ChannelPolicy | None = getattr(app, "channel_policy", None)
+        refused = policy.guard(source) if policy is not None else []
+        prelude = [*first, *(ServerSentEvent(refusal(channel), event="refused") for channel in refused)]
         if not isinstance(source, AsyncIterable):
             # Made here, so that a sync view's source is iterated on the
             # request's own thread (``ThreadedIterator``).
             source = ThreadedIterator(source, app.serving.executor)
         self.keepalive = keepalive if keepalive is not None else app.config["SSE_KEEPALIVE_INTERVAL"]
         self.send_timeout = send_timeout if send_timeout is not None else app.config["SSE_SEND_TIMEOUT"]
-        super().__init__(_frames(source, self.keepalive, app), status=status, headers=headers, mimetype="text/event-stream")
+        super().__init__(_frames(source, self.keepalive, app, prelude), status=status, headers=headers, mimetype="text/event-stream")
         self.headers["Cache-Control"] = "no-cache"
         self.headers["X-Accel-Buffering"] = "no"
 
 
-async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[bytes]:
+async def _frames(
+    source: t.Any, keepalive: float, app: ServedApp, first: list[ServerSentEvent]
+) -> t.AsyncIterator[bytes]:
     dumps = app.json.dumps
+    for event in first:
+        yield event.encode(dumps).encode()
     # A broadcast subscription's messages carry ids: sent as ``id:``, so that a
     # client that reconnects sends the last one as Last-Event-ID.
     subscription = source if isinstance(source, Subscription) else None

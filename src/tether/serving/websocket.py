@@ -250,13 +250,23 @@ class WebSocket:
         except RuntimeError:
             on_loop = False
         receiver = None if on_receive is None else _Receiver(on_receive, None if on_loop else self._serving)
-        return self._io(self._relay(source, as_json, receiver, contextvars.copy_context()))
+        policy: ChannelGuard | None = getattr(self._app, "channel_policy", None)
+        refused = policy.guard(source) if policy is not None else []
+        first = [{"event": "refused", "channel": channel} for channel in refused]
+        return self._io(self._relay(source, as_json, receiver, contextvars.copy_context(), first))
 
     async def _relay(
-        self, source: t.Any, as_json: bool, receiver: _Receiver | None, context: contextvars.Context
+        self,
+        source: t.Any,
+        as_json: bool,
+        receiver: _Receiver | None,
+        context: contextvars.Context,
+        first: list[dict[str, str]],
     ) -> None:
         if not self.accepted:
             await self._accept()
+        for refused in first:
+            await self._send_data(self._app.json.dumps(refused))
         deliveries = getattr(source, "deliveries", None)
         form: t.Callable[[t.Any], t.Any] | None = None
         if deliveries is not None:  # a broadcast subscription (``tether.live.broadcast``)
@@ -345,6 +355,13 @@ class WebSocket:
                 yield self.receive()
             except WebSocketDisconnect:
                 return
+
+
+class ChannelGuard(t.Protocol):
+    """The app's channel rules, as a relay applies them (``tether.live.channels``)."""
+
+    def guard(self, source: t.Any) -> list[str]:
+        """Bring ``source`` under the rules; the channels refused."""
 
 
 class _Receiver:
