@@ -4,7 +4,6 @@ mid-stream, over the WebSocket and over the SSE fallback."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
