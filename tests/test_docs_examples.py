@@ -197,3 +197,20 @@ def test_broadcast_history_resume_and_gap() -> None:
             time.sleep(0.01)
         client.post("/rooms/b", json={"text": "hi"})
         assert ws.receive_json() == {"text": "hi"}
+
+
+def test_rooms_rules_and_the_live_endpoint() -> None:
+    module = load("live/rooms.py")
+    client = module.app.test_client(asgi=True)
+    assert client.get("/live/client.js").status_code == 200
+    client.post("/login/7")
+    with client.websocket("/live/ws") as ws:
+        for channel in ("room:lobby", "user:7", "user:8", "room:a/b"):
+            ws.send_json({"join": channel})
+        replies = [ws.receive_json() for _ in range(4)]
+        assert [(r["event"], r["channel"]) for r in replies] == [
+            ("joined", "room:lobby"), ("joined", "user:7"), ("refused", "user:8"), ("refused", "room:a/b"),
+        ]
+        client.post("/rooms/lobby", data={"text": "hi"})
+        message = ws.receive_json()
+        assert (message["channel"], message["event"], message["data"]) == ("room:lobby", "chat", {"text": "hi"})

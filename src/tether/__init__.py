@@ -36,6 +36,7 @@ from .contexts.propagation import stream_with_context as stream_with_context
 from .dispatcher import DispatcherMiddleware as DispatcherMiddleware
 from .live.background import current_job as current_job
 from .live.broadcast import Broadcast as Broadcast
+from .live.broadcast import Delivery as Delivery
 from .live.forwarding import forward as forward
 from .live.forwarding import forward_async as forward_async
 from .live.sse import EventStream as EventStream

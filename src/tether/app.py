@@ -25,6 +25,8 @@ from .contexts.steps import run_coroutine
 from .live.background import Background, Job, qualified_name
 from .live.broadcast import Broadcast
 from .live.broadcast.namespace import namespace_for
+from .live.channels import ChannelPolicy
+from .live.endpoint import live_blueprint
 from .live.periodic import PeriodicService
 from .serving.asgi_http import serve_http
 from .serving.entry import ServesBoth, asgi_arguments, serve_both
@@ -72,6 +74,8 @@ class Tether(Application, metaclass=ServesBoth):
         self.serving.services.append(self.background)
         self._broadcast: Broadcast | None = None
         self._broadcast_lock = threading.Lock()
+        #: Who may follow which channel (``channel``); empty: every channel.
+        self.channel_policy = ChannelPolicy()
         serve_both(self)
 
     def spawn(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Job:
@@ -127,6 +131,27 @@ class Tether(Application, metaclass=ServesBoth):
                         namespace=namespace_for(self),
                     )
         return broadcast
+
+    def channel(self, pattern: str) -> t.Callable[[F], F]:
+        """Decide who may follow the channels ``pattern`` matches (``"room:<name>"``,
+        ``"user:<int:id>"``): the decorated function gets the pattern's values,
+        runs in the client's request or WebSocket context, and returns ``True``,
+        ``tether.live.channels.LIVE_ONLY`` (no history) or ``False``. Once one
+        rule exists, a channel that no rule matches is refused; the live
+        endpoint, ``EventStream`` and ``websocket.relay`` obey the rules."""
+
+        def decorator(f: F) -> F:
+            self.channel_policy.add(pattern, f)
+            return f
+
+        return decorator
+
+    def live(self, url_prefix: str = "/live", name: str = "live") -> None:
+        """Serve the live endpoint under ``url_prefix``: a WebSocket
+        (``url_for("live.socket")``) and an SSE fallback (``"live.events"``)
+        where browsers join channels, and the client script that does it
+        (``"live.client"``); see ``tether.live.endpoint``."""
+        self.register_blueprint(live_blueprint(name), url_prefix=url_prefix)
 
     @property
     def periodic_services(self) -> dict[str, PeriodicService]:

@@ -24,7 +24,8 @@ from ..contexts.propagation import ThreadedIterator
 from ..serving.direct import current_sender, encoded_once
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
-from .broadcast import Gap, Subscription
+from .broadcast import Delivery, Gap, Subscription
+from .channels import ChannelPolicy, refusal
 
 __all__ = ["EventStream", "ServerSentEvent"]
 
@@ -69,6 +70,10 @@ class EventStream(Response):
     Its headers go out at once, not after the first event (a source may be
     quiet for long): a source that fails sends an ``error`` event, and the
     stream ends, cut off so that the client can tell.
+
+    ``first`` are sent before the source's events. A broadcast subscription
+    obeys the app's channel rules (``tether.live.channels``): a channel they
+    refuse is left, and a ``refused`` event says so.
     """
 
     prime_body = False
@@ -81,31 +86,42 @@ class EventStream(Response):
         send_timeout: float | None = None,
         status: int = 200,
         headers: t.Any = None,
+        first: t.Sequence[ServerSentEvent] = (),
     ) -> None:
         app = t.cast(ServedApp, _cv_app.get().app)
+        # The app's channel rules apply to a subscription made without them:
+        # a refused channel is left, and said so first.
+        policy: ChannelPolicy | None = getattr(app, "channel_policy", None)
+        refused = policy.guard(source) if policy is not None else []
+        prelude = [*first, *(ServerSentEvent(refusal(channel), event="refused") for channel in refused)]
         if not isinstance(source, AsyncIterable):
             # Made here, so that a sync view's source is iterated on the
             # request's own thread (``ThreadedIterator``).
             source = ThreadedIterator(source, app.serving.executor)
         self.keepalive = keepalive if keepalive is not None else app.config["SSE_KEEPALIVE_INTERVAL"]
         self.send_timeout = send_timeout if send_timeout is not None else app.config["SSE_SEND_TIMEOUT"]
-        super().__init__(_frames(source, self.keepalive, app), status=status, headers=headers, mimetype="text/event-stream")
+        super().__init__(_frames(source, self.keepalive, app, prelude), status=status, headers=headers, mimetype="text/event-stream")
         self.headers["Cache-Control"] = "no-cache"
         self.headers["X-Accel-Buffering"] = "no"
 
 
-async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIterator[bytes]:
+async def _frames(
+    source: t.Any, keepalive: float, app: ServedApp, first: list[ServerSentEvent]
+) -> t.AsyncIterator[bytes]:
     dumps = app.json.dumps
-    iterator = aiter(source)
+    for event in first:
+        yield event.encode(dumps).encode()
     # A broadcast subscription's messages carry ids: sent as ``id:``, so that a
     # client that reconnects sends the last one as Last-Event-ID.
     subscription = source if isinstance(source, Subscription) else None
+    iterator = subscription.deliveries() if subscription is not None else aiter(source)
+    frame = _frame_of(subscription, dumps) if subscription is not None else None
     sender = current_sender.get()
     push = None
-    if sender is not None and subscription is not None:
-        def push(message: t.Any, id: str) -> bool:
+    if sender is not None and frame is not None:
+        def push(delivery: Delivery, id: str) -> bool:
             """A message published while the stream waits: sent from the publish."""
-            return sender.push(encoded_once(_frame, message, (id, dumps)))
+            return sender.push(frame(delivery, True))
 
     items = NextItem(iterator, push=push)
     try:
@@ -119,8 +135,8 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
                 continue
             if isinstance(item, Gap):
                 item = ServerSentEvent({"channel": item.channel, "last_id": item.last_id}, event="gap")
-            elif subscription is not None and not isinstance(item, ServerSentEvent):
-                yield encoded_once(_frame, item, (subscription.last_id, dumps))
+            elif frame is not None:
+                yield frame(t.cast(Delivery, item), False)
                 continue
             elif not isinstance(item, ServerSentEvent):
                 item = ServerSentEvent(item)
@@ -133,9 +149,33 @@ async def _frames(source: t.Any, keepalive: float, app: ServedApp) -> t.AsyncIte
         await items.aclose()
 
 
-def _frame(message: t.Any, id_and_dumps: tuple[str | None, t.Callable[[t.Any], str]]) -> bytes:
-    id, dumps = id_and_dumps
-    return ServerSentEvent(message, id=id).encode(dumps).encode()
+def _frame_of(subscription: Subscription, dumps: t.Callable[[t.Any], str]) -> t.Callable[[Delivery, bool], bytes]:
+    """How a subscription's messages are sent: as they are, with their id; or,
+    from several channels, as ``{"channel", "data"}`` with every channel's last
+    id (``tether.live.broadcast.last_ids``). A message published without an
+    event name is a ``message`` event. ``pushed``: called by a sink, under the
+    subscription's lock, before the delivery is taken."""
+    if not subscription.many:
+        def frame(delivery: Delivery, pushed: bool) -> bytes:
+            return encoded_once(_channel_frame, delivery, dumps)
+
+        return frame
+
+    def frames(delivery: Delivery, pushed: bool) -> bytes:
+        last_ids = subscription.last_event_id_after(delivery) if pushed else subscription.last_event_id()
+        return encoded_once(_channels_frame, delivery, (last_ids, dumps))
+
+    return frames
+
+
+def _channel_frame(delivery: Delivery, dumps: t.Callable[[t.Any], str]) -> bytes:
+    return ServerSentEvent(delivery.message, event=delivery.event, id=delivery.id).encode(dumps).encode()
+
+
+def _channels_frame(delivery: Delivery, last_ids_and_dumps: tuple[str, t.Callable[[t.Any], str]]) -> bytes:
+    last_ids, dumps = last_ids_and_dumps
+    data = {"channel": delivery.channel, "data": delivery.message}
+    return ServerSentEvent(data, event=delivery.event or "message", id=last_ids).encode(dumps).encode()
 
 
 _FAILED = ServerSentEvent("The event stream failed.", event="error").encode(str).encode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import io
 import logging
 import time
@@ -217,7 +218,13 @@ class WebSocket:
         if self._trace is not None:
             self._trace.closed(code)
 
-    def relay(self, source: t.AsyncIterable[t.Any] | t.Iterable[t.Any], *, as_json: bool = True) -> t.Any:
+    def relay(
+        self,
+        source: t.AsyncIterable[t.Any] | t.Iterable[t.Any],
+        *,
+        as_json: bool = True,
+        on_receive: t.Callable[[str | bytes], t.Any] | None = None,
+    ) -> t.Any:
         """Send each item of ``source`` (JSON-encoded unless ``as_json=False``)
         until it ends or the client goes away, then close ``source``.
 
@@ -225,30 +232,65 @@ class WebSocket:
         the client leave; this watches for that while it waits for items::
 
             await websocket.relay(app.broadcast.subscribe(f"user:{user_id}"))
-        """
-        return self._io(self._relay(source, as_json))
 
-    async def _relay(self, source: t.Any, as_json: bool) -> None:
+        What the client sends meanwhile goes to ``on_receive(message)`` (a
+        ``str`` or ``bytes``), one message after the other; it may be async,
+        and may ``join`` or ``leave`` channels of the subscription relayed. It
+        runs on the connection's loop (a sync handler's sync callback, in the
+        app's thread pool), in the handler's context; what it raises ends the
+        relay, raised from it. Without it, client messages are dropped.
+
+        A broadcast subscription is sent item by item with its ids
+        (``deliveries()``): ``subscribe(channel)`` sends each message as it is,
+        ``subscribe_many`` a ``{"channel", "id", "event", "data"}`` object per
+        message (``{"channel", "event": "gap", "last_id"}`` for a gap).
+        """
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        receiver = None if on_receive is None else _Receiver(on_receive, None if on_loop else self._serving)
+        policy: ChannelGuard | None = getattr(self._app, "channel_policy", None)
+        refused = policy.guard(source) if policy is not None else []
+        first = [{"event": "refused", "channel": channel} for channel in refused]
+        return self._io(self._relay(source, as_json, receiver, contextvars.copy_context(), first))
+
+    async def _relay(
+        self,
+        source: t.Any,
+        as_json: bool,
+        receiver: _Receiver | None,
+        context: contextvars.Context,
+        first: list[dict[str, str]],
+    ) -> None:
         if not self.accepted:
             await self._accept()
-        if isinstance(source, AsyncIterable):
+        for refused in first:
+            await self._send_data(self._app.json.dumps(refused))
+        deliveries = getattr(source, "deliveries", None)
+        form: t.Callable[[t.Any], t.Any] | None = None
+        if deliveries is not None:  # a broadcast subscription (``tether.live.broadcast``)
+            iterator = deliveries()
+            form = iterator.wire_form
+            if iterator.many and not as_json:
+                raise TypeError("A subscription to several channels is relayed as JSON (its items are objects).")
+        elif isinstance(source, AsyncIterable):
             iterator = aiter(source)
         else:
             iterator = ThreadedIterator(source, self._serving.executor)
-        gone = asyncio.ensure_future(self._until_closed())
+        gone = asyncio.get_running_loop().create_task(self._until_closed(receiver), context=context)
         dumps = self._app.json.dumps
         sender = DirectSender(self._send_message, _data_message)
 
-        def encode(item: t.Any, id: str | None) -> t.Any:
-            """A subscription's message (it has an id) is encoded once for all its
-            subscribers; the same object published again has a new id."""
-            if not as_json:
-                return item
-            return encoded_once(_json_text, item, (id, dumps)) if id is not None else dumps(item)
+        def encode(item: t.Any) -> t.Any:
+            """A subscription's item is encoded once for all its subscribers."""
+            if form is None:
+                return dumps(item) if as_json else item
+            return encoded_once(_json_text, item, (form, dumps)) if as_json else form(item)
 
         def push(item: t.Any, id: str) -> bool:
             """An item that comes while the relay waits: sent from where it was put."""
-            return sender.push(encode(item, id))
+            return sender.push(encode(item))
 
         items = NextItem(iterator, push=push)
         try:
@@ -257,14 +299,16 @@ class WebSocket:
                     item = await items.get((gone,))
                 except StopAsyncIteration:
                     return
-                if isinstance(item, Outcome):  # the client left
+                if isinstance(item, Outcome):  # the client left, or on_receive failed
+                    if not gone.cancelled() and gone.exception() is not None:
+                        raise t.cast(BaseException, gone.exception())
                     return
                 try:
                     await sender.flush()
                 except OSError as e:
                     self.closed = True
                     raise WebSocketDisconnect(1006, "the client went away") from e
-                await self._send_data(encode(item, getattr(source, "last_id", None)))
+                await self._send_data(encode(item))
         finally:
             sender.close()
             gone.cancel()
@@ -276,11 +320,13 @@ class WebSocket:
                     if asyncio.iscoroutine(result):
                         await result
 
-    async def _until_closed(self) -> None:
-        """Read (and drop) client messages until it goes away."""
+    async def _until_closed(self, receiver: _Receiver | None) -> None:
+        """Read client messages until it goes away, handing each to ``receiver``."""
         try:
             while True:
-                await self._receive()
+                message = await self._receive()
+                if receiver is not None:
+                    await receiver(message)
         except WebSocketDisconnect:
             return
 
@@ -311,8 +357,37 @@ class WebSocket:
                 return
 
 
-def _json_text(item: t.Any, id_and_dumps: tuple[str, t.Callable[[t.Any], str]]) -> str:
-    return id_and_dumps[1](item)
+class ChannelGuard(t.Protocol):
+    """The app's channel rules, as a relay applies them (``tether.live.channels``)."""
+
+    def guard(self, source: t.Any) -> list[str]:
+        """Bring ``source`` under the rules; the channels refused."""
+
+
+class _Receiver:
+    """Hands a relay's client messages to ``on_receive`` (called in the
+    handler's context: the task reading them runs in a copy of it)."""
+
+    __slots__ = ("callback", "serving")
+
+    def __init__(self, callback: t.Callable[[str | bytes], t.Any], serving: ServingState | None) -> None:
+        self.callback = callback
+        #: A sync handler's: a sync callback runs in its thread pool, off the loop.
+        self.serving = serving
+
+    async def __call__(self, message: str | bytes) -> None:
+        if self.serving is not None and not inspect.iscoroutinefunction(self.callback):
+            run = contextvars.copy_context().run
+            result = await asyncio.get_running_loop().run_in_executor(self.serving.executor, run, self.callback, message)
+        else:
+            result = self.callback(message)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _json_text(item: t.Any, form_and_dumps: tuple[t.Callable[[t.Any], t.Any], t.Callable[[t.Any], str]]) -> str:
+    form, dumps = form_and_dumps
+    return dumps(form(item))
 
 
 def _data_message(data: str | bytes) -> Message:

@@ -38,15 +38,19 @@ import typing as t
 from urllib.parse import urlsplit
 
 from .errors import BroadcastUnavailable
-from .history import Entry, Gap, id_key
+from .history import Delivery, Gap, id_key
+from .last_ids import decode_last_ids, encode_last_ids
 from .memory import MemoryBackend
-from .subscription import OVERFLOW_POLICIES, SubscriberTooSlow, Subscription, put_each
+from .subscription import OVERFLOW_POLICIES, Item, SubscriberTooSlow, Subscription, put_each
 
 #: What a subscription resumes from when the client's id is unknown: not an
 #: id, so the backends give the whole history and say some may be missing.
 UNKNOWN_ID = ""
 
-__all__ = ["Backend", "Broadcast", "BroadcastUnavailable", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription"]
+__all__ = [
+    "Backend", "Broadcast", "BroadcastUnavailable", "Delivery", "Gap", "MemoryBackend", "SubscriberTooSlow",
+    "Subscription", "decode_last_ids", "encode_last_ids",
+]
 
 
 class Backend(t.Protocol):
@@ -55,9 +59,9 @@ class Backend(t.Protocol):
     #: Whether messages from other processes reach this one.
     healthy: bool
 
-    async def publish(self, channel: str, message: t.Any) -> str: ...
+    async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str: ...
 
-    def publish_now(self, channel: str, message: t.Any) -> str: ...
+    def publish_now(self, channel: str, message: t.Any, event: str | None = None) -> str: ...
 
     def expire(self, channel: str, seconds: float) -> None:
         """Forget ``channel``'s history after ``seconds``."""
@@ -65,13 +69,15 @@ class Backend(t.Protocol):
     def tail(self, channel: str) -> str | None:
         """The id of the newest message of ``channel``, if any."""
 
-    def follow(self, channel: str) -> None:
-        """Deliver ``channel``'s messages from now on (it has a subscriber here)."""
+    def follow(self, channel: str, tail: str | None) -> None:
+        """Deliver ``channel``'s messages after ``tail`` (it has a subscriber
+        here now). Called under the broadcast's lock: no waiting on I/O."""
 
     def unfollow(self, channel: str) -> None:
-        """Stop delivering ``channel`` (its last subscriber here left)."""
+        """Stop delivering ``channel`` (its last subscriber here left). Called
+        under the broadcast's lock: no waiting on I/O."""
 
-    def catch_up(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
+    def catch_up(self, channel: str, last_id: str) -> tuple[list[Delivery], bool]:
         """The messages after ``last_id``, and whether some may be missing."""
 
 
@@ -119,100 +125,127 @@ class Broadcast:
         self._lock = threading.Lock()
         self._subscriptions: dict[str, set[Subscription]] = {}
 
-    def _deliver(self, channel: str, entry: Entry) -> None:
-        """Fan ``entry`` out. A subscription consumed on an event loop gets it on
+    def _deliver(self, item: Item) -> None:
+        """Fan ``item`` out. A subscription consumed on an event loop gets it on
         that loop, one hand-off per loop for all its subscribers (from any
         thread, the loop's own included, so that the backend's order is the
         loop's order): there it goes straight to a waiting consumer's sink
         (``tether.serving.direct``). Others (sync consumers, or none yet) get
         it here and now."""
         with self._lock:
-            subscriptions = list(self._subscriptions.get(channel, ()))
+            subscriptions = list(self._subscriptions.get(item.channel, ()))
         homes: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for subscription in subscriptions:
             home = subscription.home
             if home is None:
-                subscription.put(entry)
+                subscription.put(item)
             else:
                 homes.setdefault(home, []).append(subscription)
         for loop, group in homes.items():
             try:
-                loop.call_soon_threadsafe(put_each, group, entry)
+                loop.call_soon_threadsafe(put_each, group, item)
             except RuntimeError:  # the loop is closed: its consumers are gone
                 pass
 
     def subscribe(
         self, channel: str, *, maxsize: int | None = None, overflow: str | None = None, last_id: str | None = None
     ) -> Subscription:
-        """A new subscription to ``channel``; close it (or leave its ``with``) to
-        unsubscribe. With ``last_id`` (an SSE client's ``Last-Event-ID``), what
-        was published after it comes first, or a :class:`~tether.live.broadcast.Gap` when the history
-        no longer holds all of it."""
+        """A new subscription to ``channel``, yielding its messages; close it
+        (or leave its ``with``) to unsubscribe. With ``last_id`` (an SSE
+        client's ``Last-Event-ID``), what was published after it comes first,
+        or a :class:`~tether.live.broadcast.Gap` when the history no longer holds all of it."""
         _check_channel(channel)
+        subscription = Subscription(self, maxsize or self.maxsize, self._policy(overflow), channel)
+        self.add_channel(subscription, channel, last_id)
+        return subscription
+
+    def subscribe_many(
+        self,
+        channels: t.Iterable[str] = (),
+        *,
+        last_ids: t.Mapping[str, str] | str | None = None,
+        maxsize: int | None = None,
+        overflow: str | None = None,
+    ) -> Subscription:
+        """A new subscription to ``channels``, yielding a :class:`Delivery` per
+        message (or a :class:`Gap`), which can ``join`` and ``leave`` channels
+        while it streams. ``last_ids`` resumes each channel it names after its
+        id: a mapping, or the SSE id such a subscription sends (a browser's
+        ``Last-Event-ID``), where an id that cannot be read means a gap and the
+        whole history on every channel."""
+        channels = list(channels)
+        for channel in channels:
+            _check_channel(channel)
+        resume = decode_last_ids(last_ids) if isinstance(last_ids, str) else (last_ids or {})
+        subscription = Subscription(self, maxsize or self.maxsize, self._policy(overflow))
+        for channel in channels:
+            self.add_channel(subscription, channel, resume.get(channel) if resume is not None else UNKNOWN_ID)
+        return subscription
+
+    def _policy(self, overflow: str | None) -> str:
         policy = overflow or self.overflow
         if policy not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {policy!r}.")
-        subscription = Subscription(self, channel, maxsize or self.maxsize, policy)
-        # From ``start`` on, nothing is missed and nothing comes twice: what is
-        # delivered while catching up is held, then kept only if newer.
-        start = self._resume_from(channel, last_id)
-        subscription.hold()
+        return policy
+
+    def add_channel(self, subscription: Subscription, channel: str, last_id: str | None) -> None:
+        """Make ``subscription`` follow ``channel`` (its ``join`` calls this).
+        From ``start`` on, nothing is missed and nothing comes twice: what is
+        delivered while catching up is held, then kept only if newer."""
+        _check_channel(channel)
+        tail = self.backend.tail(channel)
+        start = _resume_from(tail, last_id)
         with self._lock:
+            if not subscription.start(channel, start or "0-0"):
+                return
             subscribers = self._subscriptions.setdefault(channel, set())
-            first = not subscribers
+            if not subscribers:
+                self.backend.follow(channel, tail)
             subscribers.add(subscription)
-        if first:
-            self.backend.follow(channel)
         missed, gap = self.backend.catch_up(channel, start) if start is not None else ([], False)
         room = subscription.maxsize - 1
         if len(missed) > room:  # more than the queue holds: never a silently partial replay
             missed, gap = missed[len(missed) - room:] if room else [], True
-        floor = missed[-1][0] if missed else (id_key(start) if start is not None else None)
+        floor = id_key(missed[-1].id) if missed else (id_key(start) if start is not None else None)
+        first: list[Item] = list(missed)
         if gap and last_id is not None:
-            missed.insert(0, (id_key(last_id) or (0, 0), last_id, Gap(channel, last_id)))
-        subscription.release(missed, floor)
-        return subscription
+            first.insert(0, Gap(channel, last_id))
+        subscription.release(channel, first, floor)
 
-    def _resume_from(self, channel: str, last_id: str | None) -> str | None:
-        """Where a subscription starts: after ``last_id``, else after the
-        newest message. An id this channel never gave (malformed, or newer
-        than its newest message: forged, or from a history since forgotten)
-        is unknown: the whole history, after a gap."""
-        tail = self.backend.tail(channel)
-        if last_id is None:
-            return tail
-        key = id_key(last_id)
-        if key == (0, 0):  # the whole history, asked for
-            return last_id
-        newest = id_key(tail) if tail is not None else None
-        if key is None or newest is None or key > newest:
-            return UNKNOWN_ID
-        return last_id
+    def remove_channel(self, subscription: Subscription, channel: str) -> None:
+        """Stop ``subscription`` following ``channel`` (its ``leave`` calls this)."""
+        with self._lock:
+            if subscription.stop(channel):
+                self._forget(subscription, channel)
 
     def remove(self, subscription: Subscription) -> None:
         """Forget a closed subscription (it calls this itself)."""
-        channel = subscription.channel
         with self._lock:
-            subscribers = self._subscriptions.get(channel)
-            if subscribers is None or subscription not in subscribers:
-                return
-            subscribers.discard(subscription)
-            last = not subscribers
-            if last:
-                del self._subscriptions[channel]
-        if last:
+            for channel in subscription.stop_all():
+                self._forget(subscription, channel)
+
+    def _forget(self, subscription: Subscription, channel: str) -> None:
+        """Under the lock: ``subscription`` no longer follows ``channel``."""
+        subscribers = self._subscriptions.get(channel)
+        if subscribers is None or subscription not in subscribers:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            del self._subscriptions[channel]
             self.backend.unfollow(channel)
 
-    def publish(self, channel: str, message: t.Any) -> str:
+    def publish(self, channel: str, message: t.Any, event: str | None = None) -> str:
         """Publish from synchronous code (a sync view, spawned work, a periodic
-        run); the message's id."""
+        run); the message's id. ``event`` names its kind (an SSE ``event:``)."""
         _check_channel(channel)
-        return self.backend.publish_now(channel, message)
+        _check_event(event)
+        return self.backend.publish_now(channel, message, event)
 
-    async def apublish(self, channel: str, message: t.Any) -> str:
+    async def apublish(self, channel: str, message: t.Any, event: str | None = None) -> str:
         """Publish from async code; the message's id."""
         _check_channel(channel)
-        return await self.backend.publish(channel, message)
+        _check_event(event)
+        return await self.backend.publish(channel, message, event)
 
     def expire(self, channel: str, seconds: float) -> None:
         """Forget ``channel``'s history after ``seconds``: a channel that has
@@ -231,6 +264,28 @@ class Broadcast:
             if channel is not None:
                 return len(self._subscriptions.get(channel, ()))
             return sum(len(s) for s in self._subscriptions.values())
+
+
+def _resume_from(tail: str | None, last_id: str | None) -> str | None:
+    """Where a subscription to a channel whose newest id is ``tail`` starts:
+    after ``last_id``, else after the newest message. An id this channel never
+    gave (malformed, or newer than its newest message: forged, or from a
+    history since forgotten) is unknown: the whole history, after a gap."""
+    if last_id is None:
+        return tail
+    key = id_key(last_id)
+    if key == (0, 0):  # the whole history, asked for
+        return last_id
+    newest = id_key(tail) if tail is not None else None
+    if key is None or newest is None or key > newest:
+        return UNKNOWN_ID
+    return last_id
+
+
+def _check_event(event: object) -> None:
+    """An event name is sent as an SSE ``event:`` line: a str without line breaks or NUL."""
+    if event is not None and (not isinstance(event, str) or any(c in event for c in "\r\n\x00")):
+        raise ValueError(f"An event name is a str without line breaks or NUL, not {event!r}.")
 
 
 def _check_channel(channel: object) -> None:

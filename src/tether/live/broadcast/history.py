@@ -5,6 +5,9 @@ Ids have Redis Streams' form, ``<milliseconds>-<sequence>``, and grow with
 every message of a channel. A subscriber whose id is older than what the
 history still holds gets a :class:`Gap` first: it must reload its state, since
 the stream cannot be complete.
+
+A published message travels as one :class:`Delivery`, shared by every
+subscriber it reaches: its channel, id, message and optional event name.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ import re
 import time
 import typing as t
 
-__all__ = ["Entry", "Gap", "History", "IdClock", "id_key"]
+__all__ = ["Delivery", "Gap", "History", "IdClock", "id_key"]
 
-#: A message as queued: its id's sort key, its id, and the message.
-Entry = tuple[tuple[int, int], str, t.Any]
+
+class Delivery(t.NamedTuple):
+    """A message published to ``channel``, with its ``id`` and the ``event``
+    name it was published with (``None`` for none)."""
+
+    channel: str
+    id: str
+    message: t.Any
+    event: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +83,8 @@ class History:
         self.size = size
         self.clock = IdClock()
         self.started = self.clock.next()[0]
-        self._entries: dict[str, collections.deque[Entry]] = {}
+        #: Per channel, the kept messages with their ids' sort keys.
+        self._entries: dict[str, collections.deque[tuple[tuple[int, int], Delivery]]] = {}
         #: Per channel, the key of the newest message no longer kept.
         self._trimmed: dict[str, tuple[int, int]] = {}
         #: Channels to forget, by deadline (``time.monotonic()``).
@@ -90,33 +101,33 @@ class History:
             self._entries.pop(channel, None)
             self._trimmed.pop(channel, None)
 
-    def append(self, channel: str, message: t.Any) -> Entry:
+    def append(self, channel: str, message: t.Any, event: str | None = None) -> Delivery:
         if self._expiring:
             self._forget_expired()
         key, message_id = self.clock.next()
-        entry = (key, message_id, message)
+        delivery = Delivery(channel, message_id, message, event)
         if self.size:
             entries = self._entries.get(channel)
             if entries is None:
                 entries = self._entries[channel] = collections.deque()
             if len(entries) >= self.size:
                 self._trimmed[channel] = entries.popleft()[0]
-            entries.append(entry)
+            entries.append((key, delivery))
         else:
             self._trimmed[channel] = key
-        return entry
+        return delivery
 
     def newest(self, channel: str) -> str | None:
         """The id of the newest message of ``channel``, if any."""
         entries = self._entries.get(channel)
-        return entries[-1][1] if entries else None
+        return entries[-1][1].id if entries else None
 
-    def since(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
+    def since(self, channel: str, last_id: str) -> tuple[list[Delivery], bool]:
         """The messages after ``last_id``, and whether some may be missing
         (``last_id`` is older than the history, from before this process
         started, or not an id). ``"0-0"`` asks for the whole history."""
         key = id_key(last_id)
-        entries = [entry for entry in self._entries.get(channel, ()) if key is None or entry[0] > key]
+        entries = [delivery for kept, delivery in self._entries.get(channel, ()) if key is None or kept > key]
         trimmed = self._trimmed.get(channel)
         gap = key is None or (0 < key[0] and key < self.started) or (trimmed is not None and key < trimmed)
         return entries, gap

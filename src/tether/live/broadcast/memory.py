@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from .history import Entry, History
+from .history import Delivery, Gap, History
 
 __all__ = ["Deliver", "MemoryBackend"]
 
-#: Called by a backend for every message published to a channel, in order.
-Deliver = t.Callable[[str, Entry], None]
+#: Called by a backend for every message published to a channel, in order
+#: (and for a :class:`Gap` when messages were lost on the way).
+Deliver = t.Callable[[Delivery | Gap], None]
 
 
 class MemoryBackend:
@@ -26,15 +27,15 @@ class MemoryBackend:
         # subscriber sees a channel's messages in the order of their ids.
         self._lock = threading.Lock()
 
-    async def publish(self, channel: str, message: t.Any) -> str:
-        return self.publish_now(channel, message)
+    async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str:
+        return self.publish_now(channel, message, event)
 
-    def publish_now(self, channel: str, message: t.Any) -> str:
+    def publish_now(self, channel: str, message: t.Any, event: str | None = None) -> str:
         """Publish from synchronous code, from any thread; the message's id."""
         with self._lock:
-            entry = self._history.append(channel, message)
-            self._deliver(channel, entry)
-        return entry[1]
+            delivery = self._history.append(channel, message, event)
+            self._deliver(delivery)
+        return delivery.id
 
     def tail(self, channel: str) -> str | None:
         with self._lock:
@@ -44,12 +45,12 @@ class MemoryBackend:
         with self._lock:
             self._history.expire(channel, seconds)
 
-    def follow(self, channel: str) -> None:
+    def follow(self, channel: str, tail: str | None) -> None:
         """Every channel of this process is delivered: nothing to do."""
 
     def unfollow(self, channel: str) -> None:
         """Every channel of this process is delivered: nothing to do."""
 
-    def catch_up(self, channel: str, last_id: str) -> tuple[list[Entry], bool]:
+    def catch_up(self, channel: str, last_id: str) -> tuple[list[Delivery], bool]:
         with self._lock:
             return self._history.since(channel, last_id)

@@ -28,16 +28,16 @@ class Publisher:
         )
         self._history = history
         self._unavailable = unavailable
-        self._queued: list[tuple[str, str, asyncio.Future[str]]] = []
+        self._queued: list[tuple[str, dict[str, str], asyncio.Future[str]]] = []
         #: The task sending what was queued, or ``True`` while one publish is sent alone.
         self._sending: asyncio.Task[None] | bool | None = None
 
-    async def publish(self, key: str, data: str) -> str:
-        """Append ``data`` to the stream ``key``; the message's id."""
+    async def publish(self, key: str, fields: dict[str, str]) -> str:
+        """Append a message of ``fields`` to the stream ``key``; its id."""
         if self._sending is None and not self._queued:  # nobody else is publishing: no task, no future
             self._sending = True
             try:
-                message_id: t.Any = await self._client.xadd(key, {"m": data}, maxlen=self._history, approximate=True)
+                message_id: t.Any = await self._client.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
             except redis.RedisError as e:
                 raise self._unavailable(e) from e
             finally:
@@ -46,7 +46,7 @@ class Publisher:
                     self._sending = asyncio.get_running_loop().create_task(self._send())
             return _text(message_id)
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._queued.append((key, data, result))
+        self._queued.append((key, fields, result))
         return await result
 
     async def _send(self) -> None:
@@ -55,8 +55,8 @@ class Publisher:
                 batch, self._queued = self._queued, []
                 try:
                     pipeline = self._client.pipeline(transaction=False)
-                    for key, data, _ in batch:
-                        pipeline.xadd(key, {"m": data}, maxlen=self._history, approximate=True)
+                    for key, fields, _ in batch:
+                        pipeline.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
                     ids: list[t.Any] = await pipeline.execute()
                 except redis.RedisError as e:
                     for _, _, result in batch:

@@ -1,4 +1,12 @@
-"""One subscriber's bounded queue, iterated with ``for`` or ``async for``.
+"""One subscriber's bounded queue, over one channel or several, iterated with
+``for`` or ``async for``.
+
+``subscribe(channel)`` makes one that yields bare messages.
+``subscribe_many(...)`` makes one that yields a :class:`Delivery` per message
+(its channel, id, message and event name) and that can :meth:`~Subscription.join`
+and :meth:`~Subscription.leave` channels while it streams, from any thread.
+Order holds per channel, and so does the last id (``last_ids``): each channel
+resumes on its own.
 
 When the queue is full, the ``overflow`` policy applies: ``"drop-oldest"`` (the
 oldest queued message is dropped and counted in ``dropped``) or
@@ -15,13 +23,18 @@ import threading
 import typing as t
 
 from ...serving.race import NOTHING_READY
-from .history import Entry
+from .history import Delivery, Gap, id_key
+from .last_ids import LastIds
 
-__all__ = ["OVERFLOW_POLICIES", "Sink", "SubscriberTooSlow", "Subscription", "put_each"]
+__all__ = ["OVERFLOW_POLICIES", "Deliveries", "Item", "Sink", "SubscriberTooSlow", "Subscription", "put_each"]
 
 OVERFLOW_POLICIES = ("drop-oldest", "disconnect")
 
-#: Takes a message and its id straight to the subscriber; ``False`` if it can't now.
+#: What a subscription queues: a message, or word that some were lost.
+Item = Delivery | Gap
+
+#: Takes what the subscription would yield, and its id, straight to the
+#: subscriber; ``False`` if it can't now.
 Sink = t.Callable[[t.Any, str], bool]
 
 
@@ -30,17 +43,37 @@ class SubscriberTooSlow(Exception):
 
 
 class Registry(t.Protocol):
-    """Where a subscription unsubscribes itself (the broadcast)."""
+    """Where a subscription joins, leaves and unsubscribes (the broadcast)."""
+
+    def add_channel(self, subscription: Subscription, channel: str, last_id: str | None, /) -> None: ...
+
+    def remove_channel(self, subscription: Subscription, channel: str, /) -> None: ...
 
     def remove(self, subscription: Subscription, /) -> None: ...
 
 
-class Subscription:
-    """One subscriber to one channel: a bounded queue, iterated sync or async."""
+class _Channel:
+    """What a subscription keeps of one channel it follows."""
 
-    def __init__(self, broadcast: Registry, channel: str, maxsize: int, overflow: str) -> None:
+    __slots__ = ("held", "floor")
+
+    def __init__(self) -> None:
+        #: While the channel catches up (it was just joined): what was delivered meanwhile.
+        self.held: list[Item] | None = []
+        #: The newest id the catch-up covered: a delivery still on its way that
+        #: is not newer came with the catch-up already.
+        self.floor: tuple[int, int] | None = None
+
+
+class Subscription:
+    """One subscriber: a bounded queue, iterated sync or async."""
+
+    def __init__(self, broadcast: Registry, maxsize: int, overflow: str, channel: str | None = None) -> None:
         self.broadcast = broadcast
+        #: The channel of a ``subscribe(channel)``; ``None`` for ``subscribe_many``.
         self.channel = channel
+        #: Whether it yields Deliveries (``subscribe_many``) rather than bare messages.
+        self.many = channel is None
         self.maxsize = maxsize
         self.overflow = overflow
         self.dropped = 0
@@ -48,9 +81,9 @@ class Subscription:
         self.too_slow = False
         #: The id of the last message taken from it (``None`` before the first).
         self.last_id: str | None = None
-        self._queue: collections.deque[Entry] = collections.deque()
-        #: While the subscription catches up: what was delivered meanwhile.
-        self._held: list[Entry] | None = None
+        self._last_ids = LastIds()
+        self._following: dict[str, _Channel] = {}
+        self._queue: collections.deque[Item] = collections.deque()
         #: A plain lock (C-level enter and exit: a fan-out takes it once per
         #: subscriber); the condition over it is made for the first sync wait.
         self._lock = threading.Lock()
@@ -65,55 +98,146 @@ class Subscription:
         #: Where messages put on ``_sink_thread`` go while nothing is queued (``push_to``).
         self._sink: Sink | None = None
         self._sink_thread = 0
+        #: Whether the sink takes the Delivery, not the bare message.
+        self._sink_takes_deliveries = self.many
 
-    def hold(self) -> None:
-        """Hold what is delivered until :meth:`release` (the broadcast catches up)."""
-        with self._lock:
-            self._held = []
+    # -- channels ------------------------------------------------------------
 
-    def release(self, first: list[Entry], floor: tuple[int, int] | None) -> None:
-        """Queue ``first`` (what was missed), then what was held that is newer
-        than ``floor``, in one go; deliveries are queued as they come from now on."""
+    def join(self, channel: str, last_id: str | None = None) -> None:
+        """Follow ``channel`` too, from now on, or after ``last_id``: what came
+        after it first (a :class:`Gap` first where the history no longer holds
+        all of it), with no gap and no duplicate. Joining a channel followed
+        already, or with the subscription closed, does nothing. On Redis it
+        takes a round trip or three, as ``subscribe`` does."""
+        if not self.many:
+            raise TypeError("A subscribe(channel) follows one channel: use subscribe_many() to join and leave.")
+        self.broadcast.add_channel(self, channel, last_id)
+
+    def leave(self, channel: str) -> None:
+        """Stop following ``channel``: once this returns, none of its messages
+        comes, queued ones included. Leaving one not followed does nothing."""
+        if not self.many:
+            raise TypeError("A subscribe(channel) follows one channel: use subscribe_many() to join and leave.")
+        self.broadcast.remove_channel(self, channel)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels followed, in the order they were joined."""
         with self._lock:
-            held, self._held = self._held or [], None
+            return tuple(self._following)
+
+    @property
+    def last_ids(self) -> dict[str, str]:
+        """Per channel followed, the id of the last message taken (or where it
+        was joined): what to resume each from (a copy)."""
+        with self._lock:
+            return dict(self._last_ids.ids)
+
+    def last_event_id(self) -> str:
+        """``last_ids`` as one SSE id (``tether.live.broadcast.last_ids``)."""
+        with self._lock:
+            return self._last_ids.encoded()
+
+    def last_event_id_after(self, delivery: Delivery) -> str:
+        """The SSE id once ``delivery`` is taken; for a sink, which runs under
+        the subscription's lock already."""
+        return self._last_ids.encoded(delivery.channel, delivery.id)
+
+    def start(self, channel: str, position: str) -> bool:
+        """Follow ``channel`` from ``position``, holding what is delivered until
+        :meth:`release`; ``False`` if followed already or closed. (The
+        broadcast calls this, under its lock, before it registers the join.)"""
+        with self._lock:
+            if self.closed or channel in self._following:
+                return False
+            self._following[channel] = _Channel()
+            self._last_ids.join(channel, position)
+            return True
+
+    def stop(self, channel: str) -> bool:
+        """Stop following ``channel`` and drop its queued messages; ``False``
+        if it was not followed. (The broadcast calls this, under its lock.)"""
+        with self._lock:
+            if self._following.pop(channel, None) is None:
+                return False
+            self._last_ids.leave(channel)
+            if any(item.channel == channel for item in self._queue):
+                self._queue = collections.deque(item for item in self._queue if item.channel != channel)
+            return True
+
+    def stop_all(self) -> list[str]:
+        """Stop following every channel; the ones it followed (``remove``)."""
+        with self._lock:
+            channels = list(self._following)
+            self._following.clear()
+            return channels
+
+    def release(self, channel: str, first: list[Item], floor: tuple[int, int] | None) -> None:
+        """Queue ``first`` (what ``channel`` missed), then what was held that
+        is newer than ``floor``, in one go; its deliveries are queued as they
+        come from now on."""
+        with self._lock:
+            following = self._following.get(channel)
+            if following is None or following.held is None:  # left meanwhile
+                return
+            held, following.held = following.held, None
+            following.floor = floor
             ended = False
-            for entry in [*first, *(entry for entry in held if floor is None or entry[0] > floor)]:
-                ended = self._put_locked(entry) or ended
+            for item in first:
+                ended = self._put_locked(item) or ended
+            for item in held:
+                if floor is None or type(item) is not Delivery or not _not_after(item, floor):
+                    ended = self._put_locked(item) or ended
         if ended:
             self.broadcast.remove(self)
 
+    # -- delivery ------------------------------------------------------------
+
     def push_to(self, sink: Sink | None) -> None:
         """While nothing is queued, hand what is put on this thread to ``sink``
-        rather than queue it and wake a waiter; what ``sink`` refuses is queued
-        as usual. A consumer waiting on this thread's loop sets it for the time
-        of its wait (``tether.serving.direct``); ``None`` unsets it."""
+        (what iterating would yield, and its id) rather than queue it and wake
+        a waiter; what ``sink`` refuses is queued as usual. A consumer waiting
+        on this thread's loop sets it for the time of its wait
+        (``tether.serving.direct``); ``None`` unsets it."""
+        self._set_sink(sink, self.many)
+
+    def _set_sink(self, sink: Sink | None, takes_deliveries: bool) -> None:
         with self._lock:
             self._sink = sink
             self._sink_thread = threading.get_ident()
+            self._sink_takes_deliveries = takes_deliveries
 
-    def put(self, entry: Entry) -> None:
+    def put(self, item: Item) -> None:
         """Queue a message, or hand it to the sink (called by the broadcast,
         on the ``home`` loop once there is one, else on any thread)."""
         with self._lock:
-            if self._held is not None:
-                self._held.append(entry)
+            following = self._following.get(item.channel)
+            if following is None:  # left (a delivery on its way when it did)
                 return
+            if following.held is not None:
+                following.held.append(item)
+                return
+            if following.floor is not None and type(item) is Delivery:
+                if _not_after(item, following.floor):
+                    return
+                following.floor = None
             sink = self._sink
             if (
                 sink is not None
                 and not self._queue
                 and not self.closed
+                and type(item) is Delivery
                 and self._sink_thread == threading.get_ident()
-                and sink(entry[2], entry[1])
+                and sink(item if self._sink_takes_deliveries else item.message, item.id)
             ):
-                self.last_id = entry[1]
+                self.last_id = self._last_ids.ids[item.channel] = item.id
                 return
-            ended = self._put_locked(entry)
+            ended = self._put_locked(item)
         if ended:
             self.broadcast.remove(self)
 
-    def _put_locked(self, entry: Entry) -> bool:
-        """Queue ``entry`` under the overflow policy; ``True`` when that ended
+    def _put_locked(self, item: Item) -> bool:
+        """Queue ``item`` under the overflow policy; ``True`` when that ended
         the subscription (``disconnect``)."""
         if self.closed:
             return False
@@ -124,7 +248,7 @@ class Subscription:
                 return True
             self._queue.popleft()
             self.dropped += 1
-        self._queue.append(entry)
+        self._queue.append(item)
         self._wake_locked()
         return False
 
@@ -149,9 +273,9 @@ class Subscription:
         self._wake_locked()
 
     def queued(self) -> list[t.Any]:
-        """The messages waiting to be taken, oldest first (a copy)."""
+        """What is waiting to be taken, oldest first, as iterating yields it (a copy)."""
         with self._lock:
-            return [message for _, _, message in self._queue]
+            return [self._shown(item) for item in self._queue]
 
     def close(self) -> None:
         """Unsubscribe; iteration ends once the messages already put are taken.
@@ -173,12 +297,26 @@ class Subscription:
             self._close_locked()
         self.broadcast.remove(self)
 
-    def _take(self) -> tuple[bool, t.Any]:
+    # -- taking --------------------------------------------------------------
+
+    def _shown(self, item: Item) -> t.Any:
+        """What iterating yields for ``item``: a Delivery (or Gap) from
+        ``subscribe_many``, the bare message (or Gap) from ``subscribe``."""
+        if self.many or type(item) is not Delivery:
+            return item
+        return item.message
+
+    def _take(self) -> tuple[bool, Item | None]:
         if self._queue:
-            _, self.last_id, message = self._queue.popleft()
-            return True, message
+            item = self._queue.popleft()
+            if isinstance(item, Delivery):
+                self.last_id = self._last_ids.ids[item.channel] = item.id
+            else:
+                self.last_id = item.last_id
+            return True, item
         if self.too_slow:
-            raise SubscriberTooSlow(f"A subscriber of {self.channel!r} fell {self.maxsize} messages behind.")
+            name = repr(self.channel) if self.channel is not None else "several channels"
+            raise SubscriberTooSlow(f"A subscriber of {name} fell {self.maxsize} messages behind.")
         if self.closed:
             raise StopIteration
         return False, None
@@ -189,9 +327,9 @@ class Subscription:
     def __next__(self) -> t.Any:
         with self._lock:
             while True:
-                ready, message = self._take()
+                ready, item = self._take()
                 if ready:
-                    return message
+                    return self._shown(t.cast(Item, item))
                 if self._condition is None:
                     self._condition = threading.Condition(self._lock)
                 self._condition.wait()
@@ -200,14 +338,18 @@ class Subscription:
         return self
 
     async def __anext__(self) -> t.Any:
+        return self._shown(await self.next_item())
+
+    async def next_item(self) -> Item:
+        """The next queued item as it is (a Delivery or a Gap), waiting for one."""
         while True:
             with self._lock:
                 try:
-                    ready, message = self._take()
+                    ready, item = self._take()
                 except StopIteration:
                     raise StopAsyncIteration from None
                 if ready:
-                    return message
+                    return t.cast(Item, item)
             await self.ready()
 
     def ready(self) -> asyncio.Future[None]:
@@ -229,12 +371,23 @@ class Subscription:
     def poll(self) -> t.Any:
         """The next message if one is queued, else ``NOTHING_READY``: a relay
         takes what is ready without waiting (``tether.serving.race``)."""
+        item = self.poll_item()
+        return item if item is NOTHING_READY else self._shown(item)
+
+    def poll_item(self) -> t.Any:
+        """:meth:`poll`, giving the queued item as it is (a Delivery or a Gap)."""
         with self._lock:
             try:
-                ready, message = self._take()
+                ready, item = self._take()
             except StopIteration:
                 raise StopAsyncIteration from None
-        return message if ready else NOTHING_READY
+        return item if ready else NOTHING_READY
+
+    def deliveries(self) -> Deliveries:
+        """This subscription's items as they are queued, a :class:`Delivery`
+        per message whatever it yields: what an EventStream or a WebSocket
+        relay sends, with each message's id and event name."""
+        return Deliveries(self)
 
     async def aclose(self) -> None:
         self.close()
@@ -252,7 +405,58 @@ class Subscription:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Subscription {self.channel!r} queued={len(self._queue)} dropped={self.dropped}>"
+        return f"<Subscription {list(self._following)!r} queued={len(self._queue)} dropped={self.dropped}>"
+
+
+class Deliveries:
+    """A subscription iterated item by item as queued (``deliveries()``), with
+    the ``poll``/``ready``/``push_to`` of ``tether.serving.race``; its sink
+    takes Deliveries. ``wire_form`` is what a WebSocket relay sends of an item."""
+
+    __slots__ = ("subscription", "many", "wire_form")
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.many = subscription.many
+        #: One function per kind of subscription, so that an encoding made
+        #: for one subscriber may be reused for the next (``encoded_once``).
+        self.wire_form: t.Callable[[Item], t.Any] = channels_form if self.many else message_form
+
+    def poll(self) -> t.Any:
+        return self.subscription.poll_item()
+
+    def ready(self) -> asyncio.Future[None]:
+        return self.subscription.ready()
+
+    def push_to(self, sink: Sink | None) -> None:
+        self.subscription._set_sink(sink, True)
+
+    def close(self) -> None:
+        self.subscription.close()
+
+    def __aiter__(self) -> Deliveries:
+        return self
+
+    async def __anext__(self) -> Item:
+        return await self.subscription.next_item()
+
+
+def message_form(item: Item) -> t.Any:
+    """A single-channel subscription's item as relayed: the message (or Gap)."""
+    return item.message if type(item) is Delivery else item
+
+
+def channels_form(item: Item) -> dict[str, t.Any]:
+    """A multi-channel subscription's item as relayed: its channel, id, event and data."""
+    if type(item) is Delivery:
+        return {"channel": item.channel, "id": item.id, "event": item.event, "data": item.message}
+    gap = t.cast(Gap, item)
+    return {"channel": gap.channel, "event": "gap", "last_id": gap.last_id}
+
+
+def _not_after(delivery: Delivery, floor: tuple[int, int]) -> bool:
+    key = id_key(delivery.id)
+    return key is not None and key <= floor
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -260,8 +464,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def put_each(subscriptions: list[Subscription], entry: Entry) -> None:
-    """Put ``entry`` to each of ``subscriptions``: the broadcast calls it on
+def put_each(subscriptions: list[Subscription], item: Item) -> None:
+    """Put ``item`` to each of ``subscriptions``: the broadcast calls it on
     their home loop, once per message for all of that loop's subscribers."""
     for subscription in subscriptions:
-        subscription.put(entry)
+        subscription.put(item)

@@ -1,0 +1,155 @@
+"""Who may follow which broadcast channel: the app's channel rules.
+
+A rule is a pattern over channel names, in Werkzeug's URL rule syntax without
+the leading slash (``"room:<name>"``, ``"user:<int:id>"``), and a function of
+the pattern's values that runs in the request's or WebSocket's context
+(``session``, ``g``, the current user) and answers:
+
+* ``True`` (or :data:`FULL`): the channel, and its history (a resume from a
+  last id replays what was missed);
+* :data:`LIVE_ONLY`: the channel from now on, never its history;
+* ``False`` / ``None`` (or :data:`REFUSED`): not this channel.
+
+Without any rule every channel is allowed (the app's own code decides what it
+subscribes to). Once one exists, a channel no rule matches is refused.
+
+A channel name is any ``str``, a rule's values never span a ``/`` (unless the
+rule says ``<path:...>``), and a name matches only when the rule, built back
+from its values, gives that very name: ``"/room:x"``, ``"room:x/"`` or
+``"user:007"`` do not borrow the answer for ``"room:x"`` or ``"user:7"``.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from urllib.parse import unquote
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+
+from .broadcast import Broadcast, Subscription, decode_last_ids
+
+__all__ = ["FULL", "LIVE_ONLY", "REFUSED", "Access", "ChannelPolicy", "refusal"]
+
+
+class Access(enum.Enum):
+    """What a channel rule grants."""
+
+    FULL = "full"
+    LIVE_ONLY = "live-only"
+    REFUSED = "refused"
+
+
+FULL = Access.FULL
+LIVE_ONLY = Access.LIVE_ONLY
+REFUSED = Access.REFUSED
+
+Check = t.Callable[..., t.Any]
+
+
+def refusal(channel: str) -> dict[str, str]:
+    """What a client is sent for a channel it may not follow."""
+    return {"event": "refused", "channel": channel}
+
+
+class ChannelPolicy:
+    """The app's channel rules (``app.channel``), asked where a client joins."""
+
+    def __init__(self) -> None:
+        self._map = Map(strict_slashes=False, merge_slashes=False, redirect_defaults=False)
+        self._checks: dict[str, Check] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._checks)
+
+    def add(self, pattern: str, check: Check) -> None:
+        """Let ``check(**values)`` answer for the channels ``pattern`` matches."""
+        if not isinstance(pattern, str) or not pattern or pattern.startswith("/"):
+            raise ValueError(f"A channel pattern is a name pattern like 'room:<name>', not {pattern!r}.")
+        endpoint = f"{len(self._checks)}:{pattern}"
+        self._map.add(Rule("/" + pattern, endpoint=endpoint))
+        self._checks[endpoint] = check
+
+    def access(self, channel: str) -> Access:
+        """What the current user may have of ``channel`` (call it in their context)."""
+        if not self._checks:
+            return FULL
+        if not isinstance(channel, str):
+            return REFUSED
+        try:
+            rule, values = self._map.bind("channels", "/").match("/" + channel, return_rule=True)
+            built = rule.build(values, append_unknown=False)
+        except (HTTPException, LookupError, ValueError, UnicodeError):
+            return REFUSED
+        if built is None or unquote(built[1], errors="surrogatepass") != "/" + channel:
+            return REFUSED
+        return _access_of(self._checks[t.cast(str, rule.endpoint)](**values))
+
+    def subscribe(
+        self, broadcast: Broadcast, channels: t.Iterable[str], last_ids: t.Mapping[str, str] | str | None = None
+    ) -> tuple[Subscription, list[str]]:
+        """A ``subscribe_many`` of the channels the current user may follow
+        (from its last id where history is allowed), and those refused."""
+        subscription = broadcast.subscribe_many()
+        subscription.channel_policy_checked = True  # type: ignore[attr-defined]
+        refused = self.join(subscription, channels, last_ids)
+        return subscription, refused
+
+    def join(
+        self, subscription: Subscription, channels: t.Iterable[str], last_ids: t.Mapping[str, str] | str | None = None
+    ) -> list[str]:
+        """Join the allowed ``channels``; the refused ones. ``last_ids`` as
+        ``subscribe_many`` takes it; ignored for a live-only channel."""
+        resume = decode_last_ids(last_ids) if isinstance(last_ids, str) else (last_ids or {})
+        refused = []
+        for channel in channels:
+            access = self.access(channel)
+            if access is REFUSED:
+                refused.append(channel)
+                continue
+            last_id = None if access is LIVE_ONLY else (resume.get(channel) if resume is not None else "")
+            subscription.join(channel, last_id)
+        return refused
+
+    def guard(self, source: t.Any) -> list[str]:
+        """Bring a subscription made without the rules under them: leave the
+        refused channels (a single-channel one is closed) and drop what a
+        live-only one replayed; the refused channels. Anything else passes."""
+        if not self._checks or not isinstance(source, Subscription):
+            return []
+        if getattr(source, "channel_policy_checked", False):
+            return []
+        source.channel_policy_checked = True  # type: ignore[attr-defined]
+        if not source.many:
+            return self._guard_one(source)
+        refused = []
+        queued = {item.channel for item in source.queued()}
+        for channel in source.channels:
+            access = self.access(channel)
+            if access is REFUSED:
+                source.leave(channel)
+                refused.append(channel)
+            elif access is LIVE_ONLY and channel in queued:
+                source.leave(channel)  # drops what it replayed
+                source.join(channel)
+        return refused
+
+    def _guard_one(self, source: Subscription) -> list[str]:
+        channel = t.cast(str, source.channel)
+        access = self.access(channel)
+        if access is REFUSED:
+            source.close()
+            while source.queued():
+                source.poll_item()
+            return [channel]
+        if access is LIVE_ONLY:
+            while source.queued():  # what it replayed
+                source.poll_item()
+        return []
+
+
+def _access_of(answer: t.Any) -> Access:
+    if isinstance(answer, Access):
+        return answer
+    return FULL if answer is True else REFUSED

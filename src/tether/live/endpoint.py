@@ -1,0 +1,110 @@
+"""The app-served live endpoint (``app.live("/live")``): one WebSocket route
+where a browser joins and leaves channels, a Server-Sent Events fallback, and
+the browser client that speaks to both (``url_for("live.client")``).
+
+Over the WebSocket the client sends ``{"join": channel, "last_id": id}`` and
+``{"leave": channel}``; it receives ``{"event": "joined", "channel",
+"position"}`` for each join (the id the channel is followed from: what to
+resume from while nothing came), ``{"event": "refused", "channel"}`` where the
+channel rules say no, ``{"event": "left", "channel"}``, and one ``{"channel",
+"id", "event", "data"}`` per message (``{"channel", "event": "gap",
+"last_id"}`` when the history no longer held what was missed).
+
+The fallback, ``GET .../events?channels=a&channels=b``, streams the same
+channels as SSE, resumed from ``Last-Event-ID`` (a browser's own reconnect)
+or from ``?last_ids=`` (the encoded id of ``tether.live.broadcast.last_ids``).
+An SSE stream cannot be told anything once open, so the client joins or
+leaves by reconnecting with the new set of channels and their last ids: a
+cost per change, fine for a fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from importlib.resources import files
+
+from ..application.blueprints import Blueprint
+from ..application.wrappers import Response
+from ..contexts.globals import current_app, request, websocket
+from .channels import LIVE_ONLY, REFUSED, ChannelPolicy, refusal
+from .sse import EventStream, ServerSentEvent
+
+__all__ = ["CLIENT_SCRIPT", "live_blueprint"]
+
+#: The browser client, plain JavaScript (``tether/live/static/tether-live.js``).
+CLIENT_SCRIPT = "tether-live.js"
+
+
+def live_blueprint(name: str = "live") -> Blueprint:
+    """The endpoint's blueprint: ``/ws``, ``/events`` and ``/client.js``
+    under the prefix it is registered with."""
+    blueprint = Blueprint(name, __name__)
+    blueprint.websocket("/ws", endpoint="socket")(_socket)
+    blueprint.get("/events", endpoint="events")(_events)
+    blueprint.get("/client.js", endpoint="client")(_client)
+    return blueprint
+
+
+def _policy() -> ChannelPolicy:
+    return t.cast(ChannelPolicy, current_app.channel_policy)
+
+
+async def _socket() -> None:
+    app = current_app._get_current_object()
+    policy = _policy()
+    socket = websocket._get_current_object()
+    subscription = app.broadcast.subscribe_many()
+    subscription.channel_policy_checked = True
+
+    async def on_receive(message: str | bytes) -> None:
+        try:
+            command = json.loads(message)
+        except ValueError:
+            command = None
+        if not isinstance(command, dict):
+            await socket.send_json({"event": "error", "data": "send {'join': channel} or {'leave': channel}"})
+            return
+        channel = command.get("join", command.get("leave"))
+        if not isinstance(channel, str):
+            await socket.send_json({"event": "error", "data": "a channel is a string"})
+            return
+        if "leave" in command:
+            subscription.leave(channel)
+            await socket.send_json({"event": "left", "channel": channel})
+            return
+        access = policy.access(channel)
+        if access is REFUSED:
+            await socket.send_json(refusal(channel))
+            return
+        last_id = command.get("last_id")
+        if access is LIVE_ONLY or not isinstance(last_id, str):
+            last_id = None
+        # Joined on the loop, and its position read before anything is taken:
+        # the id it follows from, exactly.
+        subscription.join(channel, last_id)
+        position = subscription.last_ids.get(channel)
+        await socket.send_json({"event": "joined", "channel": channel, "position": position})
+
+    await socket.relay(subscription, on_receive=on_receive)
+
+
+def _events() -> EventStream:
+    app = current_app._get_current_object()
+    channels = request.args.getlist("channels")
+    last_ids = request.headers.get("Last-Event-ID") or request.args.get("last_ids")
+    subscription, refused = _policy().subscribe(app.broadcast, channels, last_ids)
+    positions = subscription.last_ids
+    first = [ServerSentEvent(refusal(channel), event="refused") for channel in refused]
+    first += [
+        ServerSentEvent({"channel": channel, "position": position}, event="joined")
+        for channel, position in positions.items()
+    ]
+    return EventStream(subscription, first=first)
+
+
+def _client() -> Response:
+    script = files("tether.live").joinpath("static", CLIENT_SCRIPT).read_text("utf-8")
+    response = Response(script, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    return response

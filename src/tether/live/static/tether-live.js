@@ -1,0 +1,235 @@
+// tether live client: channels over a WebSocket, Server-Sent Events as the fallback.
+// Served by app.live() at url_for("live.client"); plain JavaScript, no build step.
+//
+//   const live = new TetherLive("/live");
+//   live.on("chat", (d) => show(d.channel, d.data));   // messages published with event="chat"
+//   live.on("gap", (g) => reload(g.channel));           // history lost while away
+//   live.join("room:lobby");
+//
+// It reconnects with exponential backoff and jitter, and resumes every joined
+// channel from the id of the last message it handed over: nothing is lost
+// while the server's history holds it, nothing comes twice.
+"use strict";
+
+/**
+ * One message of a channel.
+ * @typedef {{channel: string, id: string, event: string, data: *}} Delivery
+ */
+
+/**
+ * @typedef {Object} LiveOptions
+ * @property {"auto"|"websocket"|"sse"} [transport] "auto": WebSocket, SSE when it cannot open.
+ * @property {number} [minDelay] First reconnect delay, ms (default 250).
+ * @property {number} [maxDelay] Longest reconnect delay, ms (default 10000).
+ */
+
+/** @param {string} id @returns {number[]|null} */
+function idKey(id) {
+  const m = /^(\d+)-(\d+)$/.exec(id || "");
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/** Whether id `a` comes after `b` (an id that cannot be read is taken as new). */
+function newer(a, b) {
+  const ka = idKey(a), kb = idKey(b);
+  if (!ka || !kb) return true;
+  return ka[0] > kb[0] || (ka[0] === kb[0] && ka[1] > kb[1]);
+}
+
+/** The channel -> last id mapping of a multi-channel SSE id. @param {string} text */
+function decodeLastIds(text) {
+  const ids = {};
+  for (const pair of (text || "").split("&")) {
+    const at = pair.indexOf("=");
+    if (at < 0) continue;
+    try { ids[decodeURIComponent(pair.slice(0, at))] = decodeURIComponent(pair.slice(at + 1)); } catch (e) { /* not UTF-8 */ }
+  }
+  return ids;
+}
+
+/** @param {Object<string, string>} ids */
+function encodeLastIds(ids) {
+  return Object.entries(ids).map(([c, id]) => encodeURIComponent(c) + "=" + encodeURIComponent(id)).join("&");
+}
+
+class TetherLive {
+  /** @param {string} base The endpoint's prefix ("/live"). @param {LiveOptions} [options] */
+  constructor(base, options = {}) {
+    this.base = base.replace(/\/$/, "");
+    this.transport = options.transport || "auto";
+    this.minDelay = options.minDelay || 250;
+    this.maxDelay = options.maxDelay || 10000;
+    /** @type {Map<string, string|null>} joined channel -> id of the last message handed over */
+    this.channels = new Map();
+    /** @type {Map<string, Set<Function>>} */
+    this.handlers = new Map();
+    this.attempt = 0;
+    this.socket = null;
+    this.source = null;
+    this.timer = null;
+    this.closed = false;
+    /** @type {"websocket"|"sse"|null} the transport in use */
+    this.using = null;
+    this._connect();
+  }
+
+  /**
+   * Call `fn` for each event named `event`: a message's event name ("message"
+   * when it has none), or "gap", "refused", "joined", "left", "presence", "open", "close".
+   * @param {string} event @param {function(*): void} fn @param {string} [channel] Only this channel's.
+   */
+  on(event, fn, channel) {
+    const key = channel === undefined ? event : event + "\u0000" + channel;
+    if (!this.handlers.has(key)) this.handlers.set(key, new Set());
+    this.handlers.get(key).add(fn);
+    this._listen(event);
+    return () => this.handlers.get(key).delete(fn);
+  }
+
+  /** Follow `channel`, from `lastId` if given (else from now). @param {string} channel @param {string} [lastId] */
+  join(channel, lastId) {
+    if (this.channels.has(channel)) return;
+    this.channels.set(channel, lastId || null);
+    if (this.using === "websocket" && this.socket.readyState === 1) this._sendJoin(channel);
+    else if (this.using === "sse") this._reopen();
+  }
+
+  /** Stop following `channel`. @param {string} channel */
+  leave(channel) {
+    if (!this.channels.delete(channel)) return;
+    if (this.using === "websocket" && this.socket.readyState === 1) this.socket.send(JSON.stringify({ leave: channel }));
+    else if (this.using === "sse") this._reopen();
+  }
+
+  /** Close for good. */
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.socket) this.socket.close();
+    if (this.source) this.source.close();
+  }
+
+  _emit(event, payload) {
+    for (const key of [event, event + "\u0000" + (payload && payload.channel)]) {
+      for (const fn of this.handlers.get(key) || []) {
+        try { fn(payload); } catch (e) { setTimeout(() => { throw e; }); }
+      }
+    }
+  }
+
+  /** Hand a message over once: not if its id is not newer than its channel's last. @param {Delivery} d */
+  _deliver(d) {
+    if (!this.channels.has(d.channel)) return;
+    const last = this.channels.get(d.channel);
+    if (last && !newer(d.id, last)) return;
+    this.channels.set(d.channel, d.id);
+    this._emit(d.event || "message", d);
+  }
+
+  /** A control event or a message, from either transport. */
+  _received(item) {
+    if (item.event === "joined") {
+      if (this.channels.has(item.channel) && !this.channels.get(item.channel) && item.position) {
+        this.channels.set(item.channel, item.position);
+      }
+      this._emit("joined", item);
+    } else if (item.event === "gap" || item.event === "refused" || item.event === "left" || item.event === "error") {
+      if (item.event === "refused") this.channels.delete(item.channel);
+      this._emit(item.event, item);
+    } else if (item.id !== undefined) {
+      this._deliver(item);
+    }
+  }
+
+  _connect() {
+    if (this.closed) return;
+    if (this.transport === "sse" || (this.transport === "auto" && this.using === "sse") || !window.WebSocket) {
+      this._openSse();
+    } else {
+      this._openSocket();
+    }
+  }
+
+  _retry() {
+    if (this.closed || this.timer) return;
+    const ceiling = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt);
+    this.attempt += 1;
+    const delay = ceiling / 2 + Math.random() * ceiling / 2;  // jitter: reconnects spread out
+    this._emit("close", { delay });
+    this.timer = setTimeout(() => { this.timer = null; this._connect(); }, delay);
+  }
+
+  _sendJoin(channel) {
+    const message = { join: channel };
+    const last = this.channels.get(channel);
+    if (last) message.last_id = last;
+    this.socket.send(JSON.stringify(message));
+  }
+
+  _openSocket() {
+    const url = new URL(this.base + "/ws", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const socket = this.socket = new WebSocket(url);
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.using = "websocket";
+      this.attempt = 0;
+      for (const channel of this.channels.keys()) this._sendJoin(channel);
+      this._emit("open", { transport: "websocket" });
+    };
+    socket.onmessage = (e) => { this._received(JSON.parse(e.data)); };
+    socket.onclose = () => {
+      if (socket !== this.socket) return;
+      // Never opened, and allowed to: the SSE fallback (a proxy without WebSockets).
+      if (!opened && this.transport === "auto" && this.using !== "websocket") this.using = "sse";
+      this._retry();
+    };
+  }
+
+  _sseUrl() {
+    const url = new URL(this.base + "/events", location.href);
+    const ids = {};
+    for (const [channel, last] of this.channels) {
+      url.searchParams.append("channels", channel);
+      if (last) ids[channel] = last;
+    }
+    url.searchParams.set("last_ids", encodeLastIds(ids));
+    return url;
+  }
+
+  _reopen() {
+    if (this.source) this.source.close();
+    this._openSse();
+  }
+
+  _openSse() {
+    // Reconnects are ours, not the browser's: the new URL carries every channel's last id.
+    const source = this.source = new EventSource(this._sseUrl());
+    this.using = "sse";
+    source.onopen = () => { this.attempt = 0; this._emit("open", { transport: "sse" }); };
+    source.onerror = () => {
+      source.close();
+      if (source === this.source) this._retry();
+    };
+    const control = (name) => source.addEventListener(name, (e) => this._received({ event: name, ...JSON.parse(e.data) }));
+    ["joined", "refused", "gap"].forEach(control);
+    const message = (e) => {
+      const body = JSON.parse(e.data);
+      const ids = decodeLastIds(e.lastEventId);
+      if (body.channel === undefined || ids[body.channel] === undefined) return;
+      this._deliver({ channel: body.channel, id: ids[body.channel], event: e.type, data: body.data });
+    };
+    source.onmessage = message;
+    this._sseMessage = message;
+    for (const key of this.handlers.keys()) this._listen(key.split("\u0000")[0]);
+  }
+
+  /** SSE delivers named events only to listeners of that name. */
+  _listen(event) {
+    if (!this.source || ["message", "joined", "refused", "gap", "open", "close", "left", "error"].includes(event)) return;
+    this.source.addEventListener(event, this._sseMessage);
+  }
+}
+
+window.TetherLive = TetherLive;
