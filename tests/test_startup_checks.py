@@ -279,3 +279,21 @@ def test_a_setting_in_the_environment_the_app_does_not_read_is_warned_about(
         assert "set TETHER_BROADCAST_URL instead" in output
     else:
         assert "call app.config.from_prefixed_env() after Tether(__name__)" in output
+
+
+def test_messages_about_a_broadcast_url_never_show_its_password() -> None:
+    from tether import Broadcast, Tether
+
+    for url in ("http://:s3cret@127.0.0.1:6379/0", "redis://user:s3cret@127.0.0.1:6379/0"):
+        with pytest.raises(ValueError) as refused:
+            Broadcast(url)
+        assert "s3cret" not in str(refused.value) and ":***@127.0.0.1" in str(refused.value)
+    app = Tether(__name__)
+    app.config["BROADCAST_URL"] = "http://:s3cret@127.0.0.1/0"
+
+    @app.periodic(1, across="cluster")
+    def cleanup() -> None: ...
+
+    with pytest.raises(ValueError, match="runs across the cluster") as refused:
+        app.periodic_services[f"{__name__}.{cleanup.__qualname__}"].check()
+    assert "s3cret" not in str(refused.value)

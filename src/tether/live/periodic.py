@@ -12,7 +12,7 @@ from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import periodic_run_failed
 from .background import Background
-from .broadcast import REDIS_SCHEMES
+from .broadcast import REDIS_SCHEMES, redacted
 from .broadcast.namespace import namespace_for
 from .optional import require
 
@@ -148,7 +148,7 @@ class PeriodicService:
         if not isinstance(url, str) or urlsplit(url).scheme not in REDIS_SCHEMES:
             raise ValueError(
                 f"Periodic service {self.name} runs across the cluster (across=\"cluster\"), which takes its turns "
-                f"through Redis, but BROADCAST_URL is {url!r}. Set it to 'redis://host:port/db': "
+                f"through Redis, but BROADCAST_URL is {redacted(url)!r}. Set it to 'redis://host:port/db': "
                 "app.config[\"BROADCAST_URL\"] = ..., or TETHER_BROADCAST_URL in the environment, read by "
                 "app.config.from_prefixed_env(). Or run it in each worker: across=\"worker\"."
             )

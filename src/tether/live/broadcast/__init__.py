@@ -104,7 +104,7 @@ class Broadcast:
             if namespace is None:
                 # Without one, a script would publish where no app listens, silently.
                 raise ValueError(
-                    f"Broadcast({_redacted(url)!r}) needs a namespace: apps sharing a Redis keep their channels "
+                    f"Broadcast({redacted(url)!r}) needs a namespace: apps sharing a Redis keep their channels "
                     "apart by namespace. Pass namespace= the BROADCAST_NAMESPACE of the app to reach (by default "
                     "its import name, as in Tether(__name__)), or a name of your own."
                 )
@@ -246,12 +246,12 @@ def check_url(url: str) -> str:
         require("redis", "redis", f"A {scheme}:// broadcast")
         return "redis"
     raise ValueError(
-        f"No broadcast backend for {_redacted(url)!r} (BROADCAST_URL): use 'memory://' (one worker) or "
+        f"No broadcast backend for {redacted(url)!r} (BROADCAST_URL): use 'memory://' (one worker) or "
         "'redis://host:port/db' (every worker and host; also rediss:// and unix://)."
     )
 
 
-def _redacted(url: object) -> object:
+def redacted(url: object) -> object:
     """``url`` without its password, for messages and logs."""
     if not isinstance(url, str):
         return url
