@@ -13,6 +13,8 @@ Elsewhere (granian, daphne, a server of one's own) the count is unknown:
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
 import threading
 import types
@@ -23,7 +25,19 @@ __all__ = ["worker_count"]
 
 def worker_count() -> tuple[int, str] | None:
     """The number of worker processes the server was started with, and the
-    server's name; ``None`` when no known server is found."""
+    server's name; ``None`` when no known server is found. Read once per
+    process: a forked worker reads its own."""
+    pid = os.getpid()
+    if pid not in _counted:
+        _counted.clear()
+        _counted[pid] = _count()
+    return _counted[pid]
+
+
+_counted: dict[int, tuple[int, str] | None] = {}
+
+
+def _count() -> tuple[int, str] | None:
     best: tuple[int, str] | None = None
     for frame in _main_frames():
         for name in ("self", "config"):
@@ -52,7 +66,7 @@ def _workers_of(obj: t.Any) -> tuple[int, str] | None:
 def _main_frames() -> t.Iterator[types.FrameType]:
     """The frames of the main thread, innermost first, then those of the root
     greenlet when this thread runs greenlets (gevent: the server waits there)."""
-    frame: types.FrameType | None = sys._current_frames().get(threading.main_thread().ident or 0)
+    frame = _main_thread_frame()
     while frame is not None:
         yield frame
         frame = frame.f_back
@@ -66,3 +80,18 @@ def _main_frames() -> t.Iterator[types.FrameType]:
     while frame is not None:
         yield frame
         frame = frame.f_back
+
+
+def _main_thread_frame() -> types.FrameType | None:
+    main = threading.main_thread()
+    if threading.current_thread() is main:
+        return sys._getframe()
+    # On Python 3.11 a collection that starts inside sys._current_frames() can
+    # deadlock it (CPython gh-106883): none starts while it runs.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames().get(main.ident or 0)
+    finally:
+        if enabled:
+            gc.enable()
