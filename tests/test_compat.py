@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,53 @@ print("ok")
 """
     result = run(code)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
+
+
+#: A ``sitecustomize`` that makes the modules in $HIDE_MODULES not installed, in
+#: every Python process started with its folder on PYTHONPATH.
+HIDING_SITECUSTOMIZE = """
+import os, sys
+hidden = set(filter(None, os.environ.get("HIDE_MODULES", "").split(",")))
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in hidden:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Hide())
+"""
+
+HINT = "run this command as 'python -m tether.compat --app notes init-db'"
+
+
+def tether_command(tmp_path: Path, argv: list[str], hide_flask: bool) -> subprocess.CompletedProcess[str]:
+    """The installed ``tether`` script (or ``python -m`` argv[0]) on the Flask
+    project, with this checkout's tether, and Flask hidden if asked."""
+    (tmp_path / "sitecustomize.py").write_text(HIDING_SITECUSTOMIZE)
+    env = {
+        **os.environ, "HIDE_MODULES": "flask" if hide_flask else "",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT.parent.parent / "src")]),
+    }
+    script = Path(sys.executable).parent / argv[0]
+    command = [str(script), *argv[1:]] if script.exists() else [sys.executable, "-m", *argv]
+    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_tether_command_on_flask_code_without_flask_says_how_to_run_it(tmp_path: Path) -> None:
+    result = tether_command(tmp_path, ["tether", "--app", "notes", "init-db"], hide_flask=True)
+    assert result.returncode != 0
+    assert "While importing 'notes': it imports flask, and Flask is not installed." in result.stderr
+    assert HINT in result.stderr and "alias_flask()" in result.stderr
+    hinted = subprocess.run(
+        [sys.executable, "-m", "tether.compat", "--app", "notes", "init-db"], cwd=PROJECT, capture_output=True,
+        text=True, timeout=60, env={**os.environ, "HIDE_MODULES": "flask", "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path), str(PROJECT.parent.parent / "src")])},
+    )
+    assert hinted.returncode == 0, hinted.stderr
+    assert hinted.stdout == "Initialized the database.\n"
+
+
+def test_the_tether_command_on_an_app_of_the_installed_flask_says_how_to_run_it(tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    result = tether_command(tmp_path, ["tether", "--app", "notes", "init-db"], hide_flask=False)
+    assert result.returncode != 0
+    assert "Module 'notes' makes a Flask app (the installed Flask's), not a tether one." in result.stderr
+    assert HINT in result.stderr

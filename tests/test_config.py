@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,29 @@ def test_from_prefixed_env_reads_flasks_variables_then_tethers(monkeypatch: pyte
     monkeypatch.setenv("MINE_KEY", '"mine"')
     custom.config.from_prefixed_env("MINE")
     assert custom.config["KEY"] == "mine" and "ONLY" not in custom.config
+
+
+@pytest.mark.parametrize(
+    ("environ", "config", "reported"),
+    [
+        ({"BROADCAST_URL": "redis://r/0"}, {}, ["BROADCAST_URL"]),
+        ({"BROADCAST_URL": "redis://r/0"}, {"BROADCAST_URL": "redis://r/0"}, []),  # the app applied it itself
+        ({"TETHER_SYNC_THREADS": "8"}, {}, ["TETHER_SYNC_THREADS"]),  # from_prefixed_env() never called
+        ({"TETHER_SYNC_THREADS": "8"}, {"SYNC_THREADS": 8}, []),  # read as JSON, as from_prefixed_env does
+        ({"FLASK_SSE_SEND_TIMEOUT": "5"}, {}, ["FLASK_SSE_SEND_TIMEOUT"]),
+        ({"TETHER_SPAWN_THREADS": "2", "SPAWN_THREADS": "3"}, {"SPAWN_THREADS": 2}, []),  # the prefixed one is the app's
+        ({"SECRET_KEY": "x", "DEBUG": "1", "BROADCAST_URL__X": "y"}, {}, []),  # Flask's keys, or not a setting
+    ],
+)
+def test_a_tether_setting_the_environment_sets_but_the_app_does_not_hold_is_warned_about(
+    environ: dict[str, str], config: dict[str, object], reported: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from tether.application.config import DEFAULT_CONFIG, warn_unapplied_environment
+
+    logger = logging.getLogger("test_config.environment")
+    with caplog.at_level(logging.WARNING, logger.name):
+        assert warn_unapplied_environment({**DEFAULT_CONFIG, **config}, logger, environ) == reported
+    assert len(caplog.records) == len(reported)
+    for record, name in zip(caplog.records, reported, strict=True):
+        assert f"The environment sets {name}," in record.getMessage()
+        assert "from_prefixed_env()" in record.getMessage()

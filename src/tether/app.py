@@ -23,10 +23,11 @@ from .cli.groups import AppGroup
 from .contexts.ctx import RequestContext, _sentinel
 from .contexts.steps import run_coroutine
 from .live.background import Background, Job, qualified_name
-from .live.broadcast import Broadcast
+from .live.broadcast import Broadcast, check_url
 from .live.broadcast.namespace import namespace_for
 from .live.channels import ChannelPolicy
 from .live.endpoint import live_blueprint
+from .live.fanout import warn_if_split
 from .live.periodic import PeriodicService
 from .serving.asgi_http import serve_http
 from .serving.entry import ServesBoth, asgi_arguments, serve_both
@@ -72,6 +73,7 @@ class Tether(Application, metaclass=ServesBoth):
         self.serving = ServingState(self)
         self.background = Background(self)
         self.serving.services.append(self.background)
+        self.serving.checks.append(_check_live_settings)
         self._broadcast: Broadcast | None = None
         self._broadcast_lock = threading.Lock()
         #: Who may follow which channel (``channel``); empty: every channel.
@@ -130,6 +132,7 @@ class Tether(Application, metaclass=ServesBoth):
                         loads=self.json.loads,
                         namespace=namespace_for(self),
                     )
+                    warn_if_split(self, self._worker_services())
         return broadcast
 
     def channel(self, pattern: str) -> t.Callable[[F], F]:
@@ -152,6 +155,9 @@ class Tether(Application, metaclass=ServesBoth):
         where browsers join channels, and the client script that does it
         (``"live.client"``); see ``tether.live.endpoint``."""
         self.register_blueprint(live_blueprint(name), url_prefix=url_prefix)
+
+    def _worker_services(self) -> list[str]:
+        return [name for name, service in self.periodic_services.items() if service.across == "worker"]
 
     @property
     def periodic_services(self) -> dict[str, PeriodicService]:
@@ -261,8 +267,26 @@ class Tether(Application, metaclass=ServesBoth):
         options.setdefault("use_debugger", self.debug)
         options.setdefault("threaded", True)
         cli_environment.show_server_banner(self.debug, self.name)
+        if not options["use_reloader"] or werkzeug.serving.is_running_from_reloader():
+            # As under `tether run --wsgi`: checked and started before the server listens,
+            # not at the first request (the reloader's parent process only watches files).
+            self.serving.start_wsgi()
         # Looked up at call time, as Flask does: tests replace it.
         werkzeug.serving.run_simple(host, port, self, **options)
+
+
+def _check_live_settings(app: Application) -> None:
+    """At startup (``ServingState.checks``): a ``BROADCAST_URL`` no backend
+    serves, redis-py missing for a Redis one, or a cluster service without
+    Redis stops the server with its fix; a ``memory://`` broadcast under
+    several workers is warned about, if the app has live features by then
+    (periodic services, or its broadcast made; else when it is made)."""
+    served = t.cast(Tether, app)
+    for service in served.periodic_services.values():
+        service.check()
+    check_url(served.config["BROADCAST_URL"])
+    if served.periodic_services or served._broadcast is not None:
+        warn_if_split(served, served._worker_services())
 
 
 class Blueprint(BaseBlueprint):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import types
 import typing as t
@@ -11,7 +12,7 @@ from datetime import timedelta
 
 from werkzeug.utils import import_string
 
-__all__ = ["DEFAULT_CONFIG", "Config", "ConfigAttribute"]
+__all__ = ["DEFAULT_CONFIG", "TETHER_SETTINGS", "Config", "ConfigAttribute", "warn_unapplied_environment"]
 
 T = t.TypeVar("T")
 
@@ -71,6 +72,13 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "CELERY_PROGRESS_TTL": 24 * 3600,
 }
 
+#: The keys of tether's own settings (the defaults after Flask's): those that an
+#: environment variable without the prefix is taken to be meant for.
+TETHER_SETTINGS: tuple[str, ...] = tuple(DEFAULT_CONFIG)[tuple(DEFAULT_CONFIG).index("SYNC_THREADS"):]
+
+#: The prefixes ``from_prefixed_env()`` reads, the last one winning.
+ENV_PREFIXES = ("FLASK_", "TETHER_")
+
 
 class ConfigAttribute(t.Generic[T]):
     """Makes an app attribute read and write a config key."""
@@ -114,8 +122,8 @@ class Config(dict[str, t.Any]):
         they can be, and ``__`` in a key sets a nested dict item. Without a
         ``prefix``, ``FLASK_`` variables are read, then ``TETHER_`` ones (which
         win): an app moved from Flask keeps its environment."""
-        for each in ("FLASK", "TETHER") if prefix is None else (prefix,):
-            self._from_env_prefix(f"{each}_", loads)
+        for each in ENV_PREFIXES if prefix is None else (f"{prefix}_",):
+            self._from_env_prefix(each, loads)
         return True
 
     def _from_env_prefix(self, prefix: str, loads: t.Callable[[str], t.Any]) -> None:
@@ -203,3 +211,43 @@ class Config(dict[str, t.Any]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {dict.__repr__(self)}>"
+
+
+def warn_unapplied_environment(
+    config: t.Mapping[str, t.Any], logger: logging.Logger, environ: t.Mapping[str, str] = os.environ
+) -> list[str]:
+    """Warn about each tether setting the environment sets but the config does
+    not hold: a bare ``BROADCAST_URL`` (the environment is shared with every
+    other program, so only ``TETHER_BROADCAST_URL`` is taken to be the app's),
+    or a ``TETHER_`` one while the app never called
+    ``app.config.from_prefixed_env()``. A variable whose value the setting
+    has, however the app got it there, is not reported. Returns the variables
+    warned about."""
+    reported = []
+    for key in TETHER_SETTINGS:
+        prefixed = next((p + key for p in reversed(ENV_PREFIXES) if p + key in environ), None)
+        if prefixed is not None:
+            name, fix = prefixed, "call app.config.from_prefixed_env() after Tether(__name__), which reads it"
+        elif key in environ:
+            name, fix = key, f"set TETHER_{key} instead, read by app.config.from_prefixed_env(), which the app must call"
+        else:
+            continue
+        if _holds(config.get(key), environ[name]):
+            continue
+        logger.warning(
+            "The environment sets %s, but the app's %s setting is not that value: tether takes settings from the "
+            "environment only with the TETHER_ prefix (or FLASK_), and only when the app calls "
+            "app.config.from_prefixed_env(). To use it, %s.", name, key, fix,
+        )
+        reported.append(name)
+    return reported
+
+
+def _holds(value: t.Any, text: str) -> bool:
+    """Whether a setting is ``text``, as given or as ``from_prefixed_env`` parses it."""
+    if value == text:
+        return True
+    try:
+        return bool(value == json.loads(text))
+    except ValueError:
+        return False

@@ -15,7 +15,7 @@ import click
 
 from ..contexts.ctx import _cv_app
 from ..contexts.globals import current_app
-from .discovery import NoAppException, ScriptInfo, main_app
+from .discovery import NoAppException, ScriptInfo, flask_hint, main_app
 from .environment import load_dotenv, set_debug_from_option, version_option
 from .groups import AppGroup, pass_script_info, with_appcontext
 from .serve import run_command
@@ -183,7 +183,16 @@ class TetherGroup(AppGroup):
         if self._loaded_plugin_commands:
             return
         for entry_point in importlib.metadata.entry_points(group="flask.commands"):
-            self.add_command(entry_point.load(), entry_point.name)
+            try:
+                command = entry_point.load()
+            except ModuleNotFoundError as e:
+                if e.name != "flask" and not (e.name or "").startswith("flask."):
+                    raise
+                # A Flask extension's command, installed beside tether without Flask.
+                click.secho(f" * Skipped the command {entry_point.name!r} ({entry_point.value}): it imports "
+                            f"{e.name}, and Flask is not installed. {flask_hint()}", err=True, fg="yellow")
+                continue
+            self.add_command(command, entry_point.name)
         self._loaded_plugin_commands = True
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:

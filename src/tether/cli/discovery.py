@@ -7,6 +7,7 @@ import ast
 import inspect
 import os
 import re
+import shlex
 import sys
 import traceback
 import typing as t
@@ -41,7 +42,10 @@ def _is_app(obj: object) -> bool:
         return True
     if isinstance(obj, LocalProxy):  # e.g. a module's imported current_app
         return False
-    return isinstance(getattr(obj, "app", None), Application)
+    try:
+        return isinstance(getattr(obj, "app", None), Application)
+    except Exception:  # another library's proxy, unbound (Flask's current_app)
+        return False
 
 
 def main_app(obj: t.Any) -> App:
@@ -64,6 +68,7 @@ def find_best_app(module: t.Any) -> App:
             f"Detected multiple tether applications in module '{module.__name__}'. Use "
             f"'{module.__name__}:name' to specify the correct one."
         )
+    flask_apps = [v for v in module.__dict__.values() if _is_flask_app(v)]
     for attr_name in ("create_app", "make_app"):
         factory = getattr(module, attr_name, None)
         if inspect.isfunction(factory):
@@ -78,9 +83,36 @@ def find_best_app(module: t.Any) -> App:
                 ) from e
             if _is_app(app):
                 return app
+            flask_apps += [app] if _is_flask_app(app) else []
+    if flask_apps:
+        raise NoAppException(
+            f"Module '{module.__name__}' makes a Flask app (the installed Flask's), not a tether one. "
+            + flask_hint()
+        )
     raise NoAppException(
         f"Failed to find tether application or factory in module '{module.__name__}'. Use "
         f"'{module.__name__}:name' to specify one."
+    )
+
+
+def _is_flask_app(obj: object) -> bool:
+    """An app of the real Flask (not tether under ``alias_flask()``)."""
+    return any(cls.__module__ == "flask.app" and cls.__name__ == "Flask" for cls in type(obj).__mro__)
+
+
+def flask_hint() -> str:
+    """How to run code written for Flask on tether: through the alias that
+    makes ``import flask`` give tether (``tether.compat``), with this same
+    command line when it is known."""
+    argv = sys.argv
+    runs_tether = bool(argv) and (
+        os.path.basename(argv[0]) == "tether" or argv[0].endswith(os.path.join("tether", "__main__.py"))
+    )
+    command = "python -m tether.compat " + (shlex.join(argv[1:]) if runs_tether else "--app MODULE COMMAND")
+    return (
+        "tether runs code written for Flask when 'import flask' gives tether: run this command as "
+        f"'{command}' (tether's command with flask aliased to tether), or call "
+        "tether.compat.alias_flask() before the app imports flask (at the top of its wsgi.py)."
     )
 
 
@@ -168,8 +200,13 @@ def locate_app(module_name: str, app_name: str | None, raise_if_not_found: bool 
     is still raised."""
     try:
         __import__(module_name)
-    except ImportError:
+    except ImportError as e:
         tb = sys.exc_info()[2]
+        missing = (e.name or "") if isinstance(e, ModuleNotFoundError) else ""
+        if missing == "flask" or missing.startswith("flask."):
+            raise NoAppException(
+                f"While importing {module_name!r}: it imports {missing}, and Flask is not installed. {flask_hint()}"
+            ) from None
         if tb is not None and tb.tb_next is not None:
             raise NoAppException(
                 f"While importing {module_name!r}, an ImportError was raised:\n\n{traceback.format_exc()}"

@@ -9,11 +9,12 @@ import typing as t
 
 import click
 import uvicorn
-from werkzeug.serving import run_simple
+from werkzeug.serving import is_running_from_reloader, run_simple
 from werkzeug.utils import import_string
 
 from ..application.helpers import get_debug_flag
 from ..serving.debug import DebugTracebacks
+from ..serving.lifecycle import ServingState, StartupRefused
 from .discovery import ScriptInfo
 from .environment import set_debug_from_option, show_server_banner
 from .groups import pass_script_info
@@ -115,6 +116,8 @@ def run_command(
     debugger = debug if debugger is None else debugger
     show_server_banner(debug, info.app_import_path)
     if wsgi or (cert is not None and not isinstance(cert, tuple)):
+        if not reload or is_running_from_reloader():  # the reloader's parent process only watches files
+            _start_wsgi(app)
         run_simple(
             host, port, app, use_reloader=reload, use_debugger=debugger, threaded=with_threads,
             ssl_context=cert, extra_files=extra_files, exclude_patterns=exclude_patterns,
@@ -132,6 +135,28 @@ def run_command(
         )
     else:
         uvicorn.run(_served(app, debugger), host=host, port=port, log_level="debug" if debug else "info", **ssl, **limits)
+
+
+def _start_wsgi(app: t.Any) -> None:
+    """Start the app (and each app a dispatcher mounts) before Werkzeug's
+    server listens, as a lifespan would: its settings are checked, its
+    ``before_serving`` functions run and its periodic services start now,
+    not at the first request. A setting that cannot work stops the command."""
+    for served in _served_apps(app):
+        try:
+            served.serving.start_wsgi()
+        except StartupRefused as e:
+            raise click.ClickException(f"The app cannot start: {e}") from e
+
+
+def _served_apps(app: t.Any) -> list[t.Any]:
+    """The tether apps in ``app``: itself, or those a dispatcher mounts."""
+    if isinstance(getattr(app, "serving", None), ServingState):
+        return [app]
+    mounts = getattr(app, "mounts", None)
+    if not isinstance(mounts, dict):
+        return []
+    return [each for mounted in (app.app, *mounts.values()) for each in _served_apps(mounted)]
 
 
 def _server_limits(app: t.Any) -> dict[str, t.Any]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import typing as t
+from urllib.parse import urlsplit
 
 from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import periodic_run_failed
 from .background import Background
+from .broadcast import REDIS_SCHEMES, redacted
 from .broadcast.namespace import namespace_for
+from .optional import require
 
 __all__ = ["PeriodicService"]
 
@@ -83,8 +86,7 @@ class PeriodicService:
             await asyncio.sleep(self.interval)
 
     async def _cluster_loop(self, url: str) -> None:
-        # redis-py is an optional dependency, needed only by cluster-wide services
-        # (tether.live.cluster imports it).
+        # redis-py is optional, needed only by cluster services: _cluster_url checked it is installed.
         import redis
 
         from .cluster import ClusterTurns  # (optional: it needs redis-py)
@@ -138,13 +140,23 @@ class PeriodicService:
             runner = self._loop() if self.across == "worker" else self._cluster_loop(self._cluster_url())
             self._task = loop.create_task(runner, name=f"periodic {self.name}")
 
+    def check(self) -> None:
+        """Refuse to start a cluster service that cannot take turns: checked when
+        the app starts, so that a wrong setting stops the server with its fix
+        instead of leaving the service silently not running."""
+        if self.across == "cluster":
+            self._cluster_url()
+
     def _cluster_url(self) -> str:
-        url: str = self.app.config["BROADCAST_URL"]
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+        url = self.app.config["BROADCAST_URL"]
+        if not isinstance(url, str) or urlsplit(url).scheme not in REDIS_SCHEMES:
             raise ValueError(
-                f"Periodic service {self.name} runs across the cluster, which shares its turns through "
-                f"Redis: set BROADCAST_URL to 'redis://host:port/db' (it is {url!r})."
+                f"Periodic service {self.name} runs across the cluster (across=\"cluster\"), which takes its turns "
+                f"through Redis, but BROADCAST_URL is {redacted(url)!r}. Set it to 'redis://host:port/db': "
+                "app.config[\"BROADCAST_URL\"] = ..., or TETHER_BROADCAST_URL in the environment, read by "
+                "app.config.from_prefixed_env(). Or run it in each worker: across=\"worker\"."
             )
+        require("redis", "redis", f"Periodic service {self.name} (across=\"cluster\")")
         return url
 
     async def stop(self) -> None:

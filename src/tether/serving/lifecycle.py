@@ -21,7 +21,7 @@ import typing as t
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
-from ..application.config import Config
+from ..application.config import Config, warn_unapplied_environment
 from ..application.json.provider import JSONProvider
 from ..application.pipeline import Application
 from ..contexts.ctx import within
@@ -29,7 +29,7 @@ from ..contexts.steps import Steps, call_each, run, run_async
 from .origins import allowed_origins
 from .sync_pool import SyncPool
 
-__all__ = ["DRAIN_TIMEOUT", "ServedApp", "Service", "ServingState", "Stopping"]
+__all__ = ["DRAIN_TIMEOUT", "ServedApp", "Service", "ServingState", "StartupRefused", "Stopping"]
 
 #: How long a shutdown waits for the open streams and sockets it ended to run
 #: their teardowns, in seconds.
@@ -47,6 +47,12 @@ class Service(t.Protocol):
 
     def stop_at_exit(self) -> None:
         """Stop from synchronous code (WSGI, at interpreter exit)."""
+
+
+class StartupRefused(RuntimeError):
+    """The app cannot serve as it is set up (a setting that cannot work, a
+    package not installed): the server must not start. The message says what
+    to change; the original error is its ``__cause__``."""
 
 
 class Stopping(asyncio.Event):
@@ -86,6 +92,10 @@ class ServingState:
         #: Started after the ``before_serving`` functions, stopped before the
         #: ``after_serving`` ones.
         self.services: list[Service] = []
+        #: Called with the app when it starts, before ``before_serving``: each
+        #: raises, saying what to change, when a setting cannot work, and may
+        #: log a warning for one that works otherwise than it seems to.
+        self.checks: list[t.Callable[[Application], None]] = []
         #: Whether ``before_serving`` has run and the services are started.
         self.started = False
         #: Set when the server starts shutting down (ASGI): open streams and
@@ -102,6 +112,7 @@ class ServingState:
         self.wsgi_stopping = threading.Event()
         self._stopped_at_exit = False
         self._watching = False
+        self._environment_checked = False
         #: Streamed responses and WebSockets under way, and what is set when
         #: the last one ends during a shutdown.
         self._open = 0
@@ -144,11 +155,24 @@ class ServingState:
         assert self._websocket_threads is not None
         self._websocket_threads.release()
 
+    def check(self) -> None:
+        """Check the settings before anything runs (:attr:`checks`, and those
+        read at each WebSocket handshake): a wrong one raises
+        :class:`StartupRefused` with its message, which stops the server."""
+        app = self.app
+        if not self._environment_checked:  # once, though a WSGI start that fails is tried again
+            self._environment_checked = True
+            warn_unapplied_environment(app.config, app.logger)
+        try:
+            allowed_origins(app.config["WEBSOCKET_ALLOWED_ORIGINS"])
+            for check in self.checks:
+                check(app)
+        except Exception as e:
+            raise StartupRefused(str(e)) from e
+
     async def startup(self) -> None:
-        """Check the settings read at each WebSocket handshake (a wrong one
-        stops the server with its message), run the ``before_serving``
-        functions, then start the services."""
-        allowed_origins(self.app.config["WEBSOCKET_ALLOWED_ORIGINS"])
+        """:meth:`check`, run the ``before_serving`` functions, then start the services."""
+        self.check()
         await run_async(self._serving_steps(self.app.before_serving_funcs))
         self.started = True
         loop = asyncio.get_running_loop()
@@ -191,6 +215,7 @@ class ServingState:
         with self._lock:
             if self.started:
                 return
+            self.check()
             run(self._serving_steps(self.app.before_serving_funcs))
             self.started = True
             for service in self.services:

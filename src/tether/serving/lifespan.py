@@ -23,7 +23,7 @@ import threading
 import typing as t
 
 from ..typing import Message, Receive, Send
-from .lifecycle import ServingState, Stopping
+from .lifecycle import ServingState, StartupRefused, Stopping
 
 __all__ = ["serve_lifespan", "start_without_lifespan"]
 
@@ -60,10 +60,10 @@ async def _start(serving: ServingState) -> None:
     stopping = serving.stopping = Stopping()
     try:
         await serving.startup()
-    except BaseException:
+    except BaseException as e:
         serving.starting = None
         serving.stopping = None
-        serving.app.logger.exception("A before_serving function failed.")
+        _log_failure(serving, e, "before_serving")
         raise
     serving.stop_when_loop_ends(loop)
     _watch_signals(loop, stopping, serving.shutdown_soon)
@@ -76,11 +76,21 @@ async def _phase(
     try:
         await run()
     except BaseException as e:
-        serving.app.logger.exception("A %s function failed.", hook)
-        await send({"type": f"{event}.failed", "message": f"A {hook} function failed with {type(e).__name__}: {e}"})
+        _log_failure(serving, e, hook)
+        message = str(e) if isinstance(e, StartupRefused) else f"A {hook} function failed with {type(e).__name__}: {e}"
+        await send({"type": f"{event}.failed", "message": message})
         return False
     await send({"type": f"{event}.complete"})
     return True
+
+
+def _log_failure(serving: ServingState, error: BaseException, hook: str) -> None:
+    """A refused start is logged as its message, which says what to change
+    (nothing of the app ran yet); a failing hook with its traceback."""
+    if isinstance(error, StartupRefused):
+        serving.app.logger.error("The app cannot start: %s", error)
+    else:
+        serving.app.logger.error("A %s function failed.", hook, exc_info=error)
 
 
 def _watch_signals(

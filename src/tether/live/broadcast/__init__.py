@@ -37,11 +37,15 @@ import threading
 import typing as t
 from urllib.parse import urlsplit
 
+from ..optional import require
 from .errors import BroadcastUnavailable
 from .history import Delivery, Gap, id_key
 from .last_ids import decode_last_ids, encode_last_ids
 from .memory import MemoryBackend
 from .subscription import OVERFLOW_POLICIES, Item, SubscriberTooSlow, Subscription, put_each
+
+#: The URL schemes of the Redis backend (redis-py's: TCP, TLS, a Unix socket).
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 #: What a subscription resumes from when the client's id is unknown: not an
 #: id, so the backends give the whole history and say some may be missing.
@@ -99,24 +103,21 @@ class Broadcast:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}.")
         if namespace is not None and (not isinstance(namespace, str) or not namespace or ":" in namespace):
             raise ValueError(f"A broadcast namespace is a non-empty name without ':', not {namespace!r}.")
-        scheme = urlsplit(url).scheme
         self.backend: Backend
-        if scheme == "memory":
+        if check_url(url) == "memory":
             self.backend = MemoryBackend(self._deliver, history)
-        elif scheme in ("redis", "rediss", "unix"):
+        else:
             if namespace is None:
                 # Without one, a script would publish where no app listens, silently.
                 raise ValueError(
-                    f"Broadcast({url!r}) needs a namespace: apps sharing a Redis keep their channels apart "
-                    "by namespace. Pass namespace= the BROADCAST_NAMESPACE of the app to reach (by default its "
-                    "import name, as in Tether(__name__)), or a name of your own."
+                    f"Broadcast({redacted(url)!r}) needs a namespace: apps sharing a Redis keep their channels "
+                    "apart by namespace. Pass namespace= the BROADCAST_NAMESPACE of the app to reach (by default "
+                    "its import name, as in Tether(__name__)), or a name of your own."
                 )
-            # redis-py is an optional dependency (pip install "tether[redis]").
+            # redis-py is optional: check_url found it installed.
             from .redis_backend import RedisBackend
 
             self.backend = RedisBackend(url, namespace, self._deliver, history, dumps, loads)
-        else:
-            raise ValueError(f"No broadcast backend for {url!r}: use 'memory://' or 'redis://host:port/db'.")
         self.url = url
         #: Where this broadcast's channels and cluster locks live on a shared server.
         self.namespace = namespace
@@ -286,6 +287,33 @@ def _check_event(event: object) -> None:
     """An event name is sent as an SSE ``event:`` line: a str without line breaks or NUL."""
     if event is not None and (not isinstance(event, str) or any(c in event for c in "\r\n\x00")):
         raise ValueError(f"An event name is a str without line breaks or NUL, not {event!r}.")
+
+
+def check_url(url: str) -> str:
+    """The backend of ``url`` (``"memory"`` or ``"redis"``), raising what is
+    wrong with it: a scheme no backend serves (``ValueError``), or redis-py
+    not installed for a Redis one (``ModuleNotFoundError`` with the command
+    that installs it). Checked when the app starts, and by ``Broadcast``."""
+    scheme = urlsplit(url).scheme if isinstance(url, str) else None
+    if scheme == "memory":
+        return "memory"
+    if scheme in REDIS_SCHEMES:
+        require("redis", "redis", f"A {scheme}:// broadcast")
+        return "redis"
+    raise ValueError(
+        f"No broadcast backend for {redacted(url)!r} (BROADCAST_URL): use 'memory://' (one worker) or "
+        "'redis://host:port/db' (every worker and host; also rediss:// and unix://)."
+    )
+
+
+def redacted(url: object) -> object:
+    """``url`` without its password, for messages and logs."""
+    if not isinstance(url, str):
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _check_channel(channel: object) -> None:

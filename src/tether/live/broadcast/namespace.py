@@ -14,6 +14,8 @@ import logging
 import threading
 import typing as t
 
+from . import redacted
+
 __all__ = ["GENERIC_NAMES", "namespace_for"]
 
 #: Import names too common to tell one project from another.
@@ -50,6 +52,6 @@ def namespace_for(app: NamedApp) -> str:
                 "The broadcast namespace is the import name %r, which other projects (or this one run another "
                 "way) may share on %s: set BROADCAST_NAMESPACE (TETHER_BROADCAST_NAMESPACE) to a name of this "
                 "project's own, the same in its web workers, Celery workers and scripts.",
-                name, app.config["BROADCAST_URL"],
+                name, redacted(app.config["BROADCAST_URL"]),
             )
     return name
