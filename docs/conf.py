@@ -60,6 +60,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"tether\.(application\.pipeline\.)?Application"),
     (r"py:class", r"Application"),
     (r"py:class", r"tether\.(serving\.lifecycle\.ServingState|live\.tasks\.binding\.TaskApp|cli\.discovery\.CliApp)"),
-    (r"py:class", r"tether\.live\.broadcast\.subscription\.Registry"),
+    (r"py:class", r"tether\.live\.broadcast\.subscription\.(Registry|Deliveries)"),
+    # Delivery and Gap are documented where they are public, tether.live.broadcast.
+    (r"py:class", r"(tether\.live\.broadcast\.history\.)?(Delivery|Gap)"),
     (r"py:class", r"tether\.live\.background\.Background"),
 ]

@@ -41,7 +41,7 @@ SNIPPETS = snippets()
 
 
 def test_the_readme_has_python_snippets() -> None:
-    assert len(SNIPPETS) >= 5
+    assert len(SNIPPETS) >= 2  # the rest of the Python is in docs/, run by tests/test_docs_examples.py
     assert any("EventStream" in code for _, code in SNIPPETS)
 
 
