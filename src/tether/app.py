@@ -26,6 +26,7 @@ from .live.background import Background, Job, qualified_name
 from .live.broadcast import Broadcast
 from .live.broadcast.namespace import namespace_for
 from .live.periodic import PeriodicService
+from .live.presence import Presence
 from .serving.asgi_http import serve_http
 from .serving.entry import ServesBoth, asgi_arguments, serve_both
 from .serving.lifecycle import ServingState
@@ -71,6 +72,7 @@ class Tether(Application, metaclass=ServesBoth):
         self.background = Background(self)
         self.serving.services.append(self.background)
         self._broadcast: Broadcast | None = None
+        self._presence: Presence | None = None
         self._broadcast_lock = threading.Lock()
         serve_both(self)
 
@@ -127,6 +129,26 @@ class Tether(Application, metaclass=ServesBoth):
                         namespace=namespace_for(self),
                     )
         return broadcast
+
+    @property
+    def presence(self) -> Presence:
+        """The app's :class:`~tether.live.presence.Presence` over :attr:`broadcast`:
+        who is in each channel, across every worker on Redis (``PRESENCE_TTL``
+        bounds how long a dead worker's members stay); one per app, made on
+        first use and stopped with the app."""
+        presence = self._presence
+        if presence is None:
+            broadcast = self.broadcast
+            with self._broadcast_lock:
+                presence = self._presence
+                if presence is None:
+                    presence = self._presence = Presence(
+                        broadcast, ttl=self.config["PRESENCE_TTL"], dumps=self.json.dumps, loads=self.json.loads
+                    )
+                    self.serving.services.append(presence)
+            if self.serving.started:  # made while serving: it reaps from now on
+                presence.start()
+        return presence
 
     @property
     def periodic_services(self) -> dict[str, PeriodicService]:
