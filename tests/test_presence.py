@@ -28,6 +28,7 @@ from test_redis_broadcast import SHARED, reachable, server_process, take
 from test_redis_broadcast import own_redis as own_redis  # noqa: F401 (a fixture)
 from tether import Broadcast, Presence, Tether, websocket
 from tether.live.broadcast import BroadcastUnavailable
+from tether.live.presence import Here
 
 SRC = Path(__file__).parent.parent / "src"
 
@@ -163,6 +164,28 @@ def test_connections_coming_and_going_at_once_keep_the_count_exact(workers: list
     assert dana == [join("dana", {"device": "desk"}), leave("dana", {"device": "desk"})]
     erin = [e["presence"] for e in found if e["member"] == "erin"]  # type: ignore[index]
     assert erin.count("join") == erin.count("leave") >= 1
+
+
+def test_many_sockets_entering_at_once_on_one_loop(workers: list[Presence]) -> None:
+    """A reconnection storm: 600 tabs of 30 members enter together on one event
+    loop (more than a connection pool holds), then leave together."""
+    a, b = workers
+
+    async def main() -> list[Here]:
+        tabs = [(a if i % 2 else b).enter("room", f"user{i % 30}", {"tab": i}) for i in range(600)]
+        await asyncio.gather(*(tab.ajoin() for tab in tabs))
+        assert set(await a.amembers("room")) == {f"user{i}" for i in range(30)}
+        await asyncio.gather(*(tab.aleave() for tab in tabs))
+        return tabs
+
+    with a.broadcast.subscribe("room", maxsize=1000) as events:
+        tabs = asyncio.run(main())
+        assert sum(bool(tab.first) for tab in tabs) == 30
+        assert a.members("room") == {}
+        found = events_until_marker(a, events, "room")
+    assert sorted((e["member"], e["presence"]) for e in found) == sorted(  # type: ignore[index]
+        (f"user{i}", action) for i in range(30) for action in ("join", "leave")
+    )
 
 
 def test_names_and_meta_are_checked(workers: list[Presence]) -> None:

@@ -21,12 +21,17 @@ reap: within ``ttl + ttl / 3`` seconds of its death (20 s with the default
 
 A worker that was reaped while alive (stalled longer than the TTL, or Redis
 lost its keys) sees it at its next heartbeat or join and adds its connections
-again. A leave that cannot reach Redis is retried by the heartbeat thread.
+again. A leave that cannot reach Redis is retried by the keeper.
+
+The keeper is a thread per process running an event loop of its own; async
+callers' scripts go through one batching connection per event loop
+(``batch``), sync callers' through a bounded pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -35,13 +40,13 @@ import uuid
 import weakref
 
 import redis
-import redis.asyncio as aioredis
 
 from ..broadcast import Broadcast, BroadcastUnavailable
 from ..broadcast.redis_publisher import ENCODING_ERRORS
+from .batch import Batcher
 from .connection import Connection
 from .events import tell, tell_async
-from .scripts import HEARTBEAT, JOIN, LEAVE, MEMBERS
+from .scripts import HEARTBEAT, JOIN, LEAVE, MEMBERS, Script
 
 __all__ = ["RedisPresence"]
 
@@ -66,20 +71,22 @@ class RedisPresence:
         self._ttl_ms = max(int(ttl * 1000), 1)
         #: Seconds between heartbeats.
         self.interval = ttl / 3
-        self._client = redis.Redis.from_url(
-            self.url, socket_connect_timeout=2, socket_timeout=5, encoding_errors=ENCODING_ERRORS
-        )
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Sync callers (threads) wait for one of a bounded set of connections.
+        self._client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            self.url, max_connections=64, timeout=20, socket_connect_timeout=2, socket_timeout=5,
+            encoding_errors=ENCODING_ERRORS,
+        ))
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        #: This process's connections, by id.
+        #: This process's connections, by id, once Redis has them.
         self._here: dict[str, Connection] = {}
         #: Connections left here whose removal did not reach Redis: retried.
         self._pending: dict[str, Connection] = {}
         self._rejoin = False
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
+        #: The keeper thread's loop, and what wakes it, while it runs.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._signal: asyncio.Event | None = None
         self._closing = False
         self._pid = os.getpid()
         #: This worker process's id in Redis.
@@ -99,17 +106,16 @@ class RedisPresence:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self.worker = uuid.uuid4().hex
-            self._here, self._pending, self._thread = {}, {}, None
-            self._aclients = weakref.WeakKeyDictionary()
+            self._here, self._pending, self._thread, self._loop = {}, {}, None, None
+            self._batchers = weakref.WeakKeyDictionary()
 
-    def _aclient(self) -> aioredis.Redis:
+    async def _call(self, script: Script, keys: list[str], args: list[t.Any]) -> t.Any:
+        """Run ``script`` from async code, batched with the loop's other calls."""
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            client = self._aclients[loop] = aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=2, socket_timeout=5, encoding_errors=ENCODING_ERRORS
-            )
-        return client
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = Batcher(self.url)
+        return await batcher.run(script, keys, args)
 
     def _join_call(self, connection: Connection) -> tuple[list[str], list[t.Any]]:
         field = connection.id + connection.member
@@ -135,17 +141,14 @@ class RedisPresence:
         with self._lock:
             self._here[connection.id] = connection
         if others and not known:
-            self._reaped()
+            logger.warning(
+                "Presence worker %s was reaped while alive (stalled past its TTL, or Redis lost its keys): "
+                "its connections are added again.", self.worker,
+            )
+            with self._lock:
+                self._rejoin = True
+            self._wake()
         return bool(first)
-
-    def _reaped(self) -> None:
-        logger.warning(
-            "Presence worker %s was reaped while alive (stalled past its TTL, or Redis lost its keys): "
-            "its connections are added again.", self.worker,
-        )
-        with self._lock:
-            self._rejoin = True
-        self._wake.set()
 
     def join(self, connection: Connection) -> bool:
         others = self._entering()
@@ -166,7 +169,7 @@ class RedisPresence:
     async def ajoin(self, connection: Connection) -> bool:
         others = self._entering()
         try:
-            reply = await JOIN.run_async(self._aclient(), *self._join_call(connection))
+            reply = await self._call(JOIN, *self._join_call(connection))
         except (redis.RedisError, asyncio.CancelledError) as e:
             self._failed_join(connection)
             if isinstance(e, redis.RedisError):
@@ -183,11 +186,8 @@ class RedisPresence:
 
     def _failed_join(self, connection: Connection) -> None:
         """A join that failed once it may have reached Redis: the connection is
-        left, by the heartbeat thread, rather than forgotten."""
-        with self._lock:
-            self._here.pop(connection.id, None)
-            self._pending[connection.id] = connection
-        self._wake.set()
+        left, by the keeper thread, rather than forgotten."""
+        self._leave_later(connection, None)
 
     def leave(self, connection: Connection) -> None:
         with self._lock:
@@ -204,7 +204,7 @@ class RedisPresence:
         with self._lock:
             self._here.pop(connection.id, None)
         try:
-            last = await LEAVE.run_async(self._aclient(), *self._leave_call(connection))
+            last = await self._call(LEAVE, *self._leave_call(connection))
         except asyncio.CancelledError:
             self._leave_later(connection, None)
             raise
@@ -221,8 +221,9 @@ class RedisPresence:
                 connection.member, connection.channel, error,
             )
         with self._lock:
+            self._here.pop(connection.id, None)
             self._pending[connection.id] = connection
-        self._wake.set()
+        self._wake()
 
     def members(self, channel: str) -> dict[str, t.Any]:
         try:
@@ -233,7 +234,7 @@ class RedisPresence:
 
     async def amembers(self, channel: str) -> dict[str, t.Any]:
         try:
-            rows = await MEMBERS.run_async(self._aclient(), [self._conns(channel), self._workers], [])
+            rows = await self._call(MEMBERS, [self._conns(channel), self._workers], [])
         except redis.RedisError as e:
             raise self._unavailable(e) from e
         return self._present(rows)
@@ -242,7 +243,8 @@ class RedisPresence:
         """Each member with the meta of their earliest connection, in the order
         of those connections."""
         connections = sorted(
-            (_text(value[32:48]), _text(field), _text(value[48:])) for field, value in zip(rows[::2], rows[1::2], strict=True)
+            (_text(value[32:48]), _text(field), _text(value[48:]))
+            for field, value in zip(rows[::2], rows[1::2], strict=True)
         )
         found: dict[str, t.Any] = {}
         for _, field, meta in connections:
@@ -252,103 +254,124 @@ class RedisPresence:
         return found
 
     def start(self) -> None:
-        """Start the heartbeat and reaper thread, once per process."""
+        """Start the keeper thread (heartbeats, reaping, retries), once per process."""
         self._forked()
         with self._lock:
             self._closing = False
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="tether-presence", daemon=True)
+                self._thread = threading.Thread(
+                    target=asyncio.run, args=(self._keep(),), name="tether-presence", daemon=True
+                )
                 self._thread.start()
 
-    def _run(self) -> None:
-        failing = False
-        while not self._closing:
+    def _wake(self) -> None:
+        """Make the keeper beat now (from any thread)."""
+        loop, signal = self._loop, self._signal
+        if loop is not None and signal is not None:
             try:
-                more = self._beat()
-            except redis.RedisError as e:
-                if not failing:
-                    logger.warning("Presence cannot reach Redis at %s (%s); it tries again.", self.url, e)
-                failing, more = True, False
-            else:
-                if failing:
-                    logger.info("Presence reaches Redis at %s again.", self.url)
-                failing = False
-            if not more:
-                self._wake.wait(self.interval)
-                self._wake.clear()
+                loop.call_soon_threadsafe(signal.set)
+            except RuntimeError:  # the keeper has just stopped
+                pass
 
-    def _beat(self) -> bool:
+    async def _keep(self) -> None:
+        self._signal = signal = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        failing = False
+        try:
+            while not self._closing:
+                try:
+                    more = await self._beat()
+                except redis.RedisError as e:
+                    if not failing:
+                        logger.warning("Presence cannot reach Redis at %s (%s); it tries again.", self.url, e)
+                    failing, more = True, False
+                except Exception:
+                    logger.exception("A presence heartbeat failed; the next one comes in %s s.", self.interval)
+                    more = False
+                else:
+                    if failing:
+                        logger.info("Presence reaches Redis at %s again.", self.url)
+                    failing = False
+                if not more:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(signal.wait(), self.interval)
+                    signal.clear()
+        finally:
+            self._loop = self._signal = None
+            batcher = self._batchers.pop(asyncio.get_running_loop(), None)
+            if batcher is not None:
+                await batcher.close()
+
+    async def _beat(self) -> bool:
         """One heartbeat and reap; whether expired connections remain."""
-        self._retry_leaves()
+        await self._retry_leaves()
         with self._lock:
             register = bool(self._here)
             rejoin, self._rejoin = self._rejoin, False
         args = [self.worker, self._ttl_ms, 1 if register else 0, self._prefix, self._worker_prefix, REAP_BUDGET]
-        reply = HEARTBEAT(self._client, [self._workers], args)
+        reply = await self._call(HEARTBEAT, [self._workers], args)
         known, more, found = int(reply[0]), int(reply[1]), reply[2:]
-        for channel, field, value in zip(found[::3], found[1::3], found[2::3], strict=True):
-            member, meta = _text(field)[32:], self._loads(_text(value[48:]))
-            tell(self._broadcast, _text(channel), "leave", member, meta)
+        await asyncio.gather(*(
+            tell_async(self._broadcast, _text(channel), "leave", _text(field)[32:], self._loads(_text(value[48:])))
+            for channel, field, value in zip(found[::3], found[1::3], found[2::3], strict=True)
+        ))
         if rejoin or not known:
             try:
-                self._add_again()
+                await self._add_again()
             except redis.RedisError:
                 with self._lock:
                     self._rejoin = True
                 raise
         return bool(more)
 
-    def _add_again(self) -> None:
-        """Add this process's connections again after it was reaped. A
-        connection that left meanwhile is removed again: the check comes after."""
+    async def _add_again(self) -> None:
+        """Add this process's connections again after it was reaped. One that
+        left meanwhile is removed again: the check comes after its join."""
         with self._lock:
             connections = list(self._here.values())
-        for connection in connections:
-            if int(JOIN(self._client, *self._join_call(connection))[0]):
-                tell(self._broadcast, connection.channel, "join", connection.member, connection.meta)
+        replies = await asyncio.gather(*(self._call(JOIN, *self._join_call(c)) for c in connections))
+        for connection, reply in zip(connections, replies, strict=True):
+            if int(reply[0]):
+                await tell_async(self._broadcast, connection.channel, "join", connection.member, connection.meta)
             with self._lock:
                 gone = connection.id not in self._here
             if gone:
-                self.leave(connection)
+                await self.aleave(connection)
 
-    def _retry_leaves(self) -> None:
-        """Remove the connections whose leave failed; a failure stops the round
-        (raised), the rest is kept for the next."""
+    async def _retry_leaves(self) -> None:
+        """Remove the connections whose leave failed; those that fail again are
+        kept for the next round, and the first failure is raised."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        remaining = list(pending.values())
-        while remaining:
-            connection = remaining[0]
-            try:
-                last = LEAVE(self._client, *self._leave_call(connection))
-            except redis.RedisError:
-                with self._lock:
-                    self._pending.update((c.id, c) for c in remaining)
-                raise
-            remaining.pop(0)
-            if last == 1:
-                tell(self._broadcast, connection.channel, "leave", connection.member, connection.meta)
+            pending, self._pending = list(self._pending.values()), {}
+        replies = await asyncio.gather(
+            *(self._call(LEAVE, *self._leave_call(c)) for c in pending), return_exceptions=True
+        )
+        failed = [(c, r) for c, r in zip(pending, replies, strict=True) if isinstance(r, BaseException)]
+        with self._lock:
+            self._pending.update((c.id, c) for c, _ in failed)
+        for connection, reply in zip(pending, replies, strict=True):
+            if reply == 1:
+                await tell_async(self._broadcast, connection.channel, "leave", connection.member, connection.meta)
+        if failed:
+            raise failed[0][1]
 
     def close(self) -> None:
-        """Leave every connection still here, stop the thread and unregister
-        this worker. What cannot reach Redis now is reaped after the TTL."""
+        """Stop the keeper thread, leave every connection still here and
+        unregister this worker. What cannot reach Redis now expires: it is
+        reaped after the TTL."""
         with self._lock:
             self._closing = True
             thread, self._thread = self._thread, None
-            here = list(self._here.values())
-        self._wake.set()
+        self._wake()
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
-        for connection in here:
-            self.leave(connection)
-        try:
-            self._retry_leaves()
-        except redis.RedisError:
-            return
         with self._lock:
-            if self._here or self._pending:
-                return
+            left = [*self._here.values(), *self._pending.values()]
+            self._here, self._pending = {}, {}
         try:
+            for connection in left:
+                if LEAVE(self._client, *self._leave_call(connection)) == 1:
+                    tell(self._broadcast, connection.channel, "leave", connection.member, connection.meta)
             self._client.zrem(self._workers, self.worker)
         except redis.RedisError:
             pass
