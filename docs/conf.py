@@ -61,6 +61,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"Application"),
     (r"py:class", r"tether\.(serving\.lifecycle\.ServingState|live\.tasks\.binding\.TaskApp|cli\.discovery\.CliApp)"),
     (r"py:class", r"tether\.live\.broadcast\.subscription\.(Registry|Deliveries)"),
+    # Presence's internals, named in the signature of the handle it gives.
+    (r"py:class", r"tether\.live\.presence\.connection\.(Backend|Connection)"),
     # Delivery and Gap are documented where they are public, tether.live.broadcast.
     (r"py:class", r"(tether\.live\.broadcast\.history\.)?(Delivery|Gap)"),
     (r"py:class", r"tether\.live\.background\.Background"),

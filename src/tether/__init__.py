@@ -39,6 +39,7 @@ from .live.broadcast import Broadcast as Broadcast
 from .live.broadcast import Delivery as Delivery
 from .live.forwarding import forward as forward
 from .live.forwarding import forward_async as forward_async
+from .live.presence import Presence as Presence
 from .live.sse import EventStream as EventStream
 from .live.sse import ServerSentEvent as ServerSentEvent
 from .serving.websocket import WebSocket

@@ -29,6 +29,7 @@ from .live.channels import ChannelPolicy
 from .live.endpoint import live_blueprint
 from .live.fanout import warn_if_split
 from .live.periodic import PeriodicService
+from .live.presence import Presence
 from .serving.asgi_http import serve_http
 from .serving.entry import ServesBoth, asgi_arguments, serve_both
 from .serving.lifecycle import ServingState
@@ -75,6 +76,7 @@ class Tether(Application, metaclass=ServesBoth):
         self.serving.services.append(self.background)
         self.serving.checks.append(_check_live_settings)
         self._broadcast: Broadcast | None = None
+        self._presence: Presence | None = None
         self._broadcast_lock = threading.Lock()
         #: Who may follow which channel (``channel``); empty: every channel.
         self.channel_policy = ChannelPolicy()
@@ -158,6 +160,26 @@ class Tether(Application, metaclass=ServesBoth):
 
     def _worker_services(self) -> list[str]:
         return [name for name, service in self.periodic_services.items() if service.across == "worker"]
+
+    @property
+    def presence(self) -> Presence:
+        """The app's :class:`~tether.live.presence.Presence` over :attr:`broadcast`:
+        who is in each channel, across every worker on Redis (``PRESENCE_TTL``
+        bounds how long a dead worker's members stay); one per app, made on
+        first use and stopped with the app."""
+        presence = self._presence
+        if presence is None:
+            broadcast = self.broadcast
+            with self._broadcast_lock:
+                presence = self._presence
+                if presence is None:
+                    presence = self._presence = Presence(
+                        broadcast, ttl=self.config["PRESENCE_TTL"], dumps=self.json.dumps, loads=self.json.loads
+                    )
+                    self.serving.services.append(presence)
+            if self.serving.started:  # made while serving: it reaps from now on
+                presence.start()
+        return presence
 
     @property
     def periodic_services(self) -> dict[str, PeriodicService]:

@@ -59,6 +59,9 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "BROADCAST_QUEUE_SIZE": 100,
     "BROADCAST_HISTORY": 1000,
     "BROADCAST_OVERFLOW": "drop-oldest",
+    # Seconds a worker's presence outlives its last heartbeat (sent every third of it):
+    # a killed worker's members leave within PRESENCE_TTL * 4/3 (tether.live.presence).
+    "PRESENCE_TTL": 15.0,
     "SSE_KEEPALIVE_INTERVAL": 15.0,
     "SSE_SEND_TIMEOUT": 30.0,
     "WEBSOCKET_ALLOWED_ORIGINS": None,
