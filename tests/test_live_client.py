@@ -31,7 +31,7 @@ def redis_url() -> str:
 
 
 class Server:
-    """uvicorn serving tests/servers/rooms_app.py, on one port across restarts."""
+    """uvicorn serving tests/servers/live_client_app.py, on one port across restarts."""
 
     def __init__(self, url: str, namespace: str) -> None:
         self.port = free_port()
@@ -43,7 +43,7 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--port", str(self.port), "rooms_app:app"],
+            [sys.executable, "-m", "uvicorn", "--port", str(self.port), "live_client_app:app"],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, self.proc)

@@ -1,46 +1,58 @@
-"""An app for tests/test_live_client.py: the live endpoint, a rule that
-refuses ``room:secret``, and a page that joins channels with the client."""
+"""An app for tests/test_rooms.py: WebSocket clients that join and leave rooms
+(broadcast channels) by sending commands while their subscription is relayed,
+from an async handler and from a sync one, and an SSE feed of several rooms."""
 
 import os
+import typing as t
 
-from tether import Tether, request, url_for
+from tether import EventStream, Tether, request, websocket
+from tether.live.broadcast import Subscription
 
 app = Tether(__name__)
 app.config["BROADCAST_URL"] = os.environ.get("BROADCAST_URL", "memory://")
-app.config["BROADCAST_NAMESPACE"] = os.environ.get("BROADCAST_NAMESPACE", "rooms")
-app.live("/live")
+app.config["BROADCAST_NAMESPACE"] = os.environ.get("BROADCAST_NAMESPACE", "rooms_app")
 
 
-@app.channel("room:<name>")
-def room(name: str) -> bool:
-    return name != "secret"
+def obey(subscription: Subscription, message: str | bytes) -> dict[str, t.Any]:
+    """``{"join": room, "last_id": ...}`` or ``{"leave": room}``; anything else fails the relay."""
+    order = app.json.loads(message)
+    if "join" in order:
+        subscription.join(order["join"], order.get("last_id"))
+    elif "leave" in order:
+        subscription.leave(order["leave"])
+    else:
+        raise ValueError(f"Not a command: {order!r}")
+    return {"done": order, "channels": list(subscription.channels)}
 
 
-PAGE = """<!doctype html>
-<script src="{script}"></script>
-<script>
-window.received = [];
-window.joined = [];
-window.refused = [];
-window.gaps = [];
-window.transports = [];
-const live = new TetherLive("/live", {{transport: "{transport}", minDelay: 100, maxDelay: 1000}});
-live.on("message", (d) => window.received.push([d.channel, d.data]));
-live.on("chat", (d) => window.received.push([d.channel, d.data]));
-live.on("joined", (j) => window.joined.push(j.channel));
-live.on("refused", (r) => window.refused.push(r.channel));
-live.on("gap", (g) => window.gaps.push(g.channel));
-live.on("open", (o) => window.transports.push(o.transport));
-window.live = live;
-for (const channel of {channels}) live.join(channel);
-</script>
-"""
+@app.websocket("/rooms")
+async def rooms() -> None:
+    subscription = app.broadcast.subscribe_many(websocket.args.getlist("room"))
+
+    async def on_receive(message: str | bytes) -> None:
+        await websocket.send_json(obey(subscription, message))  # the websocket global: the handler's context
+
+    await websocket.send_json({"ready": list(subscription.channels)})
+    await websocket.relay(subscription, on_receive=on_receive)
 
 
-@app.get("/")
-def page() -> str:
-    import json
+@app.websocket("/rooms-sync")
+def rooms_sync() -> None:
+    subscription = app.broadcast.subscribe_many(websocket.args.getlist("room"))
+    websocket.send_json({"ready": list(subscription.channels)})
+    websocket.relay(subscription, on_receive=lambda message: websocket.send_json(obey(subscription, message)))
 
-    channels = request.args.getlist("join")
-    transport = request.args.get("transport", "auto")
-    return PAGE.format(script=url_for("live.client"), transport=transport, channels=json.dumps(channels))
+
+@app.get("/feed")
+def feed() -> EventStream:
+    return EventStream(app.broadcast.subscribe_many(request.args.getlist("room"), last_ids=request.last_event_id))
+
+
+@app.post("/publish/<path:room>")
+def publish(room: str) -> dict[str, str]:
+    return {"id": app.broadcast.publish(room, request.get_json(), event=request.args.get("event"))}
+
+
+@app.get("/subscribers/<path:room>")
+def subscribers(room: str) -> dict[str, int]:
+    return {"count": app.broadcast.subscriber_count(room)}

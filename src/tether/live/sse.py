@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..application.wrappers import Response
 from ..contexts.ctx import _cv_app
 from ..contexts.propagation import ThreadedIterator
-from ..serving.direct import current_sender, encoded_once
+from ..serving.direct import DirectSender, current_sender, encoded_once
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
 from .broadcast import Delivery, Gap, Subscription
@@ -115,14 +115,10 @@ async def _frames(
     # client that reconnects sends the last one as Last-Event-ID.
     subscription = source if isinstance(source, Subscription) else None
     iterator = subscription.deliveries() if subscription is not None else aiter(source)
-    frame = _frame_of(subscription, dumps) if subscription is not None else None
     sender = current_sender.get()
     push = None
-    if sender is not None and frame is not None:
-        def push(delivery: Delivery, id: str) -> bool:
-            """A message published while the stream waits: sent from the publish."""
-            return sender.push(frame(delivery, True))
-
+    if sender is not None and subscription is not None:
+        push = _pusher(subscription, sender, dumps)
     items = NextItem(iterator, push=push)
     try:
         while True:
@@ -135,8 +131,11 @@ async def _frames(
                 continue
             if isinstance(item, Gap):
                 item = ServerSentEvent({"channel": item.channel, "last_id": item.last_id}, event="gap")
-            elif frame is not None:
-                yield frame(t.cast(Delivery, item), False)
+            elif subscription is not None:
+                if subscription.many:
+                    yield encoded_once(_channels_frame, item, (subscription.last_event_id(), dumps))
+                else:
+                    yield encoded_once(_channel_frame, item, dumps)
                 continue
             elif not isinstance(item, ServerSentEvent):
                 item = ServerSentEvent(item)
@@ -149,30 +148,33 @@ async def _frames(
         await items.aclose()
 
 
-def _frame_of(subscription: Subscription, dumps: t.Callable[[t.Any], str]) -> t.Callable[[Delivery, bool], bytes]:
-    """How a subscription's messages are sent: as they are, with their id; or,
-    from several channels, as ``{"channel", "data"}`` with every channel's last
-    id (``tether.live.broadcast.last_ids``). A message published without an
-    event name is a ``message`` event. ``pushed``: called by a sink, under the
-    subscription's lock, before the delivery is taken."""
-    if not subscription.many:
-        def frame(delivery: Delivery, pushed: bool) -> bytes:
-            return encoded_once(_channel_frame, delivery, dumps)
+def _pusher(
+    subscription: Subscription, sender: DirectSender, dumps: t.Callable[[t.Any], str]
+) -> t.Callable[[Delivery, str], bool]:
+    """Sends a message published while the stream waits, from the publish (a
+    sink: under the subscription's lock, before the message is taken)."""
+    if subscription.many:
+        def push_from_channels(delivery: Delivery, id: str) -> bool:
+            last_ids = subscription.last_event_id_after(delivery)
+            return sender.push(encoded_once(_channels_frame, delivery, (last_ids, dumps)))
 
-        return frame
+        return push_from_channels
 
-    def frames(delivery: Delivery, pushed: bool) -> bytes:
-        last_ids = subscription.last_event_id_after(delivery) if pushed else subscription.last_event_id()
-        return encoded_once(_channels_frame, delivery, (last_ids, dumps))
+    def push(delivery: Delivery, id: str) -> bool:
+        return sender.push(encoded_once(_channel_frame, delivery, dumps))
 
-    return frames
+    return push
 
 
 def _channel_frame(delivery: Delivery, dumps: t.Callable[[t.Any], str]) -> bytes:
+    """A single-channel subscription's message: as it is, with its id (and event name, if any)."""
     return ServerSentEvent(delivery.message, event=delivery.event, id=delivery.id).encode(dumps).encode()
 
 
 def _channels_frame(delivery: Delivery, last_ids_and_dumps: tuple[str, t.Callable[[t.Any], str]]) -> bytes:
+    """A multi-channel subscription's message: ``{"channel", "data"}``, a
+    ``message`` event unless it has a name, with every channel's last id
+    (``tether.live.broadcast.last_ids``)."""
     last_ids, dumps = last_ids_and_dumps
     data = {"channel": delivery.channel, "data": delivery.message}
     return ServerSentEvent(data, event=delivery.event or "message", id=last_ids).encode(dumps).encode()

@@ -13,13 +13,19 @@ after ``last_id``, then goes live, with no gap and no duplicate; when
 ``EventStream`` over a subscription sends the ids as SSE ``id:`` lines, so a
 browser that reconnects with ``Last-Event-ID`` resumes where it stopped.
 
+``subscribe_many(channels)`` follows several channels, and can ``join`` and
+``leave`` channels while it streams (rooms): it yields a :class:`Delivery`
+(channel, id, message, event name) per message, keeps the last id of each
+channel, and its SSE id holds them all (``last_ids``). ``publish(channel,
+message, event=...)`` names a message's kind (an SSE ``event:``).
+
 A backend gives ids, keeps the history and carries published messages to
-``deliver(channel, entry)``, which fans each out to that channel's
-subscriptions in this process (to one consumed on an event loop, on that loop,
-where a waiting stream sends it at once: ``tether.serving.direct``). It offers ``publish(channel, message)``
-(async), ``publish_now(channel, message)`` (sync, from any thread) and
-``tail``, ``follow``/``unfollow``, ``catch_up`` and ``expire``. ``memory://`` (``memory``) delivers
-in-process, at once.
+``deliver(delivery)``, which fans each out to that channel's subscriptions in
+this process (to one consumed on an event loop, on that loop, where a waiting
+stream sends it at once: ``tether.serving.direct``). It offers
+``publish(channel, message, event)`` (async), ``publish_now(...)`` (sync, from
+any thread) and ``tail``, ``follow``/``unfollow``, ``catch_up`` and
+``expire``. ``memory://`` (``memory``) delivers in-process, at once.
 
 On a shared server (``redis://``) a broadcast lives in a *namespace*: its
 channels, histories and cluster locks are keys of that namespace only, so two
@@ -174,6 +180,8 @@ class Broadcast:
         id: a mapping, or the SSE id such a subscription sends (a browser's
         ``Last-Event-ID``), where an id that cannot be read means a gap and the
         whole history on every channel."""
+        if isinstance(channels, str):
+            raise TypeError(f"subscribe_many() takes channels, not one name: subscribe_many([{channels!r}]).")
         channels = list(channels)
         for channel in channels:
             _check_channel(channel)
@@ -197,7 +205,7 @@ class Broadcast:
         tail = self.backend.tail(channel)
         start = _resume_from(tail, last_id)
         with self._lock:
-            if not subscription.start(channel, start or "0-0"):
+            if not subscription.hold(channel, start or "0-0"):
                 return
             subscribers = self._subscriptions.setdefault(channel, set())
             if not subscribers:
@@ -216,13 +224,13 @@ class Broadcast:
     def remove_channel(self, subscription: Subscription, channel: str) -> None:
         """Stop ``subscription`` following ``channel`` (its ``leave`` calls this)."""
         with self._lock:
-            if subscription.stop(channel):
+            if subscription.drop(channel):
                 self._forget(subscription, channel)
 
     def remove(self, subscription: Subscription) -> None:
         """Forget a closed subscription (it calls this itself)."""
         with self._lock:
-            for channel in subscription.stop_all():
+            for channel in subscription.drop_all():
                 self._forget(subscription, channel)
 
     def _forget(self, subscription: Subscription, channel: str) -> None:

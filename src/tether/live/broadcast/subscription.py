@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import threading
 import typing as t
 
@@ -55,7 +56,7 @@ class Registry(t.Protocol):
 class _Channel:
     """What a subscription keeps of one channel it follows."""
 
-    __slots__ = ("held", "floor")
+    __slots__ = ("held", "floor", "settled")
 
     def __init__(self) -> None:
         #: While the channel catches up (it was just joined): what was delivered meanwhile.
@@ -63,6 +64,20 @@ class _Channel:
         #: The newest id the catch-up covered: a delivery still on its way that
         #: is not newer came with the catch-up already.
         self.floor: tuple[int, int] | None = None
+        #: Neither held nor floored: what is delivered is queued as it comes.
+        self.settled = False
+
+    def admit(self, item: Item) -> bool:
+        """Whether ``item`` is queued now (not held, nor caught up already)."""
+        if self.held is not None:
+            self.held.append(item)
+            return False
+        if self.floor is not None and type(item) is Delivery:
+            if _not_after(item, self.floor):
+                return False
+            self.floor = None
+        self.settled = self.floor is None
+        return True
 
 
 class Subscription:
@@ -131,6 +146,8 @@ class Subscription:
         """Per channel followed, the id of the last message taken (or where it
         was joined): what to resume each from (a copy)."""
         with self._lock:
+            if not self.many and self.last_id is not None and self.channel in self._last_ids.ids:
+                return {self.channel: self.last_id}  # kept by last_id alone, for speed
             return dict(self._last_ids.ids)
 
     def last_event_id(self) -> str:
@@ -143,10 +160,10 @@ class Subscription:
         the subscription's lock already."""
         return self._last_ids.encoded(delivery.channel, delivery.id)
 
-    def start(self, channel: str, position: str) -> bool:
+    def hold(self, channel: str, position: str) -> bool:
         """Follow ``channel`` from ``position``, holding what is delivered until
         :meth:`release`; ``False`` if followed already or closed. (The
-        broadcast calls this, under its lock, before it registers the join.)"""
+        broadcast calls this, under its lock, as it registers the join.)"""
         with self._lock:
             if self.closed or channel in self._following:
                 return False
@@ -154,7 +171,7 @@ class Subscription:
             self._last_ids.join(channel, position)
             return True
 
-    def stop(self, channel: str) -> bool:
+    def drop(self, channel: str) -> bool:
         """Stop following ``channel`` and drop its queued messages; ``False``
         if it was not followed. (The broadcast calls this, under its lock.)"""
         with self._lock:
@@ -165,7 +182,7 @@ class Subscription:
                 self._queue = collections.deque(item for item in self._queue if item.channel != channel)
             return True
 
-    def stop_all(self) -> list[str]:
+    def drop_all(self) -> list[str]:
         """Stop following every channel; the ones it followed (``remove``)."""
         with self._lock:
             channels = list(self._following)
@@ -182,6 +199,7 @@ class Subscription:
                 return
             held, following.held = following.held, None
             following.floor = floor
+            following.settled = floor is None
             ended = False
             for item in first:
                 ended = self._put_locked(item) or ended
@@ -211,26 +229,24 @@ class Subscription:
         """Queue a message, or hand it to the sink (called by the broadcast,
         on the ``home`` loop once there is one, else on any thread)."""
         with self._lock:
-            following = self._following.get(item.channel)
-            if following is None:  # left (a delivery on its way when it did)
+            try:
+                following = self._following[item.channel]
+            except KeyError:  # left (a delivery on its way when it did)
                 return
-            if following.held is not None:
-                following.held.append(item)
+            if not following.settled and not following.admit(item):
                 return
-            if following.floor is not None and type(item) is Delivery:
-                if _not_after(item, following.floor):
-                    return
-                following.floor = None
             sink = self._sink
             if (
                 sink is not None
                 and not self._queue
                 and not self.closed
-                and type(item) is Delivery
                 and self._sink_thread == threading.get_ident()
+                and type(item) is Delivery
                 and sink(item if self._sink_takes_deliveries else item.message, item.id)
             ):
-                self.last_id = self._last_ids.ids[item.channel] = item.id
+                self.last_id = item.id
+                if self.many:
+                    self._last_ids.ids[item.channel] = item.id
                 return
             ended = self._put_locked(item)
         if ended:
@@ -310,7 +326,9 @@ class Subscription:
         if self._queue:
             item = self._queue.popleft()
             if isinstance(item, Delivery):
-                self.last_id = self._last_ids.ids[item.channel] = item.id
+                self.last_id = item.id
+                if self.many:
+                    self._last_ids.ids[item.channel] = item.id
             else:
                 self.last_id = item.last_id
             return True, item
@@ -411,9 +429,10 @@ class Subscription:
 class Deliveries:
     """A subscription iterated item by item as queued (``deliveries()``), with
     the ``poll``/``ready``/``push_to`` of ``tether.serving.race``; its sink
-    takes Deliveries. ``wire_form`` is what a WebSocket relay sends of an item."""
+    takes Deliveries. ``wire_form`` is what a WebSocket relay sends of an item.
+    (Its methods are the subscription's own: no call in between.)"""
 
-    __slots__ = ("subscription", "many", "wire_form")
+    __slots__ = ("subscription", "many", "wire_form", "poll", "ready", "push_to", "close")
 
     def __init__(self, subscription: Subscription) -> None:
         self.subscription = subscription
@@ -421,18 +440,10 @@ class Deliveries:
         #: One function per kind of subscription, so that an encoding made
         #: for one subscriber may be reused for the next (``encoded_once``).
         self.wire_form: t.Callable[[Item], t.Any] = channels_form if self.many else message_form
-
-    def poll(self) -> t.Any:
-        return self.subscription.poll_item()
-
-    def ready(self) -> asyncio.Future[None]:
-        return self.subscription.ready()
-
-    def push_to(self, sink: Sink | None) -> None:
-        self.subscription._set_sink(sink, True)
-
-    def close(self) -> None:
-        self.subscription.close()
+        self.poll: t.Callable[[], t.Any] = subscription.poll_item
+        self.ready: t.Callable[[], asyncio.Future[None]] = subscription.ready
+        self.push_to: t.Callable[[Sink | None], None] = functools.partial(subscription._set_sink, takes_deliveries=True)
+        self.close: t.Callable[[], None] = subscription.close
 
     def __aiter__(self) -> Deliveries:
         return self
