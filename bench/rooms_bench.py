@@ -46,6 +46,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
 from pathlib import Path
@@ -176,17 +177,20 @@ class Run:
         self.publishers: list[subprocess.Popen[str]] = []
         self.workers: list[int] = []
         self.redis_pid = redis_server_pid()
+        #: The server's stderr (a teardown that cancels thousands of tasks says so at length).
+        self.server_log = tempfile.NamedTemporaryFile("w", prefix=f"rooms-{framework}-", suffix=".log", delete=False)
 
-    def spawn(self, cpus: str, *command: str, new_session: bool = False) -> subprocess.Popen[str]:
+    def spawn(self, cpus: str, *command: str, stderr: t.Any = None, new_session: bool = False) -> subprocess.Popen[str]:
         pin = ["taskset", "-c", cpus] if cpus else []
-        return subprocess.Popen([*pin, sys.executable, *command], cwd=HERE, env=self.env, text=True,
+        return subprocess.Popen([*pin, sys.executable, *command], cwd=HERE, env=self.env, text=True, stderr=stderr,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=new_session)
 
     def start_server(self) -> None:
         self.server = self.spawn(
             self.args.server_cpus, "-m", "uvicorn", f"rooms_apps:{self.framework}", "--port", str(self.port),
             "--workers", str(self.args.workers), "--log-level", "warning", "--backlog", "4096",
-            "--loop", "uvloop", "--http", "httptools", "--timeout-graceful-shutdown", "5", new_session=True,
+            "--loop", "uvloop", "--http", "httptools", "--timeout-graceful-shutdown", "5",
+            "--timeout-worker-healthcheck", "120", stderr=self.server_log, new_session=True,
         )
         deadline = time.monotonic() + 60
         while len(self.workers) < self.args.workers or not self.accepts():
@@ -272,6 +276,8 @@ class Run:
             tell(proc, f"step {number} {rate / len(self.publishers)} {seconds}")
         sent = [json.loads(read_line(proc, seconds * 4 + 60)) for proc in self.publishers]
         elapsed = time.monotonic() - started
+        if self.server is not None and workers_of(self.server.pid) != self.workers:
+            raise RuntimeError(f"{self.framework}: a worker died or was restarted during step {number}")
         cpu = {name: (value - before[name]) / elapsed for name, value in self.cpu().items()}
         finals = {room: seq for result in sent for room, seq in result["finals"].items()}
         encoded = json.dumps(finals, separators=(",", ":"))
@@ -359,6 +365,7 @@ class Run:
                 proc.wait()
 
     def close(self) -> None:
+        logged = os.path.getsize(self.server_log.name)  # what the server said before its teardown
         self.stop(self.publishers)
         self.stop(self.clients)
         if self.server is not None:
@@ -372,6 +379,14 @@ class Run:
                 self.server.wait()
             with contextlib.suppress(ProcessLookupError):  # a worker outliving its server
                 os.killpg(self.server.pid, signal.SIGKILL)
+        self.server_log.close()
+        with open(self.server_log.name, errors="replace") as f:
+            errors = [line for line in f.read(logged).splitlines() if line.startswith(("ERROR", "WARNING", "CRITICAL"))]
+        if errors:
+            print(f"  {self.framework}: the server logged {len(errors)} errors, the first: {errors[0]} "
+                  f"(all in {self.server_log.name})", flush=True)
+        else:
+            os.unlink(self.server_log.name)
         delete_keys(self.framework)
 
 
@@ -386,7 +401,10 @@ def step_line(name: str, s: dict[str, t.Any]) -> str:
 def summary(args: argparse.Namespace, results: dict[str, list[dict[str, t.Any]]]) -> None:
     """Medians over the rounds, and tether's ratios to each anchor."""
     rows: dict[str, dict[str, float]] = {}
-    for framework, runs in results.items():
+    for framework, all_runs in results.items():
+        runs = [r for r in all_runs if "error" not in r]
+        if not runs:
+            continue
         bests = [r["best"] for r in runs]
         rows[framework] = {
             "published": statistics.median(b["published_per_s"] if b else 0.0 for b in bests),
@@ -405,6 +423,10 @@ def summary(args: argparse.Namespace, results: dict[str, list[dict[str, t.Any]]]
     for framework, row in rows.items():
         print(f"{FRAMEWORKS[framework][0]:<18}{row['published']:>9.0f}{row['delivered']:>14.0f}{row['p99']:>8.0f}"
               f"{row['kib']:>10.1f}{row['us']:>13.0f}{row['lost_passed']:>15} / {row['lost_all']}")
+    for framework, all_runs in results.items():
+        failed = sum("error" in r for r in all_runs)
+        if failed:
+            print(f"{FRAMEWORKS[framework][0]}: {failed} of {len(all_runs)} round(s) failed (above)")
     if "tether" in rows:
         for framework, row in rows.items():
             if framework != "tether" and row["published"] and row["kib"]:
@@ -462,6 +484,9 @@ def main() -> None:
             run = Run(framework, args, f"127.{run_id}.{r * len(results) + k + 1}", r + 1)
             try:
                 results[framework].append(run.measure())
+            except (RuntimeError, TimeoutError) as e:  # the other frameworks still run
+                print(f"  {FRAMEWORKS[framework][0]}: round {r + 1} failed: {e}", flush=True)
+                results[framework].append({"error": str(e)})
             finally:
                 run.close()
             time.sleep(2)

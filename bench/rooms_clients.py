@@ -107,6 +107,8 @@ class Conn(asyncio.Protocol):
             if not sep:
                 self.buffer = head
                 return
+            if self.ready.done():  # given up on
+                return
             if not head.startswith(b"HTTP/1.1 101"):
                 self.ready.set_exception(RuntimeError(head.decode(errors="replace")))
                 return
