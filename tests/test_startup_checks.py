@@ -55,6 +55,7 @@ class Server:
             **os.environ, "EVENTS_FILE": str(self.events), **env,
             "PYTHONPATH": os.pathsep.join([str(SERVERS), str(SRC)]),
         }
+        full_env.pop("FLASK_RUN_FROM_CLI", None)  # set here by the CLI tests run in process: app.run() would return
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", RUNNER, hidden, *(a.format(port=self.port) for a in argv)],
