@@ -24,7 +24,7 @@ the clients connected, less their RSS idle, divided by the connections), and
 the messages lost. With ``--rounds``, the frameworks take turns, and the
 figures are medians.
 
-    python bench/rooms_bench.py [--quick] [--connections 20000] [--rooms 200] [--workers 4] [--rounds 1]
+    python bench/rooms_bench.py [--quick] [--connections 20000] [--rooms 200] [--workers 4] [--start-rate 5] [--rounds 1]
 
 ``--profile DIR`` records one worker of each framework with py-spy during
 each step (collapsed stacks of the thread holding the GIL,
