@@ -21,8 +21,9 @@ sys.path.insert(0, str(ROOT / "src"))
 import tether  # noqa: E402
 
 project = "tether"
-author = "the tether authors"
-copyright = "the tether authors"
+author = "the tether developers"
+copyright = "the tether developers (BSD-3-Clause)"
+# The package's own version, the one the wheel is built with (pyproject.toml reads it too).
 release = version = tether.__version__
 
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
