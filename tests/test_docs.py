@@ -1,6 +1,7 @@
 """The documentation builds strictly (any warning, broken reference or page
 missing from the table of contents fails it), its API reference covers what
-``import tether`` offers, and its pages show Python only from tested files."""
+``import tether`` offers, its pages show Python only from tested files, and the
+built tutorial renders in Chromium."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import tether
+from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -71,3 +73,35 @@ def test_the_build_command_is_the_readmes() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "sphinx-build -W --keep-going -n docs docs/_build" in readme
     assert "sphinx" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_built_tutorial_renders_in_chromium(built: Path, chromium_path: str) -> None:  # noqa: F811
+    """The tutorial as a reader sees it: titled with the package's version, its
+    heading shown, its first example (``hello.py``) a visible, highlighted block in
+    the theme's monospace font, its caption above it, and no script error."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto((built / "tutorial.html").as_uri())
+            assert page.title() == f"Tutorial: a live board - tether {tether.__version__}"
+            heading = page.locator("article h1")
+            assert heading.is_visible() and heading.inner_text() == "Tutorial: a live board"
+            example = page.locator("div.literal-block-wrapper", has_text="hello.py").first
+            assert example.locator(".code-block-caption").inner_text().strip() == "hello.py"
+            code = example.locator("div.highlight pre")
+            assert code.is_visible() and code.bounding_box()["height"] > 100  # type: ignore[index]
+            assert code.inner_text().strip() == (DOCS / "examples" / "tutorial" / "hello.py").read_text().strip()
+            style = "element => getComputedStyle(element)"
+            font = code.evaluate(f"{style}.fontFamily")
+            assert font.endswith("monospace") and font != "monospace", font  # the theme's stack, not the default
+            keyword = code.locator("span.kn").first  # "from", coloured by the highlighting
+            assert keyword.evaluate(f"{style}.color") != code.evaluate(f"{style}.color")
+            assert not errors, errors
+        finally:
+            browser.close()
