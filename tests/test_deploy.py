@@ -79,8 +79,12 @@ def test_the_dockerfile_installs_the_project() -> None:
     install = next(line for line in lines if "pip install" in line)
     extras = re.search(r'"\.\[([a-z,]+)\]"', install)
     assert extras, install
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["optional-dependencies"]
     assert set(extras[1].split(",")) <= set(declared)
+    # What the build reads besides src/ is in the image before the install.
+    copied = {source for line in lines[:lines.index(install)] if line.startswith("COPY ") for source in line.split()[1:-1]}
+    assert {"pyproject.toml", "src", project["readme"], *project["license-files"]} <= copied, copied
     assert {"redis", "celery", "examples"} <= set(extras[1].split(","))
     assert any(line.startswith("USER ") for line in lines)
     assert json.loads(next(line for line in lines if line.startswith("CMD "))[4:])[0] == "uvicorn"
