@@ -16,6 +16,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+import redis
 
 from conftest import free_port, wait_for_port
 from test_browser import CHROMIUM, FLAGS
@@ -67,6 +68,16 @@ class Server:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+    def forget(self) -> None:
+        """Delete the keys of the app's namespace."""
+        client = redis.Redis.from_url(self.env["BROADCAST_URL"])
+        try:
+            keys = list(client.scan_iter(f"tether:{self.env['BROADCAST_NAMESPACE']}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -29,6 +29,7 @@ def server(redis_url: str) -> Iterator[Server]:
     server.start()
     yield server
     server.stop()
+    server.forget()
 
 
 @pytest.mark.parametrize("transport", ["auto", "sse"])

@@ -41,6 +41,9 @@ def proxied() -> Iterator[t.Callable[..., tuple[Server, Proxy]]]:
     yield start
     for each in reversed(started):
         each.stop()
+    for each in started:
+        if isinstance(each, Server):
+            each.forget()
 
 
 class Page:
@@ -62,7 +65,9 @@ class Page:
 def publisher(server: Server) -> t.Any:
     from tether.live.broadcast import Broadcast
 
-    broadcast = Broadcast(server.env["BROADCAST_URL"], namespace=server.env["BROADCAST_NAMESPACE"])
+    # Redis trims a channel's history where it is published: as the app would.
+    history = int(server.env.get("BROADCAST_HISTORY", "1000"))
+    broadcast = Broadcast(server.env["BROADCAST_URL"], namespace=server.env["BROADCAST_NAMESPACE"], history=history)
 
     def publish(start: int, stop: int, pause: float = 0.0) -> None:
         for n in range(start, stop):
