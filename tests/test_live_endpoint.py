@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
-from tether import Tether, session
+from tether import Tether, session, websocket
 from tether.live.channels import LIVE_ONLY, ChannelPolicy
 from tether.live.sse import EventStream
 
@@ -150,3 +153,133 @@ def test_client_script_is_served() -> None:
     response = app.test_client().get("/live/client.js")
     assert response.mimetype == "text/javascript"
     assert b"class TetherLive" in response.data
+
+
+@pytest.mark.parametrize("held", ["join", "rule"])
+def test_a_held_join_does_not_stall_the_other_connections(held: str) -> None:
+    """A join whose round trip to the backend (or whose sync rule) blocks is
+    held off the loop: another connection of the worker still gets its
+    messages meanwhile."""
+    app = rules_app()
+    entered, release, gave_up = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        if not release.wait(10):  # only so that a stalled loop fails the test, not hangs it
+            gave_up.set()
+
+    @app.channel("slow:<name>")
+    def slow(name: str) -> bool:
+        if held == "rule":
+            hold()
+        return True
+
+    backend = app.broadcast.backend
+    tail = backend.tail
+
+    def blocking_tail(channel: str) -> str | None:
+        if held == "join" and channel.startswith("slow:"):
+            hold()
+        return tail(channel)
+
+    backend.tail = blocking_tail  # type: ignore[method-assign]
+    client = app.test_client(asgi=True)
+    with client.lifespan(), client.websocket("/live/ws") as fast, client.websocket("/live/ws") as waiting:
+        fast.send_json({"join": "room:a"})
+        assert fast.receive_json()["event"] == "joined"
+        waiting.send_json({"join": "slow:x"})
+        assert entered.wait(10)
+        app.broadcast.publish("room:a", "meanwhile")
+        assert fast.receive_json()["data"] == "meanwhile"
+        assert not gave_up.is_set()  # received while the other join was still held
+        release.set()
+        assert waiting.receive_json() == {"event": "joined", "channel": "slow:x", "position": "0-0"}
+        app.broadcast.publish("slow:x", "after")
+        assert waiting.receive_json()["data"] == "after"
+
+
+def async_rules_app() -> Tether:
+    """Async rules that read the client's session after an await."""
+    app = Tether(__name__)
+    app.secret_key = "test"
+    app.live("/live")
+
+    @app.channel("user:<int:id>")
+    async def user(id: int) -> object:
+        await asyncio.sleep(0)
+        return session.get("user_id") == id
+
+    @app.channel("news:<name>")
+    async def news(name: str) -> object:
+        await asyncio.sleep(0)
+        return LIVE_ONLY if session.get("user_id") else False
+
+    @app.get("/login/<int:id>")
+    def login(id: int) -> str:
+        session["user_id"] = id
+        return "ok"
+
+    @app.get("/async-stream")
+    async def async_stream() -> EventStream:
+        return EventStream(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    @app.get("/sync-stream")
+    def sync_stream() -> EventStream:
+        return EventStream(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    @app.websocket("/relay")
+    async def relay() -> None:
+        await websocket.relay(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    @app.websocket("/sync-relay")
+    def sync_relay() -> None:
+        websocket.relay(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    return app
+
+
+def test_async_rules_in_the_endpoint() -> None:
+    app = async_rules_app()
+    with app.test_request_context("/"):
+        session["user_id"] = 7
+        assert app.channel_policy.access("user:7").value == "full"  # from sync code too
+        assert app.channel_policy.access("user:8").value == "refused"
+    client = app.test_client(asgi=True)
+    client.get("/login/7")
+    with client.lifespan(), client.websocket("/live/ws") as ws:
+        ws.send_json({"join": "user:8"})
+        assert ws.receive_json() == {"event": "refused", "channel": "user:8"}
+        ws.send_json({"join": "user:7"})
+        assert ws.receive_json()["event"] == "joined"
+        ws.send_json({"join": "news:x", "last_id": "0-0"})
+        assert ws.receive_json()["event"] == "joined"
+        app.broadcast.publish("user:7", "mine")
+        assert ws.receive_json()["data"] == "mine"
+    response = client.get("/live/events", query_string={"channels": ["user:8", "user:7"]}, buffered=False)
+    text = next(response.iter_encoded()).decode()
+    response.close()
+    assert text.startswith('event: refused\ndata: {"channel": "user:8", "event": "refused"}\n\n')
+
+
+@pytest.mark.parametrize("path", ["/async-stream", "/sync-stream"])
+def test_async_rules_guard_an_event_stream(path: str) -> None:
+    app = async_rules_app()
+    client = app.test_client(asgi=True)
+    client.get("/login/7")
+    with client.lifespan():
+        response = client.get(path, buffered=False)
+        first = next(response.iter_encoded()).decode()
+        response.close()
+    assert first == 'event: refused\ndata: {"channel": "user:8", "event": "refused"}\n\n'
+
+
+@pytest.mark.parametrize("path", ["/relay", "/sync-relay"])
+def test_async_rules_guard_a_relay(path: str) -> None:
+    app = async_rules_app()
+    client = app.test_client(asgi=True)
+    client.get("/login/7")
+    with client.lifespan(), client.websocket(path) as ws:
+        assert ws.receive_json() == {"event": "refused", "channel": "user:8"}
+        app.broadcast.publish("user:8", "not mine")
+        app.broadcast.publish("user:7", "mine")
+        assert ws.receive_json()["data"] == "mine"
