@@ -202,6 +202,7 @@ def async_rules_app() -> Tether:
     """Async rules that read the client's session after an await."""
     app = Tether(__name__)
     app.secret_key = "test"
+    app.config["SSE_KEEPALIVE_INTERVAL"] = 0.5
     app.live("/live")
 
     @app.channel("user:<int:id>")
@@ -256,9 +257,12 @@ def test_async_rules_in_the_endpoint() -> None:
         app.broadcast.publish("user:7", "mine")
         assert ws.receive_json()["data"] == "mine"
     response = client.get("/live/events", query_string={"channels": ["user:8", "user:7"]}, buffered=False)
-    text = next(response.iter_encoded()).decode()
+    chunks, text = response.iter_encoded(), ""
+    while "event: joined" not in text and "keep-alive" not in text:
+        text += next(chunks).decode()
     response.close()
     assert text.startswith('event: refused\ndata: {"channel": "user:8", "event": "refused"}\n\n')
+    assert 'event: joined\ndata: {"channel": "user:7", "position"' in text
 
 
 @pytest.mark.parametrize("path", ["/async-stream", "/sync-stream"])
@@ -268,9 +272,16 @@ def test_async_rules_guard_an_event_stream(path: str) -> None:
     client.get("/login/7")
     with client.lifespan():
         response = client.get(path, buffered=False)
-        first = next(response.iter_encoded()).decode()
+        chunks = response.iter_encoded()
+        first = next(chunks).decode()
+        app.broadcast.publish("user:8", "not mine")
+        app.broadcast.publish("user:7", "mine")
+        text = ""
+        while '"data": "mine"' not in text and "keep-alive" not in text:  # idle: it never came
+            text += next(chunks).decode()
         response.close()
     assert first == 'event: refused\ndata: {"channel": "user:8", "event": "refused"}\n\n'
+    assert "not mine" not in text and "refused" not in text
 
 
 @pytest.mark.parametrize("path", ["/relay", "/sync-relay"])
