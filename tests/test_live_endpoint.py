@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
+import httpx
 import pytest
+import websockets.sync.client
 
+from live_browser import Server
 from tether import Tether, session, websocket
 from tether.live.channels import LIVE_ONLY, ChannelPolicy
 from tether.live.sse import EventStream
@@ -294,3 +298,28 @@ def test_async_rules_guard_a_relay(path: str) -> None:
         app.broadcast.publish("user:8", "not mine")
         app.broadcast.publish("user:7", "mine")
         assert ws.receive_json()["data"] == "mine"
+
+
+def test_async_rules_under_uvicorn() -> None:
+    """tests/servers/live_client_app.py's async rule, which reads the
+    handshake's or request's URL, over the WebSocket and the SSE fallback."""
+    server = Server("memory://", "test-live-endpoint")
+    server.start()
+    try:
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{server.port}/live/ws?key=a") as ws:
+            for channel in ("vip:b", "vip:a"):
+                ws.send(json.dumps({"join": channel}))
+            assert json.loads(ws.recv(timeout=10)) == {"event": "refused", "channel": "vip:b"}
+            assert json.loads(ws.recv(timeout=10))["channel"] == "vip:a"
+        url = f"http://127.0.0.1:{server.port}/live/events"
+        query = {"channels": ["vip:b", "vip:a"], "key": "a"}
+        with httpx.stream("GET", url, params=query, timeout=10) as response:
+            text = ""
+            for chunk in response.iter_text():
+                text += chunk
+                if "event: joined" in text:
+                    break
+        assert text.startswith('event: refused\ndata: {"channel": "vip:b", "event": "refused"}\n\n')
+        assert 'event: joined\ndata: {"channel": "vip:a", "position"' in text
+    finally:
+        server.stop()

@@ -1,6 +1,9 @@
-"""An app for tests/test_live_client.py: the live endpoint, a rule that
-refuses ``room:secret``, and a page that joins channels with the client."""
+"""An app for tests/test_live_client*.py and tests/test_live_endpoint.py: the
+live endpoint, a rule that refuses ``room:secret``, an async rule that lets a
+client follow ``vip:<name>`` when its URL says ``?key=<name>``, and a page
+that joins channels with the client."""
 
+import asyncio
 import os
 
 from tether import Tether, request, url_for
@@ -16,6 +19,12 @@ app.live("/live")
 @app.channel("room:<name>")
 def room(name: str) -> bool:
     return name != "secret"
+
+
+@app.channel("vip:<name>")
+async def vip(name: str) -> bool:
+    await asyncio.sleep(0)
+    return request.args.get("key") == name
 
 
 PAGE = """<!doctype html>
