@@ -5,7 +5,8 @@ the browser client that speaks to both (``url_for("live.client")``).
 Over the WebSocket the client sends ``{"join": channel, "last_id": id}`` and
 ``{"leave": channel}``; it receives ``{"event": "joined", "channel",
 "position"}`` for each join (the id the channel is followed from: what to
-resume from while nothing came), ``{"event": "refused", "channel"}`` where the
+resume from while nothing came; what the join replays may come before it:
+the join runs off the loop), ``{"event": "refused", "channel"}`` where the
 channel rules say no, ``{"event": "left", "channel"}``, and one ``{"channel",
 "id", "event", "data"}`` per message (``{"channel", "event": "gap",
 "last_id"}`` when the history no longer held what was missed).
