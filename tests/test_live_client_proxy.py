@@ -7,8 +7,8 @@ than the history holds is told of the gap, then goes on."""
 from __future__ import annotations
 
 import threading
-import typing as t
 import time
+import typing as t
 import uuid
 from collections.abc import Iterator
 

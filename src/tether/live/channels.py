@@ -88,7 +88,7 @@ class ChannelPolicy:
         self._checks[endpoint] = check
         self.awaits = self.awaits or inspect.iscoroutinefunction(check)
 
-    def _rule(self, channel: str) -> tuple[Check, dict[str, t.Any]] | Access:
+    def _rule(self, channel: str) -> tuple[Check, t.Mapping[str, t.Any]] | Access:
         """The rule that answers for ``channel`` and its values, or the answer
         when no rule is asked."""
         if not self._checks:
