@@ -214,3 +214,7 @@ def test_rooms_rules_and_the_live_endpoint() -> None:
         client.post("/rooms/lobby", data={"text": "hi"})
         message = ws.receive_json()
         assert (message["channel"], message["event"], message["data"]) == ("room:lobby", "chat", {"text": "hi"})
+        for channel in ("team:ops", "team:dev"):  # the async rule
+            ws.send_json({"join": channel})
+        replies = [ws.receive_json() for _ in range(2)]
+        assert [(r["event"], r["channel"]) for r in replies] == [("joined", "team:ops"), ("refused", "team:dev")]

@@ -4,54 +4,23 @@ mid-stream, over the WebSocket and over the SSE fallback."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for_port
-from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
-from test_redis_broadcast import SHARED, reachable
-
-ROOT = Path(__file__).parent.parent
+from live_browser import FLAGS, Server, chromium_or_skip, redis_or_skip
+from test_redis_broadcast import SHARED
 
 
 @pytest.fixture
 def redis_url() -> str:
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379.")
-    return SHARED
+    return redis_or_skip()
 
 
-class Server:
-    """uvicorn serving tests/servers/live_client_app.py, on one port across restarts."""
-
-    def __init__(self, url: str, namespace: str) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'servers'}:{ROOT / 'src'}",
-            "BROADCAST_URL": url, "BROADCAST_NAMESPACE": namespace,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--port", str(self.port), "live_client_app:app"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.proc)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+@pytest.fixture
+def chromium_path() -> str:
+    return chromium_or_skip()
 
 
 @pytest.fixture
@@ -59,13 +28,13 @@ def server(redis_url: str) -> Iterator[Server]:
     server = Server(redis_url, f"test-live-client-{uuid.uuid4().hex}")
     server.start()
     yield server
-    if server.proc is not None and server.proc.poll() is None:
-        server.kill()
+    server.stop()
+    server.forget()
 
 
 @pytest.mark.parametrize("transport", ["auto", "sse"])
 def test_client_resumes_every_channel_across_a_server_restart(
-    server: Server, chromium_path: str, transport: str  # noqa: F811
+    server: Server, chromium_path: str, transport: str
 ) -> None:
     from playwright.sync_api import sync_playwright
 

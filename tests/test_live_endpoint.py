@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import json
+import threading
 
-from tether import Tether, session
+import httpx
+import pytest
+import websockets.sync.client
+
+from live_browser import Server
+from tether import Tether, session, websocket
 from tether.live.channels import LIVE_ONLY, ChannelPolicy
 from tether.live.sse import EventStream
 
@@ -150,3 +157,169 @@ def test_client_script_is_served() -> None:
     response = app.test_client().get("/live/client.js")
     assert response.mimetype == "text/javascript"
     assert b"class TetherLive" in response.data
+
+
+@pytest.mark.parametrize("held", ["join", "rule"])
+def test_a_held_join_does_not_stall_the_other_connections(held: str) -> None:
+    """A join whose round trip to the backend (or whose sync rule) blocks is
+    held off the loop: another connection of the worker still gets its
+    messages meanwhile."""
+    app = rules_app()
+    entered, release, gave_up = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        if not release.wait(10):  # only so that a stalled loop fails the test, not hangs it
+            gave_up.set()
+
+    @app.channel("slow:<name>")
+    def slow(name: str) -> bool:
+        if held == "rule":
+            hold()
+        return True
+
+    backend = app.broadcast.backend
+    tail = backend.tail
+
+    def blocking_tail(channel: str) -> str | None:
+        if held == "join" and channel.startswith("slow:"):
+            hold()
+        return tail(channel)
+
+    backend.tail = blocking_tail  # type: ignore[method-assign]
+    client = app.test_client(asgi=True)
+    with client.lifespan(), client.websocket("/live/ws") as fast, client.websocket("/live/ws") as waiting:
+        fast.send_json({"join": "room:a"})
+        assert fast.receive_json()["event"] == "joined"
+        waiting.send_json({"join": "slow:x"})
+        assert entered.wait(10)
+        app.broadcast.publish("room:a", "meanwhile")
+        assert fast.receive_json()["data"] == "meanwhile"
+        assert not gave_up.is_set()  # received while the other join was still held
+        release.set()
+        assert waiting.receive_json() == {"event": "joined", "channel": "slow:x", "position": "0-0"}
+        app.broadcast.publish("slow:x", "after")
+        assert waiting.receive_json()["data"] == "after"
+
+
+def async_rules_app() -> Tether:
+    """Async rules that read the client's session after an await."""
+    app = Tether(__name__)
+    app.secret_key = "test"
+    app.config["SSE_KEEPALIVE_INTERVAL"] = 0.5
+    app.live("/live")
+
+    @app.channel("user:<int:id>")
+    async def user(id: int) -> object:
+        await asyncio.sleep(0)
+        return session.get("user_id") == id
+
+    @app.channel("news:<name>")
+    async def news(name: str) -> object:
+        await asyncio.sleep(0)
+        return LIVE_ONLY if session.get("user_id") else False
+
+    @app.get("/login/<int:id>")
+    def login(id: int) -> str:
+        session["user_id"] = id
+        return "ok"
+
+    @app.get("/async-stream")
+    async def async_stream() -> EventStream:
+        return EventStream(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    @app.get("/sync-stream")
+    def sync_stream() -> EventStream:
+        return EventStream(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    @app.websocket("/relay")
+    async def relay() -> None:
+        await websocket.relay(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    @app.websocket("/sync-relay")
+    def sync_relay() -> None:
+        websocket.relay(app.broadcast.subscribe_many(["user:8", "user:7"]))
+
+    return app
+
+
+def test_async_rules_in_the_endpoint() -> None:
+    app = async_rules_app()
+    with app.test_request_context("/"):
+        session["user_id"] = 7
+        assert app.channel_policy.access("user:7").value == "full"  # from sync code too
+        assert app.channel_policy.access("user:8").value == "refused"
+    client = app.test_client(asgi=True)
+    client.get("/login/7")
+    with client.lifespan(), client.websocket("/live/ws") as ws:
+        ws.send_json({"join": "user:8"})
+        assert ws.receive_json() == {"event": "refused", "channel": "user:8"}
+        ws.send_json({"join": "user:7"})
+        assert ws.receive_json()["event"] == "joined"
+        ws.send_json({"join": "news:x", "last_id": "0-0"})
+        assert ws.receive_json()["event"] == "joined"
+        app.broadcast.publish("user:7", "mine")
+        assert ws.receive_json()["data"] == "mine"
+    response = client.get("/live/events", query_string={"channels": ["user:8", "user:7"]}, buffered=False)
+    chunks, text = response.iter_encoded(), ""
+    while "event: joined" not in text and "keep-alive" not in text:
+        text += next(chunks).decode()
+    response.close()
+    assert text.startswith('event: refused\ndata: {"channel": "user:8", "event": "refused"}\n\n')
+    assert 'event: joined\ndata: {"channel": "user:7", "position"' in text
+
+
+@pytest.mark.parametrize("path", ["/async-stream", "/sync-stream"])
+def test_async_rules_guard_an_event_stream(path: str) -> None:
+    app = async_rules_app()
+    client = app.test_client(asgi=True)
+    client.get("/login/7")
+    with client.lifespan():
+        response = client.get(path, buffered=False)
+        chunks = response.iter_encoded()
+        first = next(chunks).decode()
+        app.broadcast.publish("user:8", "not mine")
+        app.broadcast.publish("user:7", "mine")
+        text = ""
+        while '"data": "mine"' not in text and "keep-alive" not in text:  # idle: it never came
+            text += next(chunks).decode()
+        response.close()
+    assert first == 'event: refused\ndata: {"channel": "user:8", "event": "refused"}\n\n'
+    assert "not mine" not in text and "refused" not in text
+
+
+@pytest.mark.parametrize("path", ["/relay", "/sync-relay"])
+def test_async_rules_guard_a_relay(path: str) -> None:
+    app = async_rules_app()
+    client = app.test_client(asgi=True)
+    client.get("/login/7")
+    with client.lifespan(), client.websocket(path) as ws:
+        assert ws.receive_json() == {"event": "refused", "channel": "user:8"}
+        app.broadcast.publish("user:8", "not mine")
+        app.broadcast.publish("user:7", "mine")
+        assert ws.receive_json()["data"] == "mine"
+
+
+def test_async_rules_under_uvicorn() -> None:
+    """tests/servers/live_client_app.py's async rule, which reads the
+    handshake's or request's URL, over the WebSocket and the SSE fallback."""
+    server = Server("memory://", "test-live-endpoint")
+    server.start()
+    try:
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{server.port}/live/ws?key=a") as ws:
+            for channel in ("vip:b", "vip:a"):
+                ws.send(json.dumps({"join": channel}))
+            assert json.loads(ws.recv(timeout=10)) == {"event": "refused", "channel": "vip:b"}
+            assert json.loads(ws.recv(timeout=10))["channel"] == "vip:a"
+        url = f"http://127.0.0.1:{server.port}/live/events"
+        query = {"channels": ["vip:b", "vip:a"], "key": "a"}
+        with httpx.stream("GET", url, params=query, timeout=10) as response:
+            text = ""
+            for chunk in response.iter_text():
+                text += chunk
+                if "event: joined" in text:
+                    break
+        assert text.startswith('event: refused\ndata: {"channel": "vip:b", "event": "refused"}\n\n')
+        assert 'event: joined\ndata: {"channel": "vip:a", "position"' in text
+    finally:
+        server.stop()

@@ -141,7 +141,8 @@ class Tether(Application, metaclass=ServesBoth):
         """Decide who may follow the channels ``pattern`` matches (``"room:<name>"``,
         ``"user:<int:id>"``): the decorated function gets the pattern's values,
         runs in the client's request or WebSocket context, and returns ``True``,
-        ``tether.live.channels.LIVE_ONLY`` (no history) or ``False``. Once one
+        ``tether.live.channels.LIVE_ONLY`` (no history) or ``False``; it may
+        be ``async def`` (awaited on the connection's loop from async code). Once one
         rule exists, a channel that no rule matches is refused; the live
         endpoint, ``EventStream`` and ``websocket.relay`` obey the rules."""
 

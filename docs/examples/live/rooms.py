@@ -1,3 +1,5 @@
+import asyncio
+
 from tether import Tether, request, session
 
 app = Tether(__name__)
@@ -18,6 +20,19 @@ def room(name: str) -> bool:
 @app.channel("user:<int:id>")
 def inbox(id: int) -> bool:
     return session.get("user_id") == id  # only your own
+
+
+TEAMS = {"ops": {7}}  # stands for a table
+
+
+async def team_members(name: str) -> set[int]:
+    await asyncio.sleep(0)  # an async database query, say
+    return TEAMS.get(name, set())
+
+
+@app.channel("team:<name>")
+async def team(name: str) -> bool:
+    return session.get("user_id") in await team_members(name)  # awaited on the connection's loop
 
 
 @app.post("/login/<int:user_id>")

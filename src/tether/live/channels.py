@@ -10,6 +10,11 @@ the pattern's values that runs in the request's or WebSocket's context
 * :data:`LIVE_ONLY`: the channel from now on, never its history;
 * ``False`` / ``None`` (or :data:`REFUSED`): not this channel.
 
+A rule may be ``async def``. From async code (the live endpoint's WebSocket,
+an async view's ``EventStream``, an async handler's ``relay``) it is awaited on
+the connection's loop, in its context; from sync code (a sync view, a sync
+handler, WSGI) it runs on the thread's own loop, as an async view does there.
+
 Without any rule every channel is allowed (the app's own code decides what it
 subscribes to). Once one exists, a channel no rule matches is refused.
 
@@ -22,12 +27,16 @@ from its values, gives that very name: ``"/room:x"``, ``"room:x/"`` or
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import typing as t
+from collections.abc import Awaitable, Callable, Generator
 from urllib.parse import unquote
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
+from ..contexts.steps import run_coroutine
 from .broadcast import Broadcast, Subscription, decode_last_ids
 
 __all__ = ["FULL", "LIVE_ONLY", "REFUSED", "Access", "ChannelPolicy", "refusal"]
@@ -46,6 +55,11 @@ LIVE_ONLY = Access.LIVE_ONLY
 REFUSED = Access.REFUSED
 
 Check = t.Callable[..., t.Any]
+#: Runs a sync function off the loop, in the caller's context (the app's pool).
+RunSync = Callable[[Callable[[], t.Any]], Awaitable[t.Any]]
+T = t.TypeVar("T")
+#: A walk over channels that yields each channel to ask about, and is sent its access.
+Asking = Generator[str, "Access", T]
 
 
 def refusal(channel: str) -> dict[str, str]:
@@ -59,6 +73,8 @@ class ChannelPolicy:
     def __init__(self) -> None:
         self._map = Map(strict_slashes=False, merge_slashes=False, redirect_defaults=False)
         self._checks: dict[str, Check] = {}
+        #: Whether a rule is ``async def``: async code then guards with ``aguard``.
+        self.awaits = False
 
     def __bool__(self) -> bool:
         return bool(self._checks)
@@ -70,9 +86,11 @@ class ChannelPolicy:
         endpoint = f"{len(self._checks)}:{pattern}"
         self._map.add(Rule("/" + pattern, endpoint=endpoint))
         self._checks[endpoint] = check
+        self.awaits = self.awaits or inspect.iscoroutinefunction(check)
 
-    def access(self, channel: str) -> Access:
-        """What the current user may have of ``channel`` (call it in their context)."""
+    def _rule(self, channel: str) -> tuple[Check, t.Mapping[str, t.Any]] | Access:
+        """The rule that answers for ``channel`` and its values, or the answer
+        when no rule is asked."""
         if not self._checks:
             return FULL
         if not isinstance(channel, str):
@@ -84,7 +102,36 @@ class ChannelPolicy:
             return REFUSED
         if built is None or unquote(built[1], errors="surrogatepass") != "/" + channel:
             return REFUSED
-        return _access_of(self._checks[t.cast(str, rule.endpoint)](**values))
+        return self._checks[t.cast(str, rule.endpoint)], values
+
+    def access(self, channel: str) -> Access:
+        """What the current user may have of ``channel`` (call it in their
+        context), from sync code: an async rule runs on this thread's loop."""
+        rule = self._rule(channel)
+        if isinstance(rule, Access):
+            return rule
+        check, values = rule
+        answer = check(**values)
+        if inspect.isawaitable(answer):
+            answer = run_coroutine(answer)
+        return _access_of(answer)
+
+    async def aaccess(self, channel: str, run_sync: RunSync | None = None) -> Access:
+        """``access`` from async code: an async rule is awaited here, in the
+        caller's context; a sync one is called through ``run_sync`` (off the
+        loop: a rule that queries a database must not hold every connection
+        of the worker) when given, else here."""
+        rule = self._rule(channel)
+        if isinstance(rule, Access):
+            return rule
+        check, values = rule
+        if run_sync is not None and not inspect.iscoroutinefunction(check):
+            answer = await run_sync(functools.partial(check, **values))
+        else:
+            answer = check(**values)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return _access_of(answer)
 
     def subscribe(
         self, broadcast: Broadcast, channels: t.Iterable[str], last_ids: t.Mapping[str, str] | str | None = None
@@ -101,10 +148,15 @@ class ChannelPolicy:
     ) -> list[str]:
         """Join the allowed ``channels``; the refused ones. ``last_ids`` as
         ``subscribe_many`` takes it; ignored for a live-only channel."""
+        return _answered(self._join(subscription, channels, last_ids), self.access)
+
+    def _join(
+        self, subscription: Subscription, channels: t.Iterable[str], last_ids: t.Mapping[str, str] | str | None
+    ) -> Asking[list[str]]:
         resume = decode_last_ids(last_ids) if isinstance(last_ids, str) else (last_ids or {})
         refused = []
         for channel in channels:
-            access = self.access(channel)
+            access = yield channel
             if access is REFUSED:
                 refused.append(channel)
                 continue
@@ -116,17 +168,30 @@ class ChannelPolicy:
         """Bring a subscription made without the rules under them: leave the
         refused channels (a single-channel one is closed) and drop what a
         live-only one replayed; the refused channels. Anything else passes."""
+        return _answered(self._guard(source), self.access)
+
+    async def aguard(self, source: t.Any) -> list[str]:
+        """``guard`` from async code, where an async rule is awaited."""
+        asking = self._guard(source)
+        try:
+            channel = next(asking)
+            while True:
+                channel = asking.send(await self.aaccess(channel))
+        except StopIteration as done:
+            return t.cast(list[str], done.value)
+
+    def _guard(self, source: t.Any) -> Asking[list[str]]:
         if not self._checks or not isinstance(source, Subscription):
             return []
         if getattr(source, "channel_policy_checked", False):
             return []
         source.channel_policy_checked = True  # type: ignore[attr-defined]
         if not source.many:
-            return self._guard_one(source)
+            return (yield from self._guard_one(source))
         refused = []
         queued = {item.channel for item in source.queued()}
         for channel in source.channels:
-            access = self.access(channel)
+            access = yield channel
             if access is REFUSED:
                 source.leave(channel)
                 refused.append(channel)
@@ -135,9 +200,9 @@ class ChannelPolicy:
                 source.join(channel)
         return refused
 
-    def _guard_one(self, source: Subscription) -> list[str]:
+    def _guard_one(self, source: Subscription) -> Asking[list[str]]:
         channel = t.cast(str, source.channel)
-        access = self.access(channel)
+        access = yield channel
         if access is REFUSED:
             source.close()
             while source.queued():
@@ -147,6 +212,16 @@ class ChannelPolicy:
             while source.queued():  # what it replayed
                 source.poll_item()
         return []
+
+
+def _answered(asking: Asking[T], access: Callable[[str], Access]) -> T:
+    """Run ``asking``, answering each channel it asks about with ``access``."""
+    try:
+        channel = next(asking)
+        while True:
+            channel = asking.send(access(channel))
+    except StopIteration as done:
+        return t.cast(T, done.value)
 
 
 def _access_of(answer: t.Any) -> Access:

@@ -5,7 +5,8 @@ the browser client that speaks to both (``url_for("live.client")``).
 Over the WebSocket the client sends ``{"join": channel, "last_id": id}`` and
 ``{"leave": channel}``; it receives ``{"event": "joined", "channel",
 "position"}`` for each join (the id the channel is followed from: what to
-resume from while nothing came), ``{"event": "refused", "channel"}`` where the
+resume from while nothing came; what the join replays may come before it:
+the join runs off the loop), ``{"event": "refused", "channel"}`` where the
 channel rules say no, ``{"event": "left", "channel"}``, and one ``{"channel",
 "id", "event", "data"}`` per message (``{"channel", "event": "gap",
 "last_id"}`` when the history no longer held what was missed).
@@ -20,6 +21,8 @@ cost per change, fine for a fallback.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import typing as t
 from importlib.resources import files
@@ -31,6 +34,8 @@ from .channels import LIVE_ONLY, REFUSED, ChannelPolicy, refusal
 from .sse import EventStream, ServerSentEvent
 
 __all__ = ["CLIENT_SCRIPT", "live_blueprint"]
+
+T = t.TypeVar("T")
 
 #: The browser client, plain JavaScript (``tether/live/static/tether-live.js``).
 CLIENT_SCRIPT = "tether-live.js"
@@ -56,6 +61,13 @@ async def _socket() -> None:
     socket = websocket._get_current_object()
     subscription = app.broadcast.subscribe_many()
     subscription.channel_policy_checked = True
+    loop = asyncio.get_running_loop()
+
+    def off_loop(fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
+        """``fn(*args)`` in the app's pool, in this connection's context: a
+        join's round trips to Redis and a sync channel rule (a database
+        query, say) never hold the loop, and every other connection, up."""
+        return app.serving.executor.run(loop, contextvars.copy_context().run, fn, *args)
 
     async def on_receive(message: str | bytes) -> None:
         try:
@@ -73,17 +85,18 @@ async def _socket() -> None:
             subscription.leave(channel)
             await socket.send_json({"event": "left", "channel": channel})
             return
-        access = policy.access(channel)
+        access = await policy.aaccess(channel, off_loop)
         if access is REFUSED:
             await socket.send_json(refusal(channel))
             return
         last_id = command.get("last_id")
         if access is LIVE_ONLY or not isinstance(last_id, str):
             last_id = None
-        # Joined on the loop, and its position read before anything is taken:
-        # the id it follows from, exactly.
-        subscription.join(channel, last_id)
-        position = subscription.last_ids.get(channel)
+        # The position comes from the join itself: the relay may take (and
+        # send) the channel's first messages before the join returns here.
+        position = await off_loop(subscription.join, channel, last_id)
+        if position is None:  # followed already
+            position = subscription.last_ids.get(channel)
         await socket.send_json({"event": "joined", "channel": channel, "position": position})
 
     await socket.relay(subscription, on_receive=on_receive)

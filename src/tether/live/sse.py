@@ -13,6 +13,8 @@ request's context: a sync view's own thread, where its teardown runs too.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 import typing as t
 from collections.abc import AsyncIterable
@@ -90,9 +92,13 @@ class EventStream(Response):
     ) -> None:
         app = t.cast(ServedApp, _cv_app.get().app)
         # The app's channel rules apply to a subscription made without them:
-        # a refused channel is left, and said so first.
+        # a refused channel is left, and said so first. Async rules, on a
+        # loop, are awaited as the stream starts (in the request's context).
         policy: ChannelPolicy | None = getattr(app, "channel_policy", None)
-        refused = policy.guard(source) if policy is not None else []
+        guard = None
+        if policy is not None and policy.awaits and _on_a_loop():
+            guard = functools.partial(policy.aguard, source)
+        refused = policy.guard(source) if policy is not None and guard is None else []
         prelude = [*first, *(ServerSentEvent(refusal(channel), event="refused") for channel in refused)]
         if not isinstance(source, AsyncIterable):
             # Made here, so that a sync view's source is iterated on the
@@ -100,15 +106,29 @@ class EventStream(Response):
             source = ThreadedIterator(source, app.serving.executor)
         self.keepalive = keepalive if keepalive is not None else app.config["SSE_KEEPALIVE_INTERVAL"]
         self.send_timeout = send_timeout if send_timeout is not None else app.config["SSE_SEND_TIMEOUT"]
-        super().__init__(_frames(source, self.keepalive, app, prelude), status=status, headers=headers, mimetype="text/event-stream")
+        super().__init__(_frames(source, self.keepalive, app, prelude, guard), status=status, headers=headers, mimetype="text/event-stream")
         self.headers["Cache-Control"] = "no-cache"
         self.headers["X-Accel-Buffering"] = "no"
 
 
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 async def _frames(
-    source: t.Any, keepalive: float, app: ServedApp, first: list[ServerSentEvent]
+    source: t.Any,
+    keepalive: float,
+    app: ServedApp,
+    first: list[ServerSentEvent],
+    guard: t.Callable[[], t.Awaitable[list[str]]] | None = None,
 ) -> t.AsyncIterator[bytes]:
     dumps = app.json.dumps
+    if guard is not None:
+        first += [ServerSentEvent(refusal(channel), event="refused") for channel in await guard()]
     for event in first:
         yield event.encode(dumps).encode()
     # A broadcast subscription's messages carry ids: sent as ``id:``, so that a

@@ -251,9 +251,11 @@ class WebSocket:
             on_loop = False
         receiver = None if on_receive is None else _Receiver(on_receive, None if on_loop else self._serving)
         policy: ChannelGuard | None = getattr(self._app, "channel_policy", None)
-        refused = policy.guard(source) if policy is not None else []
+        # Async channel rules are awaited in the relay, on the connection's loop.
+        later = policy if policy is not None and policy.awaits and on_loop else None
+        refused = policy.guard(source) if policy is not None and later is None else []
         first = [{"event": "refused", "channel": channel} for channel in refused]
-        return self._io(self._relay(source, as_json, receiver, contextvars.copy_context(), first))
+        return self._io(self._relay(source, as_json, receiver, contextvars.copy_context(), first, later))
 
     async def _relay(
         self,
@@ -262,9 +264,12 @@ class WebSocket:
         receiver: _Receiver | None,
         context: contextvars.Context,
         first: list[dict[str, str]],
+        guard: ChannelGuard | None = None,
     ) -> None:
         if not self.accepted:
             await self._accept()
+        if guard is not None:
+            first = first + [{"event": "refused", "channel": channel} for channel in await guard.aguard(source)]
         for refused in first:
             await self._send_data(self._app.json.dumps(refused))
         deliveries = getattr(source, "deliveries", None)
@@ -360,8 +365,14 @@ class WebSocket:
 class ChannelGuard(t.Protocol):
     """The app's channel rules, as a relay applies them (``tether.live.channels``)."""
 
+    #: Whether a rule is async: from async code, ``aguard``.
+    awaits: bool
+
     def guard(self, source: t.Any) -> list[str]:
         """Bring ``source`` under the rules; the channels refused."""
+
+    async def aguard(self, source: t.Any) -> list[str]:
+        """``guard``, awaiting async rules."""
 
 
 class _Receiver:

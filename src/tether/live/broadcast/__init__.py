@@ -197,16 +197,18 @@ class Broadcast:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {policy!r}.")
         return policy
 
-    def add_channel(self, subscription: Subscription, channel: str, last_id: str | None) -> None:
-        """Make ``subscription`` follow ``channel`` (its ``join`` calls this).
-        From ``start`` on, nothing is missed and nothing comes twice: what is
-        delivered while catching up is held, then kept only if newer."""
+    def add_channel(self, subscription: Subscription, channel: str, last_id: str | None) -> str | None:
+        """Make ``subscription`` follow ``channel`` (its ``join`` calls this);
+        the id it follows from, ``None`` if it did not join. From ``start``
+        on, nothing is missed and nothing comes twice: what is delivered while
+        catching up is held, then kept only if newer."""
         _check_channel(channel)
         tail = self.backend.tail(channel)
         start = _resume_from(tail, last_id)
+        position = start or "0-0"
         with self._lock:
-            if not subscription.hold(channel, start or "0-0"):
-                return
+            if not subscription.hold(channel, position):
+                return None
             subscribers = self._subscriptions.setdefault(channel, set())
             if not subscribers:
                 self.backend.follow(channel, tail)
@@ -220,6 +222,7 @@ class Broadcast:
         if gap and last_id is not None:
             first.insert(0, Gap(channel, last_id))
         subscription.release(channel, first, floor)
+        return position
 
     def remove_channel(self, subscription: Subscription, channel: str) -> None:
         """Stop ``subscription`` following ``channel`` (its ``leave`` calls this)."""

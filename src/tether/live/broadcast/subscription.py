@@ -46,7 +46,7 @@ class SubscriberTooSlow(Exception):
 class Registry(t.Protocol):
     """Where a subscription joins, leaves and unsubscribes (the broadcast)."""
 
-    def add_channel(self, subscription: Subscription, channel: str, last_id: str | None, /) -> None: ...
+    def add_channel(self, subscription: Subscription, channel: str, last_id: str | None, /) -> str | None: ...
 
     def remove_channel(self, subscription: Subscription, channel: str, /) -> None: ...
 
@@ -118,15 +118,20 @@ class Subscription:
 
     # -- channels ------------------------------------------------------------
 
-    def join(self, channel: str, last_id: str | None = None) -> None:
+    def join(self, channel: str, last_id: str | None = None) -> str | None:
         """Follow ``channel`` too, from now on, or after ``last_id``: what came
         after it first (a :class:`Gap` first where the history no longer holds
         all of it), with no gap and no duplicate. Joining a channel followed
         already, or with the subscription closed, does nothing. On Redis it
-        takes a round trip or three, as ``subscribe`` does."""
+        takes a round trip or three, as ``subscribe`` does.
+
+        Returns the id the channel is followed from (what ``last_ids`` holds
+        for it until a message of it is taken), ``None`` if it did nothing: so
+        a join made on another thread knows its position, whatever the
+        consumer takes meanwhile."""
         if not self.many:
             raise TypeError("A subscribe(channel) follows one channel: use subscribe_many() to join and leave.")
-        self.broadcast.add_channel(self, channel, last_id)
+        return self.broadcast.add_channel(self, channel, last_id)
 
     def leave(self, channel: str) -> None:
         """Stop following ``channel``: once this returns, none of its messages
