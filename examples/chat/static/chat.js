@@ -61,8 +61,14 @@ function roomItem(room, joined) {
   const button = document.createElement("button");
   button.type = "button";
   const isPrivate = offered.some((r) => r.name === room && r.private);
-  button.textContent = (isPrivate ? "🔒 " : "# ") + room;
+  button.textContent = `# ${room}`;
   button.className = "room-link" + (room === chat.active ? " active" : "");
+  if (isPrivate) {
+    const tag = document.createElement("small");
+    tag.className = "private";
+    tag.textContent = "private";
+    button.append(" ", tag);
+  }
   button.onclick = () => (joined ? show(room) : join(room, true));
   li.append(button);
   const unread = chat.unread.get(room) || 0;
@@ -96,7 +102,7 @@ function messageItem(m, previous) {
     li.classList.add("first");
     const face = document.createElement("span");
     face.className = "avatar";
-    avatar(face, m.kind === "user" ? m.author : m.kind === "bot" ? "⏰" : "📣");
+    avatar(face, m.author);
     const head = document.createElement("div");
     head.className = "head";
     const who = document.createElement("b");
