@@ -192,7 +192,7 @@ def test_the_channel_rules_refuse_others_private_rooms_and_user_channels(chat: C
         carol.live, _ = await carol.connect("/live/ws")
         for channel in ("room:staff", "user:alice", "here:staff", "room:Not_A_Room"):
             await carol.live.send(json.dumps({"join": channel}))
-            answer = await carol.received(lambda m: m.get("channel") == channel)
+            answer = await carol.received(lambda m, c=channel: m.get("channel") == c)
             assert answer == {"event": "refused", "channel": channel}
         await carol.live.send(json.dumps({"join": "user:carol"}))
         assert (await carol.received(lambda m: m.get("channel") == "user:carol"))["event"] == "joined"

@@ -4,7 +4,7 @@ Celery task and the announce script, which has no app (``Broadcast`` only)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tether.live.broadcast import Broadcast
 
@@ -18,7 +18,7 @@ def say(broadcast: Broadcast, room: str, author: str, text: str, kind: str = "us
     """Publish ``text`` in ``room`` (event ``chat``), and a ``mention`` to each
     @name in it but the author's; the message's id. ``kind`` is ``user``,
     ``bot`` or ``announcement``: how the page shows it."""
-    time = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    time = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     message = {"author": author, "text": text, "time": time, "kind": kind}
     message_id = broadcast.publish(f"room:{room}", message, event="chat")
     for name in sorted(set(MENTION.findall(text)) - {author}):
