@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import redis
 
 from conftest import free_port, wait_for_port
 from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
@@ -74,6 +75,15 @@ def chat() -> Iterator[Chat]:
     finally:
         proc.terminate()
         proc.wait(30)
+        forget(env["TETHER_BROADCAST_NAMESPACE"])
+
+
+def forget(namespace: str) -> None:
+    """Delete the keys of the test's namespace (and its Celery queue's) from the shared Redis."""
+    client = redis.Redis.from_url(SHARED)
+    keys = [*client.scan_iter(f"tether:{namespace}:*"), *client.scan_iter(f"_kombu.binding.{namespace}")]
+    if keys:
+        client.delete(*keys)
 
 
 def room() -> str:

@@ -25,7 +25,7 @@ namespace=...)``) and the Celery task ``chat.remind`` (``/remind <seconds>
 it). Settings come from the environment (``TETHER_`` + the name):
 ``BROADCAST_URL``, ``BROADCAST_NAMESPACE`` (``chat-example``), ``SECRET_KEY``,
 ``CHAT_ROOMS`` and ``CHAT_PRIVATE_ROOMS`` (JSON), ``CELERY_BROKER_URL``
-(by default the broadcast's Redis; on ``memory://`` the task runs in the web
+(by default the broadcast's Redis; on ``memory://`` the task runs at once, in the web
 process).
 """
 
@@ -80,7 +80,7 @@ def _celery_config() -> dict[str, t.Any]:
     if broker is None and app.config["BROADCAST_URL"].startswith(("redis://", "rediss://")):
         broker = app.config["BROADCAST_URL"]
     if broker is None:
-        return {"broker_url": "memory://", "task_always_eager": True}
+        return {"broker_url": "memory://", "task_always_eager": True}  # no worker shares memory://
     # A queue of its own, named as its namespace: not "celery", which any other project's worker on
     # this Redis takes from.
     return {"broker_url": broker, "task_ignore_result": True, "task_default_queue": app.config["BROADCAST_NAMESPACE"]}
@@ -168,7 +168,7 @@ def member_of(room: str) -> str:
         abort(401, description="Sign in first.")
     if not may_enter(room):
         abort(403, description=f"You may not enter {room!r}.")
-    return t.cast(str, name)
+    return name
 
 
 @app.post("/api/rooms/<room>/messages")
