@@ -81,7 +81,7 @@ def chat() -> Iterator[Chat]:
 def forget(namespace: str) -> None:
     """Delete the keys of the test's namespace (and its Celery queue's) from the shared Redis."""
     client = redis.Redis.from_url(SHARED)
-    keys = [*client.scan_iter(f"tether:{namespace}:*"), *client.scan_iter(f"_kombu.binding.{namespace}")]
+    keys = [*client.scan_iter(f"tether:{namespace}:*"), *client.scan_iter(f"_kombu.binding*.{namespace}")]
     if keys:
         client.delete(*keys)
 
