@@ -298,6 +298,9 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
             second.wait_for_function("document.querySelectorAll('#members li').length === 2", timeout=20_000)
             bob.wait_for_timeout(500)
             assert here_now(bob) == ["A alice", "B bob (you)"]
+            for _ in range(3):  # a reload: bob's old page leaves as his new one comes; he is here
+                bob.reload()
+                expect(bob.locator("#members li")).to_have_text(["A alice", "B bob (you)"], timeout=20_000)
 
             bob.click('#joined li[data-room="lobby"] .room-link')  # away: what comes in the room is unread
             expect(bob.locator("#room-title")).to_have_text("# lobby")

@@ -209,7 +209,8 @@ def api_error(error: t.Any) -> t.Any:
 
 @app.websocket("/here")
 async def here() -> t.Any:
-    """``{"enter": room}`` / ``{"leave": room}``; on leaving the page, out of them all."""
+    """``{"enter": room}`` (answered ``{"entered": room}`` or ``{"refused":
+    room}``) and ``{"leave": room}``; when the tab goes, out of them all."""
     name = user()
     if name is None:
         return "Sign in first.", 401
@@ -232,6 +233,9 @@ async def here() -> t.Any:
                     await websocket.send_json({"refused": room})
                     continue
                 entered[room] = await current_app.presence.enter(f"here:{room}", name, {"name": name}).ajoin()
+                # The page reads who is here now: itself included, even when another of
+                # its tabs was already there (no join event then).
+                await websocket.send_json({"entered": room})
     finally:
         for entry in entered.values():
             await entry.aleave()

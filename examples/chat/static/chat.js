@@ -172,7 +172,10 @@ function show(room) {
 // Joining and leaving: the room's channel from "0-0" (its history first), its
 // presence channel from now, and the presence socket told to enter.
 
-const live = new TetherLive(config.live.replace(/\/client\.js$/, ""));
+// ?sse in the address: the client's Server-Sent Events fallback, as behind a proxy without WebSockets.
+const live = new TetherLive(config.live.replace(/\/client\.js$/, ""), {
+  transport: new URLSearchParams(location.search).has("sse") ? "sse" : "auto",
+});
 
 function join(room, focus) {
   if (!chat.messages.has(room)) chat.messages.set(room, []);
@@ -180,8 +183,7 @@ function join(room, focus) {
   store.set("joined", [...chat.joined]);
   live.join(`room:${room}`, "0-0");
   live.join(`here:${room}`);
-  here.send({ enter: room });
-  refreshMembers(room);
+  here.send({ enter: room });  // its answer, "entered", reads who is here
   if (focus || !chat.active) show(room);
   else drawRooms();
 }
@@ -214,6 +216,9 @@ live.on("mention", (d) => {
   if (d.data.room !== chat.active || document.hidden) toast(`${d.data.author} mentioned you in #${d.data.room}: ${d.data.text}`);
 });
 
+// Who is here: read when the page starts hearing the room's presence events (so
+// none is missed in between), and again at each event.
+live.on("joined", (j) => { if (j.channel.startsWith("here:")) refreshMembers(j.channel.slice("here:".length)); });
 live.on("presence", (d) => refreshMembers(d.channel.slice("here:".length)));
 live.on("gap", (g) => {
   if (g.channel.startsWith("room:")) toast(`Some older messages of #${g.channel.slice(5)} are no longer kept.`);
@@ -251,6 +256,10 @@ const here = {
     const url = new URL(config.here, location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     const socket = this.socket = new WebSocket(url);
+    socket.onmessage = (e) => {
+      const answer = JSON.parse(e.data);
+      if (answer.entered && chat.joined.has(answer.entered)) refreshMembers(answer.entered);
+    };
     socket.onopen = () => {
       this.attempt = 0;
       for (const room of chat.joined) this.send({ enter: room });
