@@ -24,7 +24,7 @@ namespace=...)``) and the Celery task ``chat.remind`` (``/remind <seconds>
 <text>`` in a room; ``tether --app examples/chat/app.py celery worker`` runs
 it). Settings come from the environment (``TETHER_`` + the name):
 ``BROADCAST_URL``, ``BROADCAST_NAMESPACE`` (``chat-example``), ``SECRET_KEY``,
-``CHAT_ROOMS`` and ``CHAT_PRIVATE_ROOMS`` (JSON), ``CELERY_BROKER_URL``
+``CHAT_ROOMS`` and ``CHAT_PRIVATE_ROOMS`` (JSON), ``CHAT_BROKER_URL``
 (by default the broadcast's Redis; on ``memory://`` the task runs at once, in the web
 process).
 """
@@ -67,16 +67,16 @@ app.config.from_mapping(
     BROADCAST_HISTORY=200,
     CHAT_ROOMS=["lobby", "random", "help"],
     CHAT_PRIVATE_ROOMS={"staff": ["alice", "bob"]},
-    CELERY_BROKER_URL=None,
+    CHAT_BROKER_URL=None,
 )
 app.config.from_prefixed_env()
 app.live("/live")
 
 
 def _celery_config() -> dict[str, t.Any]:
-    """Celery on the broadcast's Redis (or ``CELERY_BROKER_URL``); on
+    """Celery on the broadcast's Redis (or ``CHAT_BROKER_URL``); on
     ``memory://`` alone, the task runs at once in the web process."""
-    broker = app.config["CELERY_BROKER_URL"]
+    broker = app.config["CHAT_BROKER_URL"]
     if broker is None and app.config["BROADCAST_URL"].startswith(("redis://", "rediss://")):
         broker = app.config["BROADCAST_URL"]
     if broker is None:
