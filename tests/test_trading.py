@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from werkzeug.test import Client
 
-from tether.live.broadcast import BroadcastUnavailable
+from tether.live.broadcast import BroadcastUnavailable, decode_last_ids, encode_last_ids
 from tether.testing import TetherClient
 
 ROOT = Path(__file__).parent.parent
@@ -51,24 +51,29 @@ def test_a_user_receives_only_their_own_updates_over_a_websocket(desk: object) -
     client = app.test_client(asgi=True)
     ids = user_ids(app)
     client.post("/", data={"name": "alice", "password": "alice"})
-    with client.websocket("/live") as ws:
-        hello = ws.receive_json()
-        assert hello["kind"] == "hello" and hello["worker"] == os.getpid()
-        initial = [ws.receive_json() for _ in range(5)]
-        assert {m["kind"] for m in initial} == {"balance", "positions", "pnl", "orders", "prices"}
-        assert {m["user"] for m in initial} == {ids["alice"]}
-        symbols = {p["symbol"] for m in initial if m["kind"] == "positions" for p in m["data"]}
-        assert symbols == {"AAPL", "MSFT"}
-        prices = next(m["data"] for m in initial if m["kind"] == "prices")
-        assert set(prices) == set(QUOTES) and all(len(points) >= SEEDED_HISTORY for points in prices.values())
+    state = client.get("/live/state").json
+    assert state["worker"] == os.getpid() and state["channel"] == f"user:{ids['alice']}"
+    initial = state["messages"]
+    assert {m["kind"] for m in initial} == {"balance", "positions", "pnl", "orders", "prices"}
+    assert {m["user"] for m in initial} == {ids["alice"]}
+    symbols = {p["symbol"] for m in initial if m["kind"] == "positions" for p in m["data"]}
+    assert symbols == {"AAPL", "MSFT"}
+    prices = next(m["data"] for m in initial if m["kind"] == "prices")
+    assert set(prices) == set(QUOTES) and all(len(points) >= SEEDED_HISTORY for points in prices.values())
+    with client.websocket("/live/ws") as ws:
+        ws.send_json({"join": f"user:{ids['bob']}"})  # the channel rule: one's own channel only
+        assert ws.receive_json() == {"event": "refused", "channel": f"user:{ids['bob']}"}
+        ws.send_json({"join": state["channel"], "last_id": state["last_id"]})
+        assert ws.receive_json() == {"event": "joined", "channel": state["channel"], "position": state["last_id"]}
         app.periodic_services["market"].run_once()
         app.periodic_services["refresh positions"].run_once()
         updates = [ws.receive_json()]
-        while updates[-1]["kind"] != "positions":
+        while updates[-1]["data"]["kind"] != "positions" or all(m["data"]["kind"] != "prices" for m in updates):
             updates.append(ws.receive_json())
-        assert {m["user"] for m in updates} == {ids["alice"]}
-        assert {p["symbol"] for p in updates[-1]["data"]} == {"AAPL", "MSFT"}
-        moved = next(m["data"] for m in updates if m["kind"] == "prices")
+        assert {m["channel"] for m in updates} == {state["channel"]}
+        assert {m["data"]["user"] for m in updates} == {ids["alice"]}
+        assert {p["symbol"] for p in updates[-1]["data"]["data"]} == {"AAPL", "MSFT"}
+        moved = [m["data"]["data"] for m in updates if m["data"]["kind"] == "prices"][-1]
         assert set(moved) == set(QUOTES) and all(len(points) == 1 for points in moved.values())
 
 
@@ -89,35 +94,51 @@ def test_updates_are_published_only_when_data_changed(desk: object) -> None:
 def test_sse_fallback_resumes_from_last_event_id_and_needs_a_login(desk: object) -> None:
     app = desk.app  # type: ignore[attr-defined]
     client = app.test_client()
-    assert client.get("/live/events").status_code == 401
+    bob = user_ids(app)["bob"]
+    channel = f"user:{bob}"
+    anonymous = client.get("/live/events", query_string={"channels": channel}, buffered=False)
+    assert json.loads(next(anonymous.iter_events())["data"]) == {"event": "refused", "channel": channel}
+    anonymous.close()
     assert client.get("/live/state").status_code == 401
     assert client.post("/", data={"name": "bob", "password": "wrong"}).status_code == 200
     client.post("/", data={"name": "bob", "password": "bob"})
-    bob = user_ids(app)["bob"]
     state = client.get("/live/state").json
+    assert state["channel"] == channel
     assert {m["kind"] for m in state["messages"]} == {"balance", "positions", "pnl", "orders", "prices"}
     assert {m["user"] for m in state["messages"]} == {bob}
     app.periodic_services["refresh balance"].run_once()
-    response = client.get("/live/events", headers={"Last-Event-ID": "1-0"}, buffered=False)
-    events = response.iter_events()
+    events = sse(client, channel, encode_last_ids({channel: "1-0"}))
+    assert next(events)["event"] == "joined"
     assert next(events)["event"] == "gap"  # an id from before this process: reload the state
     replayed = [next(events)]
-    while json.loads(replayed[-1]["data"])["kind"] != "balance":  # the history, up to the refresh above
+    while json.loads(replayed[-1]["data"])["data"]["kind"] != "balance":  # the history, up to the refresh above
         replayed.append(next(events))
-    response.close()
+    events.close()
     first = replayed[-1]
-    assert {json.loads(e["data"])["user"] for e in replayed} == {bob}
+    assert {json.loads(e["data"])["data"]["user"] for e in replayed} == {bob}
     assert [e["id"] for e in replayed] == sorted((e["id"] for e in replayed), key=id_order)
     app.periodic_services["market"].run_once()
     app.periodic_services["refresh pnl"].run_once()
-    response = client.get("/live/events", headers={"Last-Event-ID": first["id"]}, buffered=False)
-    missed = next(response.iter_events())
-    response.close()
+    events = sse(client, channel, first["id"])
+    assert next(events)["event"] == "joined"
+    missed = next(events)
+    events.close()
     # What came after the last id seen (the refreshers also run on their own meanwhile).
-    assert json.loads(missed["data"])["user"] == bob and id_order(missed["id"]) > id_order(first["id"])
+    assert json.loads(missed["data"])["data"]["user"] == bob and id_order(missed["id"]) > id_order(first["id"])
 
 
-def id_order(message_id: str) -> tuple[int, ...]:
+def sse(client: TetherClient, channel: str, last_event_id: str) -> t.Generator[dict[str, str], None, None]:
+    """The events of the live endpoint's SSE fallback, resumed from ``last_event_id``."""
+    response = client.get("/live/events", query_string={"channels": channel}, headers={"Last-Event-ID": last_event_id}, buffered=False)
+    try:
+        yield from response.iter_events()
+    finally:
+        response.close()
+
+
+def id_order(last_event_id: str) -> tuple[int, ...]:
+    """The order of a one-channel SSE id (``channel=id``)."""
+    (message_id,) = decode_last_ids(last_event_id).values()
     return tuple(int(part) for part in message_id.split("-"))
 
 

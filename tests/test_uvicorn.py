@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import sys
+import typing as t
 from pathlib import Path
 
 import httpx
@@ -28,29 +29,40 @@ def live(serve: Servers, tmp_path: Path) -> tuple[str, Path, object]:
     return f"127.0.0.1:{port}", events, serve
 
 
-def test_chat_over_websockets_and_the_sse_feed(live: tuple[str, Path, object]) -> None:
+def test_chat_in_one_process_on_memory_over_websockets_and_sse(live: tuple[str, Path, object]) -> None:
+    """The chat example on ``memory://``: a message reaches a WebSocket client and
+    an SSE one, and the presence socket puts its person in the room."""
     host, _, _ = live
 
-    async def main() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-        async with httpx.AsyncClient(timeout=10) as http, http.stream("GET", f"http://{host}/feed") as feed:
-            assert feed.headers["content-type"].startswith("text/event-stream")
-            async with websockets.connect(f"ws://{host}/chat?name=ada") as ada:
-                async with websockets.connect(f"ws://{host}/chat?name=bob") as bob:
-                    await bob.recv()  # bob joined
-                    await ada.send("hello bob")
-                    bob_got = [json.loads(await bob.recv())]
-                feed_events = []
+    async def main() -> tuple[dict[str, t.Any], dict[str, t.Any], list[str]]:
+        async with httpx.AsyncClient(base_url=f"http://{host}", timeout=10) as ada, httpx.AsyncClient(
+            base_url=f"http://{host}", timeout=10
+        ) as bob:
+            for client, name in ((ada, "ada"), (bob, "bob")):
+                assert (await client.post("/", data={"name": name})).status_code == 302
+            cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in bob.cookies.items())}
+            async with bob.stream("GET", "/live/events", params={"channels": "room:lobby"}) as feed, websockets.connect(
+                f"ws://{host}/live/ws", additional_headers=cookie
+            ) as live, websockets.connect(f"ws://{host}/here", additional_headers=cookie) as here:
+                assert feed.headers["content-type"].startswith("text/event-stream")
+                await live.send(json.dumps({"join": "room:lobby"}))
+                assert json.loads(await live.recv())["event"] == "joined"
+                await here.send(json.dumps({"enter": "lobby"}))
+                members: list[str] = []
+                while members != ["bob"]:
+                    members = (await ada.get("/api/rooms/lobby/members")).json()["members"]
+                assert (await ada.post("/api/rooms/lobby/messages", json={"text": "hello bob"})).status_code == 201
+                over_socket = json.loads(await live.recv())
                 async for line in feed.aiter_lines():
-                    if line.startswith("data: "):
-                        feed_events.append(json.loads(line[6:]))
-                        if feed_events[-1]["text"] == "hello bob":
-                            break
-                return bob_got, feed_events
+                    if line.startswith("data: ") and "hello bob" in line:
+                        return over_socket, json.loads(line[6:]), members
+        raise AssertionError("the feed ended")
 
-    bob_got, feed_events = asyncio.run(main())
-    assert bob_got == [{"from": "ada", "text": "hello bob"}]
-    assert {"from": "ada", "text": "hello bob"} in feed_events
-    assert {"from": "server", "text": "ada joined"} in feed_events
+    over_socket, over_sse, members = asyncio.run(asyncio.wait_for(main(), 30))
+    assert over_socket["channel"] == "room:lobby" and over_socket["event"] == "chat"
+    assert {k: over_socket["data"][k] for k in ("author", "text")} == {"author": "ada", "text": "hello bob"}
+    assert over_sse == {"channel": "room:lobby", "data": over_socket["data"]}
+    assert members == ["bob"]
 
 
 def test_client_vanishing_mid_stream_and_mid_socket(live: tuple[str, Path, object]) -> None:

@@ -1,88 +1,251 @@
-"""A chat over WebSockets, with a Server-Sent Events feed of the same messages.
+"""A chat on tether's rooms: sign in with a name, join and leave rooms, see who
+is here, and read what was said before you came.
 
-    uvicorn examples.chat.app:app        (or: tether --app examples/chat/app.py run)
+    tether --app examples/chat/app.py run                  (one process, memory://)
+    TETHER_BROADCAST_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat.app:app --workers 4
 
-Every connected socket and feed has a bounded queue; a message is put on each
-(a plain in-process fan-out: one worker process).
+Each room is a broadcast channel, ``room:<name>``: a message is ``POST``ed to
+``/api/rooms/<name>/messages`` and published there (event ``chat``); the page
+follows its rooms with the browser client of ``app.live("/live")``, joining
+each from ``"0-0"``, so the room's history (the last ``BROADCAST_HISTORY``
+messages) comes first, then what is said live. Who is in a room is
+``app.presence``: each tab holds one small WebSocket (``/here``) that enters
+the rooms the tab has joined, as ``here:<name>``, whose join and leave events
+the page follows live-only; a person with three tabs open is there once.
+
+Who may follow what is the channel rules': a room is open to anyone signed in,
+except the private ones (``CHAT_PRIVATE_ROOMS``, name -> members), and
+``user:<name>``, where a person hears of their @mentions in any room, is for
+that person alone.
+
+Messages come from outside the web process too: ``python -m
+examples.chat.announce <room> <text>`` (a plain script, ``Broadcast(url,
+namespace=...)``) and the Celery task ``chat.remind`` (``/remind <seconds>
+<text>`` in a room; ``tether --app examples/chat/app.py celery worker`` runs
+it). Settings come from the environment (``TETHER_`` + the name):
+``BROADCAST_URL``, ``BROADCAST_NAMESPACE`` (``chat-example``), ``SECRET_KEY``,
+``CHAT_ROOMS`` and ``CHAT_PRIVATE_ROOMS`` (JSON), ``CHAT_BROKER_URL``
+(by default the broadcast's Redis; on ``memory://`` the task runs at once, in the web
+process).
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
+import os
+import re
+import sys
 import typing as t
+from pathlib import Path
 
-from tether import EventStream, ServerSentEvent, Tether, render_template_string, websocket
+if __package__ in (None, ""):  # run as a file (tether --app examples/chat/app.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "examples.chat"
 
-app = Tether(__name__)
-subscribers: set[asyncio.Queue[dict[str, str]]] = set()
+from tether import Tether, abort, current_app, redirect, render_template, request, session, url_for, websocket
+from tether.celery import init_celery
+from tether.live.channels import LIVE_ONLY, REFUSED, Access
+from tether.live.presence import Here
+
+from .messages import say
+
+#: A person's name and a room's name: what fits in a channel name and a URL.
+NAME = re.compile(r"[A-Za-z0-9_-]{1,24}")
+ROOM = re.compile(r"[a-z0-9-]{1,32}")
+#: The longest message taken, in characters.
+MAX_TEXT = 2000
+
+# root_path: templates/ and static/ next to this file, however it was imported.
+app = Tether(__name__, root_path=str(Path(__file__).resolve().parent))
+app.config.from_mapping(
+    SECRET_KEY=os.environ.get("SECRET_KEY", "dev"),
+    SESSION_COOKIE_SAMESITE="Lax",
+    # The web workers, the announce script and the Celery worker agree on it,
+    # however each imports this file; other apps on the same Redis never hear it.
+    BROADCAST_NAMESPACE="chat-example",
+    # What a room shows to whoever joins it.
+    BROADCAST_HISTORY=200,
+    CHAT_ROOMS=["lobby", "random", "help"],
+    CHAT_PRIVATE_ROOMS={"staff": ["alice", "bob"]},
+    CHAT_BROKER_URL=None,
+)
+app.config.from_prefixed_env()
+app.live("/live")
 
 
-def publish(message: dict[str, str]) -> None:
-    """Put ``message`` on every subscriber's queue; a full queue drops its oldest."""
-    for queue in list(subscribers):
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(message)
+def _celery_config() -> dict[str, t.Any]:
+    """Celery on the broadcast's Redis (or ``CHAT_BROKER_URL``); on
+    ``memory://`` alone, the task runs at once in the web process."""
+    broker = app.config["CHAT_BROKER_URL"]
+    if broker is None and app.config["BROADCAST_URL"].startswith(("redis://", "rediss://")):
+        broker = app.config["BROADCAST_URL"]
+    if broker is None:
+        return {"broker_url": "memory://", "task_always_eager": True}  # no worker shares memory://
+    # A queue of its own, named as its namespace: not "celery", which any other project's worker on
+    # this Redis takes from.
+    return {"broker_url": broker, "task_ignore_result": True, "task_default_queue": app.config["BROADCAST_NAMESPACE"]}
 
 
-def subscribe() -> asyncio.Queue[dict[str, str]]:
-    queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100)
-    subscribers.add(queue)
-    return queue
+app.config.setdefault("CELERY", _celery_config())
+celery = init_celery(app)
 
 
-@app.websocket("/chat")
-async def chat() -> None:
-    name = websocket.args.get("name", "anonymous")
+# Who may follow what: asked in the client's own request or WebSocket context.
+
+
+def user() -> str | None:
+    name = session.get("user")
+    return name if isinstance(name, str) else None
+
+
+def may_enter(room: str) -> bool:
+    """Whether the signed-in person may read and write in ``room``."""
+    name = user()
+    if name is None or not ROOM.fullmatch(room):
+        return False
+    members = current_app.config["CHAT_PRIVATE_ROOMS"].get(room)
+    return members is None or name in members
+
+
+@app.channel("room:<name>")
+def room_channel(name: str) -> bool:
+    return may_enter(name)
+
+
+@app.channel("here:<name>")
+def here_channel(name: str) -> Access | bool:
+    """Presence events: from now on only (an old join is no news)."""
+    return LIVE_ONLY if may_enter(name) else False
+
+
+@app.channel("user:<name>")
+def user_channel(name: str) -> bool:
+    return user() == name
+
+
+# Pages.
+
+
+@app.route("/", methods=["GET", "POST"])
+def index() -> t.Any:
+    error = None
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        if NAME.fullmatch(name):
+            session.clear()
+            session["user"] = name
+            return redirect(url_for("index"))
+        error = "A name is 1 to 24 letters, digits, - or _."
+    if user() is None:
+        return render_template("signin.html", error=error)
+    return render_template("chat.html", user=user(), rooms=rooms_of(t.cast(str, user())))
+
+
+@app.post("/signout")
+def signout() -> t.Any:
+    session.clear()
+    return redirect(url_for("index"))
+
+
+def rooms_of(name: str) -> list[dict[str, t.Any]]:
+    """The rooms offered to ``name``: the public ones and their private ones."""
+    public = [{"name": room, "private": False} for room in current_app.config["CHAT_ROOMS"]]
+    private = [
+        {"name": room, "private": True}
+        for room, members in current_app.config["CHAT_PRIVATE_ROOMS"].items()
+        if name in members
+    ]
+    return public + private
+
+
+# The JSON API.
+
+
+def member_of(room: str) -> str:
+    """The signed-in person, who may enter ``room``; else a 401 or 403."""
+    name = user()
+    if name is None:
+        abort(401, description="Sign in first.")
+    if not may_enter(room):
+        abort(403, description=f"You may not enter {room!r}.")
+    return name
+
+
+@app.post("/api/rooms/<room>/messages")
+def post_message(room: str) -> tuple[dict[str, t.Any], int]:
+    """Say something in ``room``; ``/remind <seconds> <text>`` asks the Celery
+    task to say it there later."""
+    name = member_of(room)
+    body = request.get_json(silent=True)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        abort(400, description=f"Send {{'text': ...}}, 1 to {MAX_TEXT} characters.")
+    command = re.fullmatch(r"/remind\s+(\d{1,5})\s+(.+)", text.strip(), re.S)
+    if command:
+        remind.apply_async((room, name, command[2]), countdown=int(command[1]))
+        return {"reminder": int(command[1])}, 202
+    return {"id": say(current_app.broadcast, room, name, text.strip())}, 201
+
+
+@app.get("/api/rooms/<room>/members")
+async def members(room: str) -> dict[str, t.Any]:
+    """Who is in ``room`` now, each once however many tabs they have open."""
+    member_of(room)
+    here = await current_app.presence.amembers(f"here:{room}")
+    return {"room": room, "members": sorted(meta["name"] for meta in here.values())}
+
+
+@app.errorhandler(400)
+@app.errorhandler(401)
+@app.errorhandler(403)
+def api_error(error: t.Any) -> t.Any:
+    if not request.path.startswith("/api/"):
+        return error
+    return {"error": error.description}, error.code
+
+
+# Presence: one WebSocket per tab, in the rooms the tab has joined.
+
+
+@app.websocket("/here")
+async def here() -> t.Any:
+    """``{"enter": room}`` (answered ``{"entered": room}`` or ``{"refused":
+    room}``) and ``{"leave": room}``; when the tab goes, out of them all."""
+    name = user()
+    if name is None:
+        return "Sign in first.", 401
     await websocket.accept()
-    queue = subscribe()
-
-    async def forward() -> None:
-        while True:
-            await websocket.send_json(await queue.get())
-
-    sender = asyncio.create_task(forward())
-    publish({"from": "server", "text": f"{name} joined"})
+    entered: dict[str, Here] = {}
     try:
-        async for text in websocket:
-            publish({"from": name, "text": str(text)})
+        async for raw in websocket:
+            try:
+                command = json.loads(raw)
+            except ValueError:
+                command = None
+            room = command.get("enter", command.get("leave")) if isinstance(command, dict) else None
+            if not isinstance(room, str):
+                await websocket.send_json({"error": "send {'enter': room} or {'leave': room}"})
+            elif "leave" in command:
+                if room in entered:
+                    await entered.pop(room).aleave()
+            elif room not in entered:
+                if current_app.channel_policy.access(f"room:{room}") is REFUSED:
+                    await websocket.send_json({"refused": room})
+                    continue
+                entered[room] = await current_app.presence.enter(f"here:{room}", name, {"name": name}).ajoin()
+                # The page reads who is here now: itself included, even when another of
+                # its tabs was already there (no join event then).
+                await websocket.send_json({"entered": room})
     finally:
-        sender.cancel()
-        subscribers.discard(queue)
-        publish({"from": "server", "text": f"{name} left"})
+        for entry in entered.values():
+            await entry.aleave()
+    return None
 
 
-@app.route("/feed")
-async def feed() -> EventStream:
-    queue = subscribe()
-
-    async def messages() -> t.AsyncIterator[ServerSentEvent]:
-        try:
-            while True:
-                yield ServerSentEvent(await queue.get(), event="message")
-        finally:
-            subscribers.discard(queue)
-
-    return EventStream(messages())
+# From outside the web process: a Celery task.
 
 
-PAGE = """<!doctype html>
-<title>tether chat</title>
-<style>body{font:15px system-ui;max-width:50em;margin:2em auto;display:grid;grid-template-columns:1fr 1fr;gap:2em}</style>
-<section><h2>Chat (WebSocket)</h2><div id="chat"></div>
-<form id="say"><input name="text" autocomplete="off"><button>Send</button></form></section>
-<section><h2>Feed (Server-Sent Events)</h2><div id="feed"></div></section>
-<script>
-const name = prompt("Your name?") || "guest";
-const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/chat?name=${encodeURIComponent(name)}`);
-const line = (id, m) => { const p = document.createElement("p"); p.textContent = `${m.from}: ${m.text}`; document.getElementById(id).append(p); };
-ws.onmessage = (e) => line("chat", JSON.parse(e.data));
-document.getElementById("say").onsubmit = (e) => { e.preventDefault(); ws.send(e.target.text.value); e.target.reset(); };
-new EventSource("/feed").addEventListener("message", (e) => line("feed", JSON.parse(e.data)));
-</script>
-"""
-
-
-@app.route("/")
-def index() -> str:
-    return render_template_string(PAGE)
+@celery.task(name="chat.remind")
+def remind(room: str, author: str, text: str) -> str:
+    """Say ``text`` in ``room`` as a reminder ``author`` asked for; the message's id."""
+    return say(current_app.broadcast, room, "reminder", f"@{author}: {text}", kind="bot")

@@ -1,6 +1,7 @@
 """A small trading desk (seed 003, done right): place and cancel orders, watch
-positions, P&L and prices move live, in every tab of the user, over WebSockets
-with an SSE fallback; a backend app mounted at /backend.
+positions, P&L and prices move live, in every tab of the user, through tether's
+browser client (``app.live``: a WebSocket, with an SSE fallback); a backend
+app mounted at /backend.
 
     tether --app examples/trading/app.py run        (log in as alice/alice or bob/bob)
 
@@ -23,8 +24,12 @@ Scaled out (``uvicorn examples.trading.app:app --workers 4``, or
 ``gunicorn -w 4 -k uvicorn.workers.UvicornWorker examples.trading.app:app``,
 with ``TETHER_BROADCAST_URL=redis://127.0.0.1:6379/0``), the market and the
 refreshers run once per interval across all workers, and every browser gets
-its user's updates whichever worker holds its connection. The SSE page resumes
-from ``Last-Event-ID`` when it reconnects.
+its user's updates whichever worker holds its connection. The page takes its
+state from ``/live/state``, then joins its channel from that state's last id;
+the client resumes from the last id it saw when it reconnects, over the
+WebSocket or over SSE (``?sse`` in the address), and a ``gap`` (more missed
+than the history holds) reloads the state. A channel rule lets a user follow
+their own channel only.
 """
 
 from __future__ import annotations
@@ -45,7 +50,6 @@ from werkzeug.security import check_password_hash
 
 from tether import (
     DispatcherMiddleware,
-    EventStream,
     Tether,
     abort,
     redirect,
@@ -53,7 +57,6 @@ from tether import (
     request,
     session,
     url_for,
-    websocket,
 )
 from tether.live.broadcast import BroadcastUnavailable
 
@@ -192,30 +195,24 @@ def current_user_id() -> int:
 
 
 def add_live(app: Tether) -> None:
-    @app.websocket("/live")
-    async def live() -> t.Any:
-        if "user_id" not in session:
-            return "log in first", 401
-        user_id = int(session["user_id"])
-        updates = app.broadcast.subscribe(f"user:{user_id}")
-        await websocket.accept()
-        await websocket.send_json({"user": user_id, "kind": "hello", "worker": os.getpid()})
-        for message in initial(user_id):
-            await websocket.send_json(message)
-        await websocket.relay(updates)
-        return None
+    """The live endpoint (``/live/ws``, its SSE fallback ``/live/events`` and
+    the browser client), a rule that gives each user their own channel only,
+    and the state a tab shows before its updates."""
+    app.live("/live")
+
+    @app.channel("user:<int:user_id>")
+    def own_channel(user_id: int) -> bool:
+        return session.get("user_id") == user_id
 
     @app.route("/live/state")
     def live_state() -> dict[str, t.Any]:
-        """The user's data now, which the SSE page shows before its updates."""
+        """The user's data now, and the id of their channel's newest message
+        (read first): the page joins from it, so it misses nothing published
+        after this state was read."""
         user_id = current_user_id()
-        return {"worker": os.getpid(), "messages": initial(user_id)}
-
-    @app.route("/live/events")
-    def live_events() -> EventStream:
-        """The user's updates; a reconnecting EventSource resumes from Last-Event-ID."""
-        channel = f"user:{current_user_id()}"
-        return EventStream(app.broadcast.subscribe(channel, last_id=request.last_event_id))
+        channel = f"user:{user_id}"
+        last_id = app.broadcast.backend.tail(channel) or "0-0"
+        return {"worker": os.getpid(), "channel": channel, "last_id": last_id, "messages": initial(user_id)}
 
 
 def api_user() -> int:

@@ -1,5 +1,5 @@
-// The desk page: shows what the server sends on the user's channel (WebSocket,
-// else server-sent events), draws each symbol's price line, and sends orders.
+// The desk page: shows what the server sends on the user's channel (through
+// tether's browser client), draws each symbol's price line, and sends orders.
 "use strict";
 
 const config = document.body.dataset;
@@ -129,7 +129,6 @@ function addPrices(data) {
 }
 
 function show(message) {
-  if (message.kind === "hello") { $("#worker").textContent = message.worker; return; }
   window.received.push(message);
   $("#count").textContent = window.received.length;
   const data = message.data;
@@ -221,28 +220,22 @@ document.querySelector(".tiles").addEventListener("click", (event) => {
   estimate();
 });
 
-// The live connection: a WebSocket, else server-sent events (also with ?sse in the address).
-async function sse() {
-  $("#transport").textContent = "server-sent events";
+// The live connection: tether's client (TetherLive) on the user's channel, over a
+// WebSocket, else server-sent events (also with ?sse in the address). The page
+// shows the state, then joins from the state's last id: nothing published after
+// it is missed, and the client resumes from the last id it saw after a drop.
+async function load() {
   const state = await (await fetch(config.state)).json();
   $("#worker").textContent = state.worker;
   state.messages.forEach(show);
-  // A reconnecting EventSource sends Last-Event-ID: the server replays what it missed.
-  const source = new EventSource(config.events);
-  source.onmessage = (event) => show(JSON.parse(event.data));
-  source.addEventListener("gap", () => location.reload());
+  return state;
 }
 
 estimate();
-if ("WebSocket" in window && !location.search.includes("sse")) {
-  const url = new URL(config.live, location.href);  // where this page came from, whatever host the server saw
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  url.host = location.host;
-  const ws = new WebSocket(url);
-  let opened = false;
-  ws.onopen = () => { opened = true; $("#transport").textContent = "WebSocket"; };
-  ws.onmessage = (event) => show(JSON.parse(event.data));
-  ws.onclose = () => { if (!opened) sse(); };
-} else {
-  sse();
-}
+const live = new TetherLive(config.live.replace(/\/client\.js$/, ""), {
+  transport: location.search.includes("sse") ? "sse" : "auto",
+});
+live.on("open", (o) => { $("#transport").textContent = o.transport === "sse" ? "server-sent events" : "WebSocket"; });
+live.on("message", (d) => show(d.data));
+live.on("gap", load);  // missed more than the history holds: the state again
+load().then((state) => live.join(state.channel, state.last_id));
