@@ -22,6 +22,7 @@ from .cli import environment as cli_environment
 from .cli.groups import AppGroup
 from .contexts.ctx import RequestContext, _sentinel
 from .contexts.steps import run_coroutine
+from .live.attendance import Who
 from .live.background import Background, Job, qualified_name
 from .live.broadcast import Broadcast, check_url
 from .live.broadcast.namespace import namespace_for
@@ -152,12 +153,18 @@ class Tether(Application, metaclass=ServesBoth):
 
         return decorator
 
-    def live(self, url_prefix: str = "/live", name: str = "live") -> None:
+    def live(self, url_prefix: str = "/live", name: str = "live", *, presence: Who | None = None) -> None:
         """Serve the live endpoint under ``url_prefix``: a WebSocket
         (``url_for("live.socket")``) and an SSE fallback (``"live.events"``)
         where browsers join channels, and the client script that does it
-        (``"live.client"``); see ``tether.live.endpoint``."""
-        self.register_blueprint(live_blueprint(name), url_prefix=url_prefix)
+        (``"live.client"``); see ``tether.live.endpoint``.
+
+        ``presence(channel)``, run in the client's context (sync or async, as a
+        channel rule) once a join is allowed, says whether and as whom the
+        connection is present there: ``(member, meta)`` enters it in
+        :attr:`presence` until it leaves or goes, ``None`` does not; the
+        ``joined`` event then lists who is there (``tether.live.attendance``)."""
+        self.register_blueprint(live_blueprint(name, presence), url_prefix=url_prefix)
 
     def _worker_services(self) -> list[str]:
         return [name for name, service in self.periodic_services.items() if service.across == "worker"]

@@ -6,7 +6,9 @@ Over the WebSocket the client sends ``{"join": channel, "last_id": id}`` and
 ``{"leave": channel}``; it receives ``{"event": "joined", "channel",
 "position"}`` for each join (the id the channel is followed from: what to
 resume from while nothing came; what the join replays may come before it:
-the join runs off the loop), ``{"event": "refused", "channel"}`` where the
+the join runs off the loop), with ``"members"`` when the connection is present
+there (``app.live(..., presence=who)``: ``tether.live.attendance``),
+``{"event": "refused", "channel"}`` where the
 channel rules say no, ``{"event": "left", "channel"}``, and one ``{"channel",
 "id", "event", "data"}`` per message (``{"channel", "event": "gap",
 "last_id"}`` when the history no longer held what was missed).
@@ -16,7 +18,8 @@ channels as SSE, resumed from ``Last-Event-ID`` (a browser's own reconnect)
 or from ``?last_ids=`` (the encoded id of ``tether.live.broadcast.last_ids``).
 An SSE stream cannot be told anything once open, so the client joins or
 leaves by reconnecting with the new set of channels and their last ids: a
-cost per change, fine for a fallback.
+cost per change, fine for a fallback. A stream is present in its channels
+for as long as it is open.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from importlib.resources import files
 from ..application.blueprints import Blueprint
 from ..application.wrappers import Response
 from ..contexts.globals import current_app, request, websocket
+from .attendance import Attendance, Who
 from .channels import LIVE_ONLY, REFUSED, ChannelPolicy, refusal
 from .sse import EventStream, ServerSentEvent
 
@@ -41,12 +45,20 @@ T = t.TypeVar("T")
 CLIENT_SCRIPT = "tether-live.js"
 
 
-def live_blueprint(name: str = "live") -> Blueprint:
+def live_blueprint(name: str = "live", presence: Who | None = None) -> Blueprint:
     """The endpoint's blueprint: ``/ws``, ``/events`` and ``/client.js``
-    under the prefix it is registered with."""
+    under the prefix it is registered with; ``presence`` says whether, and as
+    whom, a connection is present in each channel it joins."""
     blueprint = Blueprint(name, __name__)
-    blueprint.websocket("/ws", endpoint="socket")(_socket)
-    blueprint.get("/events", endpoint="events")(_events)
+
+    async def socket() -> None:
+        await _socket(presence)
+
+    def events() -> EventStream:
+        return _events(presence)
+
+    blueprint.websocket("/ws", endpoint="socket")(socket)
+    blueprint.get("/events", endpoint="events")(events)
     blueprint.get("/client.js", endpoint="client")(_client)
     return blueprint
 
@@ -55,65 +67,106 @@ def _policy() -> ChannelPolicy:
     return t.cast(ChannelPolicy, current_app.channel_policy)
 
 
-async def _socket() -> None:
-    app = current_app._get_current_object()
-    policy = _policy()
-    socket = websocket._get_current_object()
-    subscription = app.broadcast.subscribe_many()
-    subscription.channel_policy_checked = True
-    loop = asyncio.get_running_loop()
+def _attendance(who: Who | None) -> Attendance | None:
+    return None if who is None else Attendance(who, current_app.presence)
 
-    def off_loop(fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
+
+async def _socket(who: Who | None) -> None:
+    attendance = _attendance(who)
+    connection = _Connection(current_app._get_current_object(), websocket._get_current_object(), attendance)
+    try:
+        await connection.socket.relay(connection.subscription, on_receive=connection.receive)
+    finally:
+        if attendance is not None:
+            await attendance.aleave_all()
+
+
+class _Connection:
+    """One WebSocket of the endpoint: the channels it follows, and is present in."""
+
+    def __init__(self, app: t.Any, socket: t.Any, attendance: Attendance | None) -> None:
+        self.app = app
+        self.socket = socket
+        self.policy = t.cast(ChannelPolicy, app.channel_policy)
+        self.subscription = app.broadcast.subscribe_many()
+        self.subscription.channel_policy_checked = True
+        self.attendance = attendance
+        self.loop = asyncio.get_running_loop()
+
+    def off_loop(self, fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
         """``fn(*args)`` in the app's pool, in this connection's context: a
         join's round trips to Redis and a sync channel rule (a database
         query, say) never hold the loop, and every other connection, up."""
-        return app.serving.executor.run(loop, contextvars.copy_context().run, fn, *args)
+        return t.cast(
+            "asyncio.Future[T]",
+            self.app.serving.executor.run(self.loop, contextvars.copy_context().run, fn, *args),
+        )
 
-    async def on_receive(message: str | bytes) -> None:
+    async def receive(self, message: str | bytes) -> None:
         try:
             command = json.loads(message)
         except ValueError:
             command = None
         if not isinstance(command, dict):
-            await socket.send_json({"event": "error", "data": "send {'join': channel} or {'leave': channel}"})
+            await self.socket.send_json({"event": "error", "data": "send {'join': channel} or {'leave': channel}"})
             return
         channel = command.get("join", command.get("leave"))
         if not isinstance(channel, str):
-            await socket.send_json({"event": "error", "data": "a channel is a string"})
-            return
-        if "leave" in command:
-            subscription.leave(channel)
-            await socket.send_json({"event": "left", "channel": channel})
-            return
-        access = await policy.aaccess(channel, off_loop)
+            await self.socket.send_json({"event": "error", "data": "a channel is a string"})
+        elif "leave" in command:
+            await self.leave(channel)
+        else:
+            await self.join(channel, command.get("last_id"))
+
+    async def leave(self, channel: str) -> None:
+        self.subscription.leave(channel)
+        if self.attendance is not None:
+            await self.attendance.aleave(channel)
+        await self.socket.send_json({"event": "left", "channel": channel})
+
+    async def join(self, channel: str, last_id: t.Any) -> None:
+        access = await self.policy.aaccess(channel, self.off_loop)
         if access is REFUSED:
-            await socket.send_json(refusal(channel))
+            await self.socket.send_json(refusal(channel))
             return
-        last_id = command.get("last_id")
         if access is LIVE_ONLY or not isinstance(last_id, str):
             last_id = None
         # The position comes from the join itself: the relay may take (and
         # send) the channel's first messages before the join returns here.
-        position = await off_loop(subscription.join, channel, last_id)
+        position = await self.off_loop(self.subscription.join, channel, last_id)
         if position is None:  # followed already
-            position = subscription.last_ids.get(channel)
-        await socket.send_json({"event": "joined", "channel": channel, "position": position})
+            position = self.subscription.last_ids.get(channel)
+        joined: dict[str, t.Any] = {"event": "joined", "channel": channel, "position": position}
+        if self.attendance is not None:  # entered once following: its own join event comes too
+            members = await self.attendance.aenter(channel, self.off_loop)
+            if members is not None:
+                joined["members"] = members
+        await self.socket.send_json(joined)
 
-    await socket.relay(subscription, on_receive=on_receive)
 
-
-def _events() -> EventStream:
+def _events(who: Who | None) -> EventStream:
     app = current_app._get_current_object()
     channels = request.args.getlist("channels")
     last_ids = request.headers.get("Last-Event-ID") or request.args.get("last_ids")
     subscription, refused = _policy().subscribe(app.broadcast, channels, last_ids)
-    positions = subscription.last_ids
+    attendance = _attendance(who)
     first = [ServerSentEvent(refusal(channel), event="refused") for channel in refused]
-    first += [
-        ServerSentEvent({"channel": channel, "position": position}, event="joined")
-        for channel, position in positions.items()
-    ]
-    return EventStream(subscription, first=first)
+    try:
+        for channel, position in subscription.last_ids.items():
+            joined: dict[str, t.Any] = {"channel": channel, "position": position}
+            members = attendance.enter(channel) if attendance is not None else None
+            if members is not None:
+                joined["members"] = members
+            first.append(ServerSentEvent(joined, event="joined"))
+        stream = EventStream(subscription, first=first)
+    except BaseException:
+        subscription.close()
+        if attendance is not None:
+            attendance.leave_all()
+        raise
+    if attendance is not None:  # present for as long as the stream is open
+        stream.call_on_close(attendance.leave_all)
+    return stream
 
 
 def _client() -> Response:
