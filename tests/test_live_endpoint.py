@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import typing as t
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ import websockets.sync.client
 
 from live_browser import Server
 from tether import Tether, session, websocket
+from tether.live.attendance import Attendance
 from tether.live.channels import LIVE_ONLY, ChannelPolicy
 from tether.live.sse import EventStream
 
@@ -323,3 +325,140 @@ def test_async_rules_under_uvicorn() -> None:
         assert 'event: joined\ndata: {"channel": "vip:a", "position"' in text
     finally:
         server.stop()
+
+
+# Presence on the endpoint: app.live("/live", presence=who).
+
+
+def presence_app(asynchronous: bool = False) -> Tether:
+    """``here:<room>`` channels where a signed-in user is present, as their id
+    with their name; ``room:<name>`` followed without being in it."""
+    app = Tether(__name__)
+    app.secret_key = "test"
+    app.config["SSE_KEEPALIVE_INTERVAL"] = 0.2
+
+    def who(channel: str) -> tuple[str, dict[str, str]] | None:
+        user = session.get("user")
+        if not channel.startswith("here:") or user is None:
+            return None
+        return str(user), {"name": f"user {user}"}
+
+    async def async_who(channel: str) -> tuple[str, dict[str, str]] | None:
+        await asyncio.sleep(0)
+        return who(channel)
+
+    app.live("/live", presence=async_who if asynchronous else who)
+
+    @app.get("/login/<int:id>")
+    def login(id: int) -> str:
+        session["user"] = id
+        return "ok"
+
+    return app
+
+
+def member(id: int) -> dict[str, object]:
+    return {"member": str(id), "meta": {"name": f"user {id}"}}
+
+
+def joined_events(text: str) -> dict[str, t.Any]:
+    """Each SSE ``joined`` event's channel and members (``None`` without)."""
+    found = {}
+    for event in text.split("\n\n"):
+        if event.startswith("event: joined\ndata: "):
+            data = json.loads(event.split("data: ", 1)[1])
+            found[data["channel"]] = data.get("members")
+    return found
+
+
+def presences(text: str) -> list[tuple[str, str]]:
+    """Each SSE ``presence`` event's action and member."""
+    found = []
+    for event in text.split("\n\n"):
+        if event.startswith("event: presence\n"):
+            data = json.loads(event.split("data: ", 1)[1])["data"]
+            found.append((data["presence"], data["member"]))
+    return found
+
+
+def presence_event(ws: t.Any, action: str, id: int) -> dict[str, t.Any]:
+    """The next presence event on ``ws`` (skipping nothing else: nothing else is published)."""
+    event = ws.receive_json()
+    assert event["event"] == "presence" and event["data"] == {"presence": action, "member": str(id), "meta": {"name": f"user {id}"}}
+    return t.cast(dict[str, t.Any], event)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_websocket_is_present_in_what_it_joins_and_told_who_is_there(asynchronous: bool) -> None:
+    app = presence_app(asynchronous)
+    alice, bob = app.test_client(asgi=True), app.test_client(asgi=True)
+    alice.get("/login/1")
+    bob.get("/login/2")
+    with alice.lifespan(), alice.websocket("/live/ws") as a:
+        a.send_json({"join": "room:x"})  # followed, not present: no members
+        assert a.receive_json() == {"event": "joined", "channel": "room:x", "position": "0-0"}
+        a.send_json({"join": "here:x"})
+        got = [a.receive_json(), a.receive_json()]  # its own join event, and the joined reply, in any order
+        joined = next(item for item in got if item["event"] == "joined")
+        assert joined["members"] == [member(1)]
+        assert app.presence.members("here:x") == {"1": {"name": "user 1"}}
+        with bob.websocket("/live/ws") as b:
+            b.send_json({"join": "here:x"})
+            got = [b.receive_json(), b.receive_json()]
+            assert next(item for item in got if item["event"] == "joined")["members"] == [member(1), member(2)]
+            presence_event(a, "join", 2)
+            with bob.websocket("/live/ws") as second_tab:  # bob again: no event, listed once
+                second_tab.send_json({"join": "here:x"})
+                assert second_tab.receive_json()["members"] == [member(1), member(2)]
+            b.send_json({"join": "here:x"})  # joined again: still once
+            assert b.receive_json()["members"] == [member(1), member(2)]
+            b.send_json({"leave": "here:x"})
+            assert b.receive_json() == {"event": "left", "channel": "here:x"}
+            presence_event(a, "leave", 2)
+            assert app.presence.members("here:x") == {"1": {"name": "user 1"}}
+            b.send_json({"join": "here:x"})
+            presence_event(a, "join", 2)
+        presence_event(a, "leave", 2)  # the connection ended: out of every channel
+        assert list(app.presence.members("here:x")) == ["1"]
+    assert app.presence.members("here:x") == {}
+
+
+def test_an_anonymous_websocket_follows_without_being_present() -> None:
+    app = presence_app()
+    client = app.test_client(asgi=True)
+    with client.lifespan(), client.websocket("/live/ws") as ws:
+        ws.send_json({"join": "here:x"})
+        assert ws.receive_json() == {"event": "joined", "channel": "here:x", "position": "0-0"}
+        assert app.presence.members("here:x") == {}
+
+
+def test_a_presence_function_answering_something_else_is_a_type_error() -> None:
+    app = Tether(__name__)
+    app.live("/live", presence=lambda channel: "just a name")
+    with app.test_request_context("/"), pytest.raises(TypeError, match=r"\(member, meta\) or None"):
+        Attendance(lambda channel: "just a name", app.presence).enter("here:x")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_sse_stream_is_present_while_it_is_open(asynchronous: bool) -> None:
+    app = presence_app(asynchronous)
+    alice, bob = app.test_client(asgi=True), app.test_client(asgi=True)
+    alice.get("/login/1")
+    bob.get("/login/2")
+    with alice.lifespan():
+        first = alice.get("/live/events", query_string={"channels": ["here:x", "room:x"]}, buffered=False)
+        chunks, text = first.iter_encoded(), ""
+        while text.count("event: joined") < 2:
+            text += next(chunks).decode()
+        assert joined_events(text) == {"here:x": [member(1)], "room:x": None}
+        assert app.presence.members("here:x") == {"1": {"name": "user 1"}}
+        second = bob.get("/live/events", query_string={"channels": ["here:x"]}, buffered=False)
+        assert joined_events(next(second.iter_encoded()).decode()) == {"here:x": [member(1), member(2)]}
+        while ("join", "2") not in presences(text):
+            text += next(chunks).decode()
+        second.close()
+        while ("leave", "2") not in presences(text):
+            text += next(chunks).decode()
+        assert list(app.presence.members("here:x")) == ["1"]
+        first.close()
+        assert app.presence.members("here:x") == {}
