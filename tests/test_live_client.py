@@ -4,6 +4,8 @@ mid-stream, over the WebSocket and over the SSE fallback."""
 
 from __future__ import annotations
 
+import json
+import typing as t
 import uuid
 from collections.abc import Iterator
 
@@ -74,5 +76,54 @@ def test_client_resumes_every_channel_across_a_server_restart(
             assert len(received) == 30
             assert page.evaluate("window.gaps") == []
             assert len(page.evaluate("window.transports")) >= 2  # it did reconnect
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("transport", ["auto", "sse"])
+def test_pages_see_who_is_here_and_a_member_leaves_with_their_last_tab(
+    server: Server, chromium_path: str, transport: str
+) -> None:
+    """Two people in ``here:a``: each page lists both; bob's second tab adds
+    nobody, closing his first one removes nobody, closing his last one makes
+    him leave."""
+    from playwright.sync_api import sync_playwright
+
+    url = f"http://127.0.0.1:{server.port}/?join=here:a&join=room:a&transport={transport}"
+
+    def members(page: t.Any) -> list[str]:
+        return t.cast(list[str], page.evaluate("window.members['here:a'] || []"))
+
+    def wait_for_members(page: t.Any, expected: list[str]) -> None:
+        want = json.dumps(json.dumps(expected, separators=(",", ":")))
+        page.wait_for_function(f"JSON.stringify(window.members['here:a']) === {want}", timeout=20_000)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        try:
+            tabs = {}
+            for name in ("alice", "bob"):
+                context = browser.new_context()
+                page = context.new_page()
+                page.goto(f"http://127.0.0.1:{server.port}/login/{name}")
+                page.goto(url)
+                tabs[name] = page
+            alice, bob = tabs["alice"], tabs["bob"]
+            wait_for_members(alice, ["alice", "bob"])
+            wait_for_members(bob, ["alice", "bob"])
+            assert bob.evaluate("window.members['room:a']") is None  # followed there, not present
+            assert bob.evaluate("window.transports") == ["sse" if transport == "sse" else "websocket"]
+
+            second = bob.context.new_page()
+            second.goto(url)
+            wait_for_members(second, ["alice", "bob"])
+            bob.close()
+            second.close()
+            wait_for_members(alice, ["alice"])
+            # Counted once: one join and one leave for bob, whatever his tabs did.
+            assert [event for event in alice.evaluate("window.presences") if event[1] == "bob"] == [
+                ["join", "bob"], ["leave", "bob"],
+            ]
+            assert members(alice) == ["alice"]
         finally:
             browser.close()

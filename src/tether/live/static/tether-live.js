@@ -5,6 +5,7 @@
 //   live.on("chat", (d) => show(d.channel, d.data));   // messages published with event="chat"
 //   live.on("gap", (g) => reload(g.channel));           // history lost while away
 //   live.join("room:lobby");
+//   live.on("members", (m) => showWho(m.channel, m.members));  // where the app's presence= puts us
 //
 // It reconnects with exponential backoff and jitter, and resumes every joined
 // channel from the id of the last message it handed over: nothing is lost
@@ -14,6 +15,13 @@
 /**
  * One message of a channel.
  * @typedef {{channel: string, id: string, event: string, data: *}} Delivery
+ */
+
+/**
+ * Who is in a channel the connection is present in (app.live(..., presence=who)):
+ * member id -> meta, earliest first. Kept from the "joined" event and the
+ * channel's "presence" events ({presence: "join"|"leave", member, meta}).
+ * @typedef {Map<string, *>} Members
  */
 
 /**
@@ -61,6 +69,10 @@ class TetherLive {
     this.maxDelay = options.maxDelay || 10000;
     /** @type {Map<string, string|null>} joined channel -> id of the last message handed over */
     this.channels = new Map();
+    /** @type {Map<string, Members>} present channel -> who is there */
+    this.present = new Map();
+    /** @type {Map<string, Delivery[]>} joining channel -> presence events that came before "joined" */
+    this.pending = new Map();
     /** @type {Map<string, Set<Function>>} */
     this.handlers = new Map();
     this.attempt = 0;
@@ -75,7 +87,8 @@ class TetherLive {
 
   /**
    * Call `fn` for each event named `event`: a message's event name ("message"
-   * when it has none), or "gap", "refused", "joined", "left", "presence", "open", "close".
+   * when it has none), or "gap", "refused", "joined", "left", "presence", "open", "close",
+   * "members" ({channel, members}: who is in a channel this connection is present in, changed).
    * @param {string} event @param {function(*): void} fn @param {string} [channel] Only this channel's.
    */
   on(event, fn, channel) {
@@ -94,11 +107,21 @@ class TetherLive {
     else if (this.using === "sse") this._reopen();
   }
 
-  /** Stop following `channel`. @param {string} channel */
+  /** Stop following `channel` (and being present there). @param {string} channel */
   leave(channel) {
     if (!this.channels.delete(channel)) return;
+    this.present.delete(channel);
+    this.pending.delete(channel);
     if (this.using === "websocket" && this.socket.readyState === 1) this.socket.send(JSON.stringify({ leave: channel }));
     else if (this.using === "sse") this._reopen();
+  }
+
+  /**
+   * Who is in `channel`, where the app made this connection present; else undefined.
+   * @param {string} channel @returns {Members|undefined}
+   */
+  members(channel) {
+    return this.present.get(channel);
   }
 
   /** Close for good. */
@@ -123,7 +146,31 @@ class TetherLive {
     const last = this.channels.get(d.channel);
     if (last && !newer(d.id, last)) return;
     this.channels.set(d.channel, d.id);
+    if (d.event === "presence" && d.data) {
+      const pending = this.pending.get(d.channel);
+      if (pending) pending.push(d);
+      else if (this._count(d.channel, d)) this._emit("members", { channel: d.channel, members: this.present.get(d.channel) });
+    }
     this._emit(d.event || "message", d);
+  }
+
+  /** Apply a presence event to a present channel's members; whether it was one. */
+  _count(channel, d) {
+    const members = this.present.get(channel);
+    if (!members) return false;
+    if (d.data.presence === "join") members.set(d.data.member, d.data.meta);
+    else if (d.data.presence === "leave") members.delete(d.data.member);
+    return true;
+  }
+
+  /** A joined channel's members (if present there), then what came before the reply, in order. */
+  _joined(item) {
+    const pending = this.pending.get(item.channel) || [];
+    this.pending.delete(item.channel);
+    if (!item.members || !this.channels.has(item.channel)) { this.present.delete(item.channel); return; }
+    this.present.set(item.channel, new Map(item.members.map((m) => [m.member, m.meta])));
+    for (const d of pending) this._count(item.channel, d);
+    this._emit("members", { channel: item.channel, members: this.present.get(item.channel) });
   }
 
   /** A control event or a message, from either transport. */
@@ -132,9 +179,10 @@ class TetherLive {
       if (this.channels.has(item.channel) && !this.channels.get(item.channel) && item.position) {
         this.channels.set(item.channel, item.position);
       }
+      this._joined(item);
       this._emit("joined", item);
     } else if (item.event === "gap" || item.event === "refused" || item.event === "left" || item.event === "error") {
-      if (item.event === "refused") this.channels.delete(item.channel);
+      if (item.event === "refused") { this.channels.delete(item.channel); this.pending.delete(item.channel); }
       this._emit(item.event, item);
     } else if (item.id !== undefined) {
       this._deliver(item);
@@ -160,6 +208,7 @@ class TetherLive {
   }
 
   _sendJoin(channel) {
+    this.pending.set(channel, []);
     const message = { join: channel };
     const last = this.channels.get(channel);
     if (last) message.last_id = last;
@@ -206,6 +255,7 @@ class TetherLive {
   _openSse() {
     // Reconnects are ours, not the browser's: the new URL carries every channel's last id.
     const source = this.source = new EventSource(this._sseUrl());
+    for (const channel of this.channels.keys()) this.pending.set(channel, []);
     this.using = "sse";
     source.onopen = () => { this.attempt = 0; this._emit("open", { transport: "sse" }); };
     source.onerror = () => {
@@ -222,12 +272,13 @@ class TetherLive {
     };
     source.onmessage = message;
     this._sseMessage = message;
+    source.addEventListener("presence", message);  // kept in members() even when the app does not listen
     for (const key of this.handlers.keys()) this._listen(key.split("\u0000")[0]);
   }
 
   /** SSE delivers named events only to listeners of that name. */
   _listen(event) {
-    if (!this.source || ["message", "joined", "refused", "gap", "open", "close", "left", "error"].includes(event)) return;
+    if (!this.source || ["message", "joined", "refused", "gap", "open", "close", "left", "error", "members"].includes(event)) return;
     this.source.addEventListener(event, this._sseMessage);
   }
 }
