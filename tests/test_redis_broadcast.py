@@ -195,6 +195,11 @@ def test_publishing_while_redis_is_down_raises_and_subscribers_stay(own_redis: t
             broadcast.publish("desk", "lost")
         with pytest.raises(BroadcastUnavailable):
             asyncio.run(broadcast.apublish("desk", "lost"))
+        with pytest.raises(BroadcastUnavailable, match="could not be read"):
+            broadcast.last_id("desk")
+        with pytest.raises(BroadcastUnavailable, match="could not be read"):
+            asyncio.run(broadcast.alast_id("desk"))
+        broadcast.subscribe("desk").close()  # a join while down is made all the same
         start()  # type: ignore[operator]
         deadline = time.monotonic() + 20
         while True:  # the listener reconnects by itself
@@ -206,6 +211,24 @@ def test_publishing_while_redis_is_down_raises_and_subscribers_stay(own_redis: t
                 time.sleep(0.05)
         assert take(subscription, 1, timeout=30) == ["back"]
         assert not subscription.closed and broadcast.healthy
+
+
+@pytest.mark.parametrize("url", ["memory://", SHARED])
+def test_last_id_is_the_newest_message_of_a_channel(channel: str, url: str) -> None:
+    """What a page reads before its snapshot, to join from: nothing after it is missed."""
+    broadcast = Broadcast(url, namespace=NS)
+    assert broadcast.last_id(channel) is None
+    assert asyncio.run(broadcast.alast_id(channel)) is None
+    broadcast.publish(channel, "old")
+    newest = broadcast.publish(channel, "read in the snapshot")
+    assert broadcast.last_id(channel) == newest
+    assert asyncio.run(broadcast.alast_id(channel)) == newest
+    assert broadcast.last_id(f"{channel}-other") is None
+    broadcast.publish(channel, "after the snapshot")
+    with broadcast.subscribe(channel, last_id=newest) as subscription:
+        assert take(subscription, 1) == ["after the snapshot"]
+    with pytest.raises(TypeError):
+        broadcast.last_id(7)  # type: ignore[arg-type]
 
 
 def test_publishing_from_another_thread_and_from_a_script(channel: str, tmp_path: Path) -> None:

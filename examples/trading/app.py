@@ -211,7 +211,7 @@ def add_live(app: Tether) -> None:
         after this state was read."""
         user_id = current_user_id()
         channel = f"user:{user_id}"
-        last_id = app.broadcast.backend.tail(channel) or "0-0"
+        last_id = app.broadcast.last_id(channel) or "0-0"
         return {"worker": os.getpid(), "channel": channel, "last_id": last_id, "messages": initial(user_id)}
 
 

@@ -24,7 +24,7 @@ A backend gives ids, keeps the history and carries published messages to
 this process (to one consumed on an event loop, on that loop, where a waiting
 stream sends it at once: ``tether.serving.direct``). It offers
 ``publish(channel, message, event)`` (async), ``publish_now(...)`` (sync, from
-any thread) and ``tail``, ``follow``/``unfollow``, ``catch_up`` and
+any thread) and ``tail``/``atail``, ``follow``/``unfollow``, ``catch_up`` and
 ``expire``. ``memory://`` (``memory``) delivers in-process, at once.
 
 On a shared server (``redis://``) a broadcast lives in a *namespace*: its
@@ -77,7 +77,10 @@ class Backend(t.Protocol):
         """Forget ``channel``'s history after ``seconds``."""
 
     def tail(self, channel: str) -> str | None:
-        """The id of the newest message of ``channel``, if any."""
+        """The id of the newest message of ``channel``, if any; raises
+        :class:`BroadcastUnavailable` when that cannot be read."""
+
+    async def atail(self, channel: str) -> str | None: ...
 
     def follow(self, channel: str, tail: str | None) -> None:
         """Deliver ``channel``'s messages after ``tail`` (it has a subscriber
@@ -203,7 +206,10 @@ class Broadcast:
         on, nothing is missed and nothing comes twice: what is delivered while
         catching up is held, then kept only if newer."""
         _check_channel(channel)
-        tail = self.backend.tail(channel)
+        try:
+            tail = self.backend.tail(channel)
+        except BroadcastUnavailable:  # joined all the same: the listener catches up once it is back
+            tail = None
         start = _resume_from(tail, last_id)
         position = start or "0-0"
         with self._lock:
@@ -258,6 +264,21 @@ class Broadcast:
         _check_channel(channel)
         _check_event(event)
         return await self.backend.publish(channel, message, event)
+
+    def last_id(self, channel: str) -> str | None:
+        """The id of ``channel``'s newest message (``None``: nothing kept).
+        Read it before the state that the channel's messages change, then
+        join from it (``subscribe(channel, last_id=...)``, the client's
+        ``join(channel, lastId)``): nothing published after that state was
+        read is missed. Raises :class:`BroadcastUnavailable` when Redis
+        cannot be reached. From sync code."""
+        _check_channel(channel)
+        return self.backend.tail(channel)
+
+    async def alast_id(self, channel: str) -> str | None:
+        """:meth:`last_id` from async code."""
+        _check_channel(channel)
+        return await self.backend.atail(channel)
 
     def expire(self, channel: str, seconds: float) -> None:
         """Forget ``channel``'s history after ``seconds``: a channel that has

@@ -41,6 +41,9 @@ class MemoryBackend:
         with self._lock:
             return self._history.newest(channel)
 
+    async def atail(self, channel: str) -> str | None:
+        return self.tail(channel)
+
     def expire(self, channel: str, seconds: float) -> None:
         with self._lock:
             self._history.expire(channel, seconds)

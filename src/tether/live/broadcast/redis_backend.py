@@ -97,12 +97,16 @@ class RedisBackend:
 
     async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str:
         fields = self._fields(message, event)
+        return await self._publisher().publish(self.key(channel), fields)
+
+    def _publisher(self) -> Publisher:
+        """The running loop's connection."""
         self._forked()
         loop = asyncio.get_running_loop()
         publisher = self._publishers.get(loop)
         if publisher is None:
             publisher = self._publishers[loop] = Publisher(self.url, self._history, self._unavailable)
-        return await publisher.publish(self.key(channel), fields)
+        return publisher
 
     def expire(self, channel: str, seconds: float) -> None:
         try:
@@ -113,9 +117,19 @@ class RedisBackend:
     def tail(self, channel: str) -> str | None:
         try:
             newest: t.Any = self._client.xrevrange(self.key(channel), count=1)
-        except redis.RedisError:
-            return None
+        except redis.RedisError as e:
+            raise self._unreadable(e) from e
         return text(newest[0][0]) if newest else None
+
+    async def atail(self, channel: str) -> str | None:
+        try:
+            newest: t.Any = await self._publisher().client.xrevrange(self.key(channel), count=1)
+        except redis.RedisError as e:
+            raise self._unreadable(e) from e
+        return text(newest[0][0]) if newest else None
+
+    def _unreadable(self, error: Exception) -> BroadcastUnavailable:
+        return BroadcastUnavailable(f"The channel could not be read: Redis at {self.url} is unreachable ({error}).")
 
     def catch_up(self, channel: str, last_id: str) -> tuple[list[Delivery], bool]:
         key = id_key(last_id)

@@ -23,7 +23,8 @@ class Publisher:
     """One event loop's publishing connection; see the module docstring."""
 
     def __init__(self, url: str, history: int, unavailable: t.Callable[[Exception], Exception]) -> None:
-        self._client = aioredis.Redis.from_url(
+        #: The loop's connection, which reads a channel's newest id too (``atail``).
+        self.client = aioredis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=5, encoding_errors=ENCODING_ERRORS
         )
         self._history = history
@@ -37,7 +38,7 @@ class Publisher:
         if self._sending is None and not self._queued:  # nobody else is publishing: no task, no future
             self._sending = True
             try:
-                message_id: t.Any = await self._client.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
+                message_id: t.Any = await self.client.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
             except redis.RedisError as e:
                 raise self._unavailable(e) from e
             finally:
@@ -54,7 +55,7 @@ class Publisher:
             while self._queued:
                 batch, self._queued = self._queued, []
                 try:
-                    pipeline = self._client.pipeline(transaction=False)
+                    pipeline = self.client.pipeline(transaction=False)
                     for key, fields, _ in batch:
                         pipeline.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
                     ids: list[t.Any] = await pipeline.execute()
