@@ -105,14 +105,13 @@ def cookie(client: httpx.Client) -> str:
 
 
 class Person:
-    """One person's tab: the live socket (the client's protocol) and the presence socket."""
+    """One person's tab: the live socket, as the browser client speaks to it."""
 
     def __init__(self, chat: Chat, name: str) -> None:
         self.chat = chat
         self.name = name
         self.http = sign_in(chat, name)
         self.live: t.Any = None
-        self.here: t.Any = None
 
     async def connect(self, path: str, avoid: int | None = None) -> tuple[t.Any, int]:
         """A socket to ``path``, on a worker other than ``avoid`` (reconnecting until so)."""
@@ -130,11 +129,7 @@ class Person:
 
     async def received(self, want: t.Callable[[dict[str, t.Any]], bool], timeout: float = 20) -> dict[str, t.Any]:
         """The first message on the live socket that ``want`` takes."""
-        async with asyncio.timeout(timeout):
-            while True:
-                message = json.loads(await self.live.recv())
-                if want(message):
-                    return t.cast(dict[str, t.Any], message)
+        return await received(self.live, want, timeout)
 
     async def members(self, name: str) -> list[str]:
         response = await asyncio.to_thread(self.http.get, f"/api/rooms/{name}/members")
@@ -143,6 +138,24 @@ class Person:
 
     def say(self, name: str, text: str) -> httpx.Response:
         return self.http.post(f"/api/rooms/{name}/messages", json={"text": text})
+
+
+async def received(socket: t.Any, want: t.Callable[[dict[str, t.Any]], bool], timeout: float = 20) -> dict[str, t.Any]:
+    """The first message on ``socket`` that ``want`` takes."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await socket.recv())
+            if want(message):
+                return t.cast(dict[str, t.Any], message)
+
+
+def joined(channel: str) -> t.Callable[[dict[str, t.Any]], bool]:
+    return lambda m: m.get("event") == "joined" and m["channel"] == channel
+
+
+def present(name: str) -> dict[str, t.Any]:
+    """A member as a ``joined`` reply lists them."""
+    return {"member": name, "meta": {"name": name}}
 
 
 async def wait_for_members(person: Person, name: str, expected: list[str]) -> None:
@@ -159,20 +172,21 @@ def test_two_people_on_different_workers_hear_each_other_and_are_here_once(chat:
     async def scenario() -> None:
         lobby = room()
         alice, bob = Person(chat, "alice"), Person(chat, "bob")
-        alice.live, alice_live = await alice.connect("/live/ws")
-        bob.live, _ = await bob.connect("/live/ws", avoid=alice_live)
-        alice.here, alice_here = await alice.connect("/here")
-        bob.here, _ = await bob.connect("/here", avoid=alice_here)
+        alice.live, alice_worker = await alice.connect("/live/ws")
+        bob.live, _ = await bob.connect("/live/ws", avoid=alice_worker)
         for person in (alice, bob):
-            for channel in (f"room:{lobby}", f"here:{lobby}"):
-                await person.live.send(json.dumps({"join": channel}))
-                await person.received(lambda m, c=channel: m.get("event") == "joined" and m["channel"] == c)
-        await alice.here.send(json.dumps({"enter": lobby}))
+            await person.live.send(json.dumps({"join": f"room:{lobby}"}))
+            await person.received(joined(f"room:{lobby}"))
+        # Joining the room's presence channel puts the connection in the room,
+        # and its reply says who is there: on every worker.
+        await alice.live.send(json.dumps({"join": f"here:{lobby}"}))
+        assert (await alice.received(joined(f"here:{lobby}")))["members"] == [present("alice")]
         await wait_for_members(bob, lobby, ["alice"])
-        await bob.here.send(json.dumps({"enter": lobby}))
-        joined = await alice.received(lambda m: m.get("event") == "presence" and m["data"]["member"] == "bob")
-        assert joined["channel"] == f"here:{lobby}"
-        assert joined["data"] == {"presence": "join", "member": "bob", "meta": {"name": "bob"}}
+        await bob.live.send(json.dumps({"join": f"here:{lobby}"}))
+        assert (await bob.received(joined(f"here:{lobby}")))["members"] == [present("alice"), present("bob")]
+        came = await alice.received(lambda m: m.get("event") == "presence" and m["data"]["member"] == "bob")
+        assert came["channel"] == f"here:{lobby}"
+        assert came["data"] == {"presence": "join", "member": "bob", "meta": {"name": "bob"}}
         await wait_for_members(alice, lobby, ["alice", "bob"])
 
         assert alice.say(lobby, "hello from alice").status_code == 201
@@ -181,17 +195,17 @@ def test_two_people_on_different_workers_hear_each_other_and_are_here_once(chat:
         assert bob.say(lobby, "hi @alice").status_code == 201
         await alice.received(chat_from("bob", "hi @alice"))
 
-        second_tab, _ = await alice.connect("/here")  # the same person again: still here once
-        await second_tab.send(json.dumps({"enter": lobby}))
-        await alice.here.close()
+        second_tab, _ = await alice.connect("/live/ws")  # the same person again: still here once
+        await second_tab.send(json.dumps({"join": f"here:{lobby}"}))
+        assert (await received(second_tab, joined(f"here:{lobby}")))["members"] == [present("alice"), present("bob")]
+        await alice.live.close()
         await asyncio.sleep(0.5)
         assert await bob.members(lobby) == ["alice", "bob"]
         await second_tab.close()
         await wait_for_members(bob, lobby, ["bob"])
         left = await bob.received(lambda m: m.get("event") == "presence" and m["data"]["presence"] == "leave")
         assert left["data"] == {"presence": "leave", "member": "alice", "meta": {"name": "alice"}}
-        for socket in (alice.live, bob.live, bob.here):
-            await socket.close()
+        await bob.live.close()
 
     asyncio.run(scenario())
 
@@ -206,11 +220,7 @@ def test_the_channel_rules_refuse_others_private_rooms_and_user_channels(chat: C
             assert answer == {"event": "refused", "channel": channel}
         await carol.live.send(json.dumps({"join": "user:carol"}))
         assert (await carol.received(lambda m: m.get("channel") == "user:carol"))["event"] == "joined"
-        carol.here, _ = await carol.connect("/here")
-        await carol.here.send(json.dumps({"enter": "staff"}))
-        assert json.loads(await carol.here.recv()) == {"refused": "staff"}
         await carol.live.close()
-        await carol.here.close()
 
     asyncio.run(scenario())
     carol = sign_in(chat, "carol")
@@ -268,9 +278,10 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
         try:
-            pages = {}
+            pages, sockets = {}, []
             for person in ("alice", "bob"):
                 page = browser.new_context().new_page()
+                page.on("websocket", lambda socket: sockets.append(socket.url))
                 page.goto(chat.url)
                 page.fill("input[name=name]", person)
                 page.click("button")
@@ -287,6 +298,7 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
             assert here_now(alice) == ["A alice (you)", "B bob"]
             assert here_now(bob) == ["A alice", "B bob (you)"]
             assert alice.text_content(".message.announcement .head b") == "announcement"
+            assert [url.split("/", 3)[3] for url in sockets] == ["live/ws", "live/ws"]  # one connection a page
 
             alice.fill("#compose input", "hello @bob")
             alice.press("#compose input", "Enter")

@@ -9,9 +9,12 @@ Each room is a broadcast channel, ``room:<name>``: a message is ``POST``ed to
 follows its rooms with the browser client of ``app.live("/live")``, joining
 each from ``"0-0"``, so the room's history (the last ``BROADCAST_HISTORY``
 messages) comes first, then what is said live. Who is in a room is
-``app.presence``: each tab holds one small WebSocket (``/here``) that enters
-the rooms the tab has joined, as ``here:<name>``, whose join and leave events
-the page follows live-only; a person with three tabs open is there once.
+``app.presence``, kept by the live endpoint itself (``presence=present_as``):
+a tab that joins ``here:<name>`` (live only) over the same connection is in
+the room until it leaves it or closes; the ``joined`` reply lists who is
+there, and join and leave events follow. A person with three tabs open is
+there once. Presence has a channel of its own so that a room's history holds
+what was said, not who came and went.
 
 Who may follow what is the channel rules': a room is open to anyone signed in,
 except the private ones (``CHAT_PRIVATE_ROOMS``, name -> members), and
@@ -31,7 +34,6 @@ process).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -42,10 +44,9 @@ if __package__ in (None, ""):  # run as a file (tether --app examples/chat/app.p
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "examples.chat"
 
-from tether import Tether, abort, current_app, redirect, render_template, request, session, url_for, websocket
+from tether import Tether, abort, current_app, redirect, render_template, request, session, url_for
 from tether.celery import init_celery
-from tether.live.channels import LIVE_ONLY, REFUSED, Access
-from tether.live.presence import Here
+from tether.live.channels import LIVE_ONLY, Access
 
 from .messages import say
 
@@ -70,7 +71,6 @@ app.config.from_mapping(
     CHAT_BROKER_URL=None,
 )
 app.config.from_prefixed_env()
-app.live("/live")
 
 
 def _celery_config() -> dict[str, t.Any]:
@@ -121,6 +121,18 @@ def here_channel(name: str) -> Access | bool:
 @app.channel("user:<name>")
 def user_channel(name: str) -> bool:
     return user() == name
+
+
+def present_as(channel: str) -> tuple[str, dict[str, str]] | None:
+    """Who a connection is in the channel it joined (the rules allowed it):
+    the signed-in person, in a room's presence channel only."""
+    name = user()
+    if name is None or not channel.startswith("here:"):
+        return None
+    return name, {"name": name}
+
+
+app.live("/live", presence=present_as)
 
 
 # Pages.
@@ -202,44 +214,6 @@ def api_error(error: t.Any) -> t.Any:
     if not request.path.startswith("/api/"):
         return error
     return {"error": error.description}, error.code
-
-
-# Presence: one WebSocket per tab, in the rooms the tab has joined.
-
-
-@app.websocket("/here")
-async def here() -> t.Any:
-    """``{"enter": room}`` (answered ``{"entered": room}`` or ``{"refused":
-    room}``) and ``{"leave": room}``; when the tab goes, out of them all."""
-    name = user()
-    if name is None:
-        return "Sign in first.", 401
-    await websocket.accept()
-    entered: dict[str, Here] = {}
-    try:
-        async for raw in websocket:
-            try:
-                command = json.loads(raw)
-            except ValueError:
-                command = None
-            room = command.get("enter", command.get("leave")) if isinstance(command, dict) else None
-            if not isinstance(room, str):
-                await websocket.send_json({"error": "send {'enter': room} or {'leave': room}"})
-            elif "leave" in command:
-                if room in entered:
-                    await entered.pop(room).aleave()
-            elif room not in entered:
-                if current_app.channel_policy.access(f"room:{room}") is REFUSED:
-                    await websocket.send_json({"refused": room})
-                    continue
-                entered[room] = await current_app.presence.enter(f"here:{room}", name, {"name": name}).ajoin()
-                # The page reads who is here now: itself included, even when another of
-                # its tabs was already there (no join event then).
-                await websocket.send_json({"entered": room})
-    finally:
-        for entry in entered.values():
-            await entry.aleave()
-    return None
 
 
 # From outside the web process: a Celery task.

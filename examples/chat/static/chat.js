@@ -1,5 +1,5 @@
-// The chat page: rooms over tether's browser client (TetherLive, /live), who is
-// here over a small WebSocket of the app's own (/here), messages sent with fetch.
+// The chat page: rooms and who is in them over tether's browser client
+// (TetherLive, /live: one connection), messages sent with fetch.
 "use strict";
 
 const config = document.body.dataset;
@@ -169,8 +169,9 @@ function show(room) {
   if (room) $("#compose").text.focus();
 }
 
-// Joining and leaving: the room's channel from "0-0" (its history first), its
-// presence channel from now, and the presence socket told to enter.
+// Joining and leaving: the room's channel from "0-0" (its history first), and
+// its presence channel, where joining puts this tab in the room (the server's
+// presence= says so) and whose "joined" reply says who is there.
 
 // ?sse in the address: the client's Server-Sent Events fallback, as behind a proxy without WebSockets.
 const live = new TetherLive(config.live.replace(/\/client\.js$/, ""), {
@@ -183,7 +184,6 @@ function join(room, focus) {
   store.set("joined", [...chat.joined]);
   live.join(`room:${room}`, "0-0");
   live.join(`here:${room}`);
-  here.send({ enter: room });  // its answer, "entered", reads who is here
   if (focus || !chat.active) show(room);
   else drawRooms();
 }
@@ -193,7 +193,6 @@ function leave(room) {
   store.set("joined", [...chat.joined]);
   live.leave(`room:${room}`);
   live.leave(`here:${room}`);
-  here.send({ leave: room });
   chat.messages.delete(room);
   chat.members.delete(room);
   chat.unread.delete(room);
@@ -216,10 +215,14 @@ live.on("mention", (d) => {
   if (d.data.room !== chat.active || document.hidden) toast(`${d.data.author} mentioned you in #${d.data.room}: ${d.data.text}`);
 });
 
-// Who is here: read when the page starts hearing the room's presence events (so
-// none is missed in between), and again at each event.
-live.on("joined", (j) => { if (j.channel.startsWith("here:")) refreshMembers(j.channel.slice("here:".length)); });
-live.on("presence", (d) => refreshMembers(d.channel.slice("here:".length)));
+// Who is here: the client keeps each presence channel's members (the "joined"
+// reply's list, then join and leave events), once per person however many tabs.
+live.on("members", (m) => {
+  const room = m.channel.slice("here:".length);
+  if (!m.channel.startsWith("here:") || !chat.joined.has(room)) return;
+  chat.members.set(room, [...m.members.values()].map((meta) => meta.name).sort());
+  if (room === chat.active) drawMembers();
+});
 live.on("gap", (g) => {
   if (g.channel.startsWith("room:")) toast(`Some older messages of #${g.channel.slice(5)} are no longer kept.`);
 });
@@ -233,44 +236,6 @@ live.on("refused", (r) => {
 live.on("open", (o) => { $("#status").textContent = `live over ${o.transport === "sse" ? "server-sent events" : "WebSocket"}`; });
 live.on("close", () => { $("#status").textContent = "reconnecting…"; });
 live.join(`user:${me}`);
-
-async function refreshMembers(room) {
-  try {
-    const response = await fetch(`${config.api}${encodeURIComponent(room)}/members`);
-    if (!response.ok) return;
-    chat.members.set(room, (await response.json()).members);
-    if (room === chat.active) drawMembers();
-  } catch { /* offline: the next presence event tries again */ }
-}
-
-// The presence socket: in every joined room while the tab is open; it
-// reconnects (and re-enters) after a drop, with backoff.
-
-const here = {
-  socket: null,
-  attempt: 0,
-  send(command) {
-    if (this.socket && this.socket.readyState === 1) this.socket.send(JSON.stringify(command));
-  },
-  open() {
-    const url = new URL(config.here, location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = this.socket = new WebSocket(url);
-    socket.onmessage = (e) => {
-      const answer = JSON.parse(e.data);
-      if (answer.entered && chat.joined.has(answer.entered)) refreshMembers(answer.entered);
-    };
-    socket.onopen = () => {
-      this.attempt = 0;
-      for (const room of chat.joined) this.send({ enter: room });
-    };
-    socket.onclose = () => {
-      const delay = Math.min(10_000, 250 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
-      setTimeout(() => this.open(), delay);
-    };
-  },
-};
-here.open();
 
 // Sending.
 
