@@ -218,3 +218,26 @@ def test_rooms_rules_and_the_live_endpoint() -> None:
             ws.send_json({"join": channel})
         replies = [ws.receive_json() for _ in range(2)]
         assert [(r["event"], r["channel"]) for r in replies] == [("joined", "team:ops"), ("refused", "team:dev")]
+
+
+def test_presence_on_the_live_endpoint() -> None:
+    module = load("live/presence.py")
+    ann, bob = module.app.test_client(asgi=True), module.app.test_client(asgi=True)
+    ann.post("/login/ann")
+    bob.post("/login/bob")
+    with ann.lifespan(), ann.websocket("/live/ws") as first:
+        first.send_json({"join": "here:lobby"})
+        replies = [first.receive_json(), first.receive_json()]  # the reply, and its own join event
+        joined = next(reply for reply in replies if reply["event"] == "joined")
+        assert joined["members"] == [{"member": "ann", "meta": {"name": "ann"}}]
+        with bob.websocket("/live/ws") as second:
+            second.send_json({"join": "here:lobby"})
+            replies = [second.receive_json(), second.receive_json()]
+            joined = next(reply for reply in replies if reply["event"] == "joined")
+            assert [m["member"] for m in joined["members"]] == ["ann", "bob"]
+            assert first.receive_json()["data"] == {"presence": "join", "member": "bob", "meta": {"name": "bob"}}
+            assert ann.get("/rooms/lobby/members").json == {"members": {"ann": {"name": "ann"}, "bob": {"name": "bob"}}}
+        assert first.receive_json()["data"]["presence"] == "leave"
+    assert ann.get("/rooms/lobby/state").json["last_id"] == "0-0"
+    newest = module.app.broadcast.publish("room:lobby", "hi")
+    assert ann.get("/rooms/lobby/state").json["last_id"] == newest
