@@ -78,7 +78,7 @@ class Backend(t.Protocol):
 
     def tail(self, channel: str) -> str | None:
         """The id of the newest message of ``channel``, if any; raises
-        :class:`BroadcastUnavailable` when that cannot be read."""
+        :class:`~tether.live.broadcast.BroadcastUnavailable` when that cannot be read."""
 
     async def atail(self, channel: str) -> str | None: ...
 
@@ -270,7 +270,7 @@ class Broadcast:
         Read it before the state that the channel's messages change, then
         join from it (``subscribe(channel, last_id=...)``, the client's
         ``join(channel, lastId)``): nothing published after that state was
-        read is missed. Raises :class:`BroadcastUnavailable` when Redis
+        read is missed. Raises :class:`~tether.live.broadcast.BroadcastUnavailable` when Redis
         cannot be reached. From sync code."""
         _check_channel(channel)
         return self.backend.tail(channel)
