@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import typing as t
 
 import httpx
@@ -371,6 +372,16 @@ def joined_events(text: str) -> dict[str, t.Any]:
     return found
 
 
+def read_until(chunks: t.Iterator[bytes], text: str, done: t.Callable[[str], bool], timeout: float = 10) -> str:
+    """``text`` and what the stream sends next, until ``done`` (keep-alives
+    come every 0.2 s: a failure, not a hang, when it never is)."""
+    deadline = time.monotonic() + timeout
+    while not done(text):
+        assert time.monotonic() < deadline, f"never came; got {text!r}"
+        text += next(chunks).decode()
+    return text
+
+
 def presences(text: str) -> list[tuple[str, str]]:
     """Each SSE ``presence`` event's action and member."""
     found = []
@@ -379,6 +390,14 @@ def presences(text: str) -> list[tuple[str, str]]:
             data = json.loads(event.split("data: ", 1)[1])["data"]
             found.append((data["presence"], data["member"]))
     return found
+
+
+def wait_until(done: t.Callable[[], bool], timeout: float = 10) -> None:
+    """Wait for ``done()`` (a failure, not a hang, when it never comes)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "it did not happen"
+        time.sleep(0.01)
 
 
 def presence_event(ws: t.Any, action: str, id: int) -> dict[str, t.Any]:
@@ -414,12 +433,12 @@ def test_a_websocket_is_present_in_what_it_joins_and_told_who_is_there(asynchron
             assert b.receive_json()["members"] == [member(1), member(2)]
             b.send_json({"leave": "here:x"})
             assert b.receive_json() == {"event": "left", "channel": "here:x"}
+            wait_until(lambda: list(app.presence.members("here:x")) == ["1"])  # and the second tab went
             presence_event(a, "leave", 2)
-            assert app.presence.members("here:x") == {"1": {"name": "user 1"}}
             b.send_json({"join": "here:x"})
             presence_event(a, "join", 2)
-        presence_event(a, "leave", 2)  # the connection ended: out of every channel
-        assert list(app.presence.members("here:x")) == ["1"]
+        wait_until(lambda: list(app.presence.members("here:x")) == ["1"])  # the connection ended: out
+        presence_event(a, "leave", 2)
     assert app.presence.members("here:x") == {}
 
 
@@ -448,17 +467,14 @@ def test_an_sse_stream_is_present_while_it_is_open(asynchronous: bool) -> None:
     with alice.lifespan():
         first = alice.get("/live/events", query_string={"channels": ["here:x", "room:x"]}, buffered=False)
         chunks, text = first.iter_encoded(), ""
-        while text.count("event: joined") < 2:
-            text += next(chunks).decode()
+        text = read_until(chunks, text, lambda text: text.count("event: joined") == 2)
         assert joined_events(text) == {"here:x": [member(1)], "room:x": None}
         assert app.presence.members("here:x") == {"1": {"name": "user 1"}}
         second = bob.get("/live/events", query_string={"channels": ["here:x"]}, buffered=False)
         assert joined_events(next(second.iter_encoded()).decode()) == {"here:x": [member(1), member(2)]}
-        while ("join", "2") not in presences(text):
-            text += next(chunks).decode()
+        text = read_until(chunks, text, lambda text: ("join", "2") in presences(text))
         second.close()
-        while ("leave", "2") not in presences(text):
-            text += next(chunks).decode()
+        text = read_until(chunks, text, lambda text: ("leave", "2") in presences(text))
         assert list(app.presence.members("here:x")) == ["1"]
         first.close()
         assert app.presence.members("here:x") == {}
