@@ -78,6 +78,8 @@ class TetherLive {
     this.attempt = 0;
     this.socket = null;
     this.source = null;
+    /** @type {EventSource[]} SSE streams replaced, closed once their successor is open */
+    this.retiring = [];
     this.timer = null;
     this.closed = false;
     /** @type {"websocket"|"sse"|null} the transport in use */
@@ -130,6 +132,7 @@ class TetherLive {
     clearTimeout(this.timer);
     if (this.socket) this.socket.close();
     if (this.source) this.source.close();
+    for (const old of this.retiring.splice(0)) old.close();
   }
 
   _emit(event, payload) {
@@ -248,7 +251,9 @@ class TetherLive {
   }
 
   _reopen() {
-    if (this.source) this.source.close();
+    // The old stream closes once the new one is open: a connection present in
+    // a channel stays there (no leave and join again) while its set changes.
+    if (this.source) this.retiring.push(this.source);
     this._openSse();
   }
 
@@ -257,14 +262,24 @@ class TetherLive {
     const source = this.source = new EventSource(this._sseUrl());
     for (const channel of this.channels.keys()) this.pending.set(channel, []);
     this.using = "sse";
-    source.onopen = () => { this.attempt = 0; this._emit("open", { transport: "sse" }); };
+    source.onopen = () => {
+      if (source !== this.source) return;  // replaced already: its successor closes it
+      this.attempt = 0;
+      for (const old of this.retiring.splice(0)) old.close();
+      this._emit("open", { transport: "sse" });
+    };
     source.onerror = () => {
       source.close();
       if (source === this.source) this._retry();
     };
-    const control = (name) => source.addEventListener(name, (e) => this._received({ event: name, ...JSON.parse(e.data) }));
+    // A replaced stream only keeps its presence until its successor opens: what it
+    // sends, the successor sends again (it resumes from the ids of its opening).
+    const control = (name) => source.addEventListener(name, (e) => {
+      if (source === this.source) this._received({ event: name, ...JSON.parse(e.data) });
+    });
     ["joined", "refused", "gap"].forEach(control);
     const message = (e) => {
+      if (source !== this.source) return;
       const body = JSON.parse(e.data);
       const ids = decodeLastIds(e.lastEventId);
       if (body.channel === undefined || ids[body.channel] === undefined) return;
