@@ -267,8 +267,13 @@ def here_now(page: t.Any) -> list[str]:
     return t.cast(list[str], page.eval_on_selector_all("#members li", "nodes => nodes.map(n => n.textContent.trim())"))
 
 
-def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat, chromium_path: str) -> None:  # noqa: F811
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_the_page_shows_history_people_here_and_messages_from_outside(
+    chat: Chat, chromium_path: str, transport: str  # noqa: F811
+) -> None:
     from playwright.sync_api import expect, sync_playwright
+
+    page_url = chat.url + ("/?sse" if transport == "sse" else "/")  # ?sse: the client's fallback, as behind a proxy
 
     name = room()
     alice_http = sign_in(chat, "alice")
@@ -281,10 +286,11 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
             pages, sockets = {}, []
             for person in ("alice", "bob"):
                 page = browser.new_context().new_page()
-                page.on("websocket", lambda socket: sockets.append(socket.url))
+                page.on("websocket", lambda socket, page=page: sockets.append((page.url, socket.url)))
                 page.goto(chat.url)
                 page.fill("input[name=name]", person)
                 page.click("button")
+                page.goto(page_url)
                 page.fill("#open-room input", name)
                 page.press("#open-room input", "Enter")
                 expect(page.locator("#room-title")).to_have_text(f"# {name}")
@@ -298,7 +304,12 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
             assert here_now(alice) == ["A alice (you)", "B bob"]
             assert here_now(bob) == ["A alice", "B bob (you)"]
             assert alice.text_content(".message.announcement .head b") == "announcement"
-            assert [url.split("/", 3)[3] for url in sockets] == ["live/ws", "live/ws"]  # one connection a page
+            # One connection a page: rooms and presence over the live endpoint alone.
+            opened = [url.split("/", 3)[3] for at, url in sockets if at == page_url]
+            assert opened == (["live/ws", "live/ws"] if transport == "websocket" else [])
+            expect(bob.locator("#status")).to_have_text(
+                "live over server-sent events" if transport == "sse" else "live over WebSocket"
+            )
 
             alice.fill("#compose input", "hello @bob")
             alice.press("#compose input", "Enter")
@@ -306,7 +317,7 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
             assert bob.locator(".message.mentions-me .text").all_text_contents() == ["hello @bob"]
 
             second = alice.context.new_page()  # alice's second tab: she is here once
-            second.goto(chat.url)
+            second.goto(page_url)
             second.wait_for_function("document.querySelectorAll('#members li').length === 2", timeout=20_000)
             bob.wait_for_timeout(500)
             assert here_now(bob) == ["A alice", "B bob (you)"]

@@ -251,9 +251,12 @@ class TetherLive {
   }
 
   _reopen() {
-    // The old stream closes once the new one is open: a connection present in
-    // a channel stays there (no leave and join again) while its set changes.
-    if (this.source) this.retiring.push(this.source);
+    // An open stream closes once the new one is open: a connection present in a
+    // channel stays there (no leave and join again) while its set changes. One
+    // still connecting closes now: a browser opens few connections to a host.
+    const old = this.source;
+    if (old && old.readyState === 1) this.retiring.push(old);
+    else if (old) old.close();
     this._openSse();
   }
 
