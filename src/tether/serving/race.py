@@ -14,6 +14,8 @@ import enum
 import typing as t
 from collections.abc import AsyncIterator, Iterable
 
+from ..contexts.propagation import wait_through_cancellation
+
 __all__ = ["NOTHING_READY", "NextItem", "Outcome"]
 
 T = t.TypeVar("T")
@@ -150,10 +152,16 @@ class NextItem(t.Generic[T]):
         return pending.result()
 
     async def aclose(self) -> None:
-        """Cancel the fetch under way, if any, then close the iterator."""
+        """Cancel the fetch under way, if any, then close the iterator; this
+        returns once both are done, however often it is cancelled meanwhile
+        (a teardown comes after the source's ``finally``)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        closing = asyncio.get_running_loop().create_task(self._close(), context=self._context)
+        await wait_through_cancellation(closing)
+
+    async def _close(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
             if not pending.done():
@@ -167,7 +175,7 @@ class NextItem(t.Generic[T]):
             return
         aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
-            await asyncio.get_running_loop().create_task(_awaited(aclose()), context=self._context)
+            await aclose()
 
 
 async def _awaited(awaitable: t.Awaitable[T]) -> T:

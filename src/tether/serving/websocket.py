@@ -28,7 +28,6 @@ from werkzeug.exceptions import Forbidden, HTTPException
 from ..application.pipeline import Application
 from ..application.wrappers import Request, Response
 from ..contexts.ctx import WebSocketContext
-from ..contexts.propagation import ThreadedIterator
 from ..contexts.steps import Steps, run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_request import request_from_scope
@@ -36,6 +35,7 @@ from .direct import DirectSender, encoded_once
 from .lifecycle import ServingState
 from .origins import origin_problem
 from .race import NextItem, Outcome
+from .threaded import ThreadedIterator
 from .tracing import ConnectionTrace, tracing_for
 
 __all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
