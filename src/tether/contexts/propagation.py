@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
-T = t.TypeVar("T")
 
 
 #: How tether's own context variables are named: the app, request and WebSocket

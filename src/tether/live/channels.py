@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import typing as t
+import weakref
 from urllib.parse import unquote
 
 from werkzeug.exceptions import HTTPException
@@ -59,6 +60,8 @@ class ChannelPolicy:
     def __init__(self) -> None:
         self._map = Map(strict_slashes=False, merge_slashes=False, redirect_defaults=False)
         self._checks: dict[str, Check] = {}
+        #: The subscriptions whose every join goes through the rules already.
+        self._checked: weakref.WeakSet[Subscription] = weakref.WeakSet()
 
     def __bool__(self) -> bool:
         return bool(self._checks)
@@ -92,9 +95,14 @@ class ChannelPolicy:
         """A ``subscribe_many`` of the channels the current user may follow
         (from its last id where history is allowed), and those refused."""
         subscription = broadcast.subscribe_many()
-        subscription.channel_policy_checked = True  # type: ignore[attr-defined]
+        self.checked(subscription)
         refused = self.join(subscription, channels, last_ids)
         return subscription, refused
+
+    def checked(self, subscription: Subscription) -> None:
+        """Say that every join of ``subscription`` goes through the rules
+        (:meth:`join`, :meth:`access`): :meth:`guard` leaves it be."""
+        self._checked.add(subscription)
 
     def join(
         self, subscription: Subscription, channels: t.Iterable[str], last_ids: t.Mapping[str, str] | str | None = None
@@ -118,9 +126,9 @@ class ChannelPolicy:
         live-only one replayed; the refused channels. Anything else passes."""
         if not self._checks or not isinstance(source, Subscription):
             return []
-        if getattr(source, "channel_policy_checked", False):
+        if source in self._checked:
             return []
-        source.channel_policy_checked = True  # type: ignore[attr-defined]
+        self._checked.add(source)
         if not source.many:
             return self._guard_one(source)
         refused = []

@@ -55,7 +55,7 @@ async def _socket() -> None:
     policy = _policy()
     socket = websocket._get_current_object()
     subscription = app.broadcast.subscribe_many()
-    subscription.channel_policy_checked = True
+    policy.checked(subscription)
 
     async def on_receive(message: str | bytes) -> None:
         try:

@@ -25,7 +25,7 @@ from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
 from ..serving.threaded import ThreadedIterator
 from .broadcast import Delivery, Gap, Subscription
-from .channels import ChannelPolicy, refusal
+from .channels import refusal
 
 __all__ = ["EventStream", "ServerSentEvent", "gap_event"]
 
@@ -97,8 +97,8 @@ class EventStream(Response):
         app = t.cast(ServedApp, _cv_app.get().app)
         # The app's channel rules apply to a subscription made without them:
         # a refused channel is left, and said so first.
-        policy: ChannelPolicy | None = getattr(app, "channel_policy", None)
-        refused = policy.guard(source) if policy is not None else []
+        guard = app.serving.source_guard
+        refused = guard.guard(source) if guard is not None else []
         prelude = [*first, *(ServerSentEvent(refusal(channel), event="refused") for channel in refused)]
         if not isinstance(source, AsyncIterable):
             # Made here, so that a sync view's source is iterated on the

@@ -21,7 +21,7 @@ import io
 import logging
 import time
 import typing as t
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 
 from werkzeug.exceptions import Forbidden, HTTPException
 
@@ -34,7 +34,7 @@ from .asgi_request import request_from_scope
 from .direct import DirectSender, encoded_once
 from .lifecycle import ServingState
 from .origins import origin_problem
-from .race import NextItem, Outcome
+from .race import NextItem, Outcome, Pushable, Relayable, RelayedItems
 from .threaded import ThreadedIterator
 from .tracing import ConnectionTrace, tracing_for
 
@@ -250,8 +250,8 @@ class WebSocket:
         except RuntimeError:
             on_loop = False
         receiver = None if on_receive is None else _Receiver(on_receive, None if on_loop else self._serving)
-        policy: ChannelGuard | None = getattr(self._app, "channel_policy", None)
-        refused = policy.guard(source) if policy is not None else []
+        guard = self._serving.source_guard
+        refused = guard.guard(source) if guard is not None else []
         first = [{"event": "refused", "channel": channel} for channel in refused]
         return self._io(self._relay(source, as_json, receiver, contextvars.copy_context(), first))
 
@@ -267,13 +267,13 @@ class WebSocket:
             await self._accept()
         for refused in first:
             await self._send_data(self._app.json.dumps(refused))
-        deliveries = getattr(source, "deliveries", None)
         form: t.Callable[[t.Any], t.Any] | None = None
-        if deliveries is not None:  # a broadcast subscription (``tether.live.broadcast``)
-            iterator = deliveries()
-            form = iterator.wire_form
-            if iterator.many and not as_json:
+        iterator: AsyncIterator[t.Any] | RelayedItems
+        if isinstance(source, Relayable):  # a broadcast subscription (``tether.live.broadcast``)
+            if source.many and not as_json:
                 raise TypeError("A subscription to several channels is relayed as JSON (its items are objects).")
+            iterator = source.deliveries()
+            form = iterator.wire_form
         elif isinstance(source, AsyncIterable):
             iterator = aiter(source)
         else:
@@ -313,12 +313,8 @@ class WebSocket:
             sender.close()
             gone.cancel()
             await items.aclose()
-            if not hasattr(iterator, "aclose"):
-                close = getattr(source, "aclose", None) or getattr(source, "close", None)
-                if close is not None:
-                    result = close()
-                    if asyncio.iscoroutine(result):
-                        await result
+            if not isinstance(iterator, Pushable) and not hasattr(iterator, "aclose"):
+                await _close_source(source)  # ``items`` could not close it
 
     async def _until_closed(self, receiver: _Receiver | None) -> None:
         """Read client messages until it goes away, handing each to ``receiver``."""
@@ -357,11 +353,14 @@ class WebSocket:
                 return
 
 
-class ChannelGuard(t.Protocol):
-    """The app's channel rules, as a relay applies them (``tether.live.channels``)."""
-
-    def guard(self, source: t.Any) -> list[str]:
-        """Bring ``source`` under the rules; the channels refused."""
+async def _close_source(source: t.Any) -> None:
+    """Close an async iterable whose iterator has no ``aclose``, by its own
+    ``aclose`` or ``close`` (a user's class may have either, or none)."""
+    close = getattr(source, "aclose", None) or getattr(source, "close", None)
+    if close is not None:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
 
 
 class _Receiver:
