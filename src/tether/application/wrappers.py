@@ -432,6 +432,9 @@ class Response(_Response):
     #: Whether a streamed body is produced up to its first chunk before the
     #: status is sent (``tether.application.streaming``).
     prime_body = True
+    #: The longest one send of a streamed body may hang before the stream is
+    #: ended (seconds; ``None``: no limit). An ``EventStream`` sets it.
+    send_timeout: float | None = None
 
     def __init__(
         self,

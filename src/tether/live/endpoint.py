@@ -27,6 +27,7 @@ from importlib.resources import files
 from ..application.blueprints import Blueprint
 from ..application.wrappers import Response
 from ..contexts.globals import current_app, request, websocket
+from .broadcast import Broadcast
 from .channels import LIVE_ONLY, REFUSED, ChannelPolicy, refusal
 from .sse import EventStream, ServerSentEvent
 
@@ -46,13 +47,22 @@ def live_blueprint(name: str = "live") -> Blueprint:
     return blueprint
 
 
-def _policy() -> ChannelPolicy:
-    return t.cast(ChannelPolicy, current_app.channel_policy)
+class LiveApp(t.Protocol):
+    """The app as the endpoint uses it: ``tether.Tether``."""
+
+    channel_policy: ChannelPolicy
+
+    @property
+    def broadcast(self) -> Broadcast: ...
+
+
+def _app() -> LiveApp:
+    return t.cast(LiveApp, current_app._get_current_object())
 
 
 async def _socket() -> None:
-    app = current_app._get_current_object()
-    policy = _policy()
+    app = _app()
+    policy = app.channel_policy
     socket = websocket._get_current_object()
     subscription = app.broadcast.subscribe_many()
     policy.checked(subscription)
@@ -90,10 +100,10 @@ async def _socket() -> None:
 
 
 def _events() -> EventStream:
-    app = current_app._get_current_object()
+    app = _app()
     channels = request.args.getlist("channels")
     last_ids = request.headers.get("Last-Event-ID") or request.args.get("last_ids")
-    subscription, refused = _policy().subscribe(app.broadcast, channels, last_ids)
+    subscription, refused = app.channel_policy.subscribe(app.broadcast, channels, last_ids)
     positions = subscription.last_ids
     first = [ServerSentEvent(refusal(channel), event="refused") for channel in refused]
     first += [

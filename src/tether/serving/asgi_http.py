@@ -208,7 +208,7 @@ async def _send_stream(
     if not body_allowed(request.method, status):
         await send({"type": "http.response.body", "body": b""})
         return
-    await stream_chunks(serving, chunks, body, send, context, getattr(response, "send_timeout", None))
+    await stream_chunks(serving, chunks, body, send, context, response.send_timeout)
 
 
 async def stream_chunks(
