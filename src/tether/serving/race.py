@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from ..contexts.propagation import wait_through_cancellation
 
-__all__ = ["NOTHING_READY", "NextItem", "Outcome", "Pushable", "Relayable", "RelayedItems", "Sink"]
+__all__ = ["NOTHING_READY", "NextItem", "Outcome", "Pushable", "Relayable", "RelayedItems", "Sink", "is_pushable", "is_relayable"]
 
 T = t.TypeVar("T")
 
@@ -78,6 +78,28 @@ class RelayedItems(Pushable, t.Protocol):
     def wire_form(self, item: t.Any) -> t.Any: ...
 
 
+_CONFORMING: dict[tuple[type, type], bool] = {}
+
+
+def _conforms(obj: object, protocol: t.Any) -> bool:
+    """``isinstance(obj, protocol)`` for a runtime protocol, remembered per type:
+    the check looks every member up each time (6 to 11 µs on Python 3.11), and
+    each stream and relay makes it once, thousands at a time in a fan-out."""
+    key = (type(obj), protocol)
+    known = _CONFORMING.get(key)
+    if known is None:
+        known = _CONFORMING[key] = isinstance(obj, protocol)
+    return known
+
+
+def is_pushable(obj: object) -> t.TypeGuard[Pushable]:
+    return _conforms(obj, Pushable)
+
+
+def is_relayable(obj: object) -> t.TypeGuard[Relayable]:
+    return _conforms(obj, Relayable)
+
+
 class NextItem(t.Generic[T]):
     """Fetches the items of ``iterator`` one at a time, each raced against
     futures that stop the wait.
@@ -106,7 +128,7 @@ class NextItem(t.Generic[T]):
     ) -> None:
         self._iterator = iterator
         self._context = context
-        held = iterator if isinstance(iterator, Pushable) else None
+        held = iterator if is_pushable(iterator) else None
         #: Sets (and with ``None`` unsets) where items go while a wait is on.
         self._push_to: t.Callable[[Sink | None], None] | None = held.push_to if held is not None and push is not None else None
         self._push = push

@@ -34,7 +34,7 @@ from .asgi_request import request_from_scope
 from .direct import DirectSender, encoded_once
 from .lifecycle import ServingState
 from .origins import origin_problem
-from .race import NextItem, Outcome, Pushable, Relayable, RelayedItems
+from .race import NextItem, Outcome, RelayedItems, is_pushable, is_relayable
 from .threaded import ThreadedIterator
 from .tracing import ConnectionTrace, tracing_for
 
@@ -269,7 +269,7 @@ class WebSocket:
             await self._send_data(self._app.json.dumps(refused))
         form: t.Callable[[t.Any], t.Any] | None = None
         iterator: AsyncIterator[t.Any] | RelayedItems
-        if isinstance(source, Relayable):  # a broadcast subscription (``tether.live.broadcast``)
+        if is_relayable(source):  # a broadcast subscription (``tether.live.broadcast``)
             if source.many and not as_json:
                 raise TypeError("A subscription to several channels is relayed as JSON (its items are objects).")
             iterator = source.deliveries()
@@ -313,7 +313,7 @@ class WebSocket:
             sender.close()
             gone.cancel()
             await items.aclose()
-            if not isinstance(iterator, Pushable) and not hasattr(iterator, "aclose"):
+            if not is_pushable(iterator) and not hasattr(iterator, "aclose"):
                 await _close_source(source)  # ``items`` could not close it
 
     async def _until_closed(self, receiver: _Receiver | None) -> None:
