@@ -218,3 +218,18 @@ def test_rooms_rules_and_the_live_endpoint() -> None:
             ws.send_json({"join": channel})
         replies = [ws.receive_json() for _ in range(2)]
         assert [(r["event"], r["channel"]) for r in replies] == [("joined", "team:ops"), ("refused", "team:dev")]
+
+
+def test_a_backend_of_ones_own_serves_its_scheme() -> None:
+    module = load("live/backend.py")
+    client = module.app.test_client()
+    message_id = client.post("/news").json["id"]
+    assert module.app.broadcast.backend.log == [("news", message_id)]
+    with module.app.broadcast.subscribe("news", last_id="0-0") as replay:
+        assert next(iter(replay)) == "hello"
+
+    @module.app.periodic(60, name="digest", across="cluster")
+    def digest() -> None: ...
+
+    with pytest.raises(ValueError, match="AuditedBackend, the backend of 'audited://', cannot: .* cannot share turns"):
+        module.app.periodic_services["digest"].check()

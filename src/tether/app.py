@@ -80,6 +80,7 @@ class Tether(Application, metaclass=ServesBoth):
         self._broadcast_lock = threading.Lock()
         #: Who may follow which channel (``channel``); empty: every channel.
         self.channel_policy = ChannelPolicy()
+        self.serving.source_guard = self.channel_policy
         serve_both(self)
 
     def spawn(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Job:

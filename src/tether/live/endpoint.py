@@ -30,6 +30,8 @@ from importlib.resources import files
 from ..application.blueprints import Blueprint
 from ..application.wrappers import Response
 from ..contexts.globals import current_app, request, websocket
+from ..serving.lifecycle import ServingState
+from .broadcast import Broadcast
 from .channels import LIVE_ONLY, REFUSED, ChannelPolicy, refusal
 from .sse import EventStream, ServerSentEvent
 
@@ -51,16 +53,26 @@ def live_blueprint(name: str = "live") -> Blueprint:
     return blueprint
 
 
-def _policy() -> ChannelPolicy:
-    return t.cast(ChannelPolicy, current_app.channel_policy)
+class LiveApp(t.Protocol):
+    """The app as the endpoint uses it: ``tether.Tether``."""
+
+    channel_policy: ChannelPolicy
+    serving: ServingState
+
+    @property
+    def broadcast(self) -> Broadcast: ...
+
+
+def _app() -> LiveApp:
+    return t.cast(LiveApp, current_app._get_current_object())
 
 
 async def _socket() -> None:
-    app = current_app._get_current_object()
-    policy = _policy()
+    app = _app()
+    policy = app.channel_policy
     socket = websocket._get_current_object()
     subscription = app.broadcast.subscribe_many()
-    subscription.channel_policy_checked = True
+    policy.checked(subscription)
     loop = asyncio.get_running_loop()
 
     def off_loop(fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
@@ -103,10 +115,10 @@ async def _socket() -> None:
 
 
 def _events() -> EventStream:
-    app = current_app._get_current_object()
+    app = _app()
     channels = request.args.getlist("channels")
     last_ids = request.headers.get("Last-Event-ID") or request.args.get("last_ids")
-    subscription, refused = _policy().subscribe(app.broadcast, channels, last_ids)
+    subscription, refused = app.channel_policy.subscribe(app.broadcast, channels, last_ids)
     positions = subscription.last_ids
     first = [ServerSentEvent(refusal(channel), event="refused") for channel in refused]
     first += [
