@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
 from tether import (
+    BroadcastUnavailable,
     DispatcherMiddleware,
     EventStream,
     Tether,
@@ -55,7 +56,6 @@ from tether import (
     url_for,
     websocket,
 )
-from tether.live.broadcast import BroadcastUnavailable
 
 from .data import HISTORY, close_db, get_db, make_sessionmaker, move_market, seed, snapshot, symbols
 from .models import Balance, User

@@ -423,7 +423,7 @@ class Response(_Response):
         self,
         response: Body | None = None,
         status: int | str | HTTPStatus | None = None,
-        headers: t.Any = None,
+        headers: t.Mapping[str, str | t.Iterable[str]] | t.Iterable[tuple[str, str]] | None = None,
         mimetype: str | None = None,
         content_type: str | None = None,
         direct_passthrough: bool = False,
