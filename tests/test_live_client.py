@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for_port
-from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
-from test_redis_broadcast import SHARED, reachable
+from support import FLAGS, SHARED, free_port, need_redis, wait_for_port
 
 ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture
 def redis_url() -> str:
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379.")
+    need_redis()
     return SHARED
 
 
