@@ -47,8 +47,7 @@ def test_the_api_reference_covers_every_public_name(built: Path) -> None:
     with open(built / "objects.inv", "rb") as f:
         inventory = InventoryFile.load(f, "", lambda base, uri: uri)
     documented = {name for kind in inventory.values() for name in kind}
-    public = [f"tether.{name}" for name, value in vars(tether).items()
-              if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"]
+    public = [f"tether.{name}" for name in tether.__all__ if not isinstance(getattr(tether, name), types.ModuleType)]
     extra = ["tether.celery.init_celery", "tether.celery.progress", "tether.celery.task_events",
              "tether.celery.ContextTask", "tether.testing.TetherClient", "tether.testing.WebSocketSession",
              "tether.live.broadcast.Backend", "tether.compat.alias_flask", "tether.tracing.trace_websockets"]

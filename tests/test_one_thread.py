@@ -19,8 +19,7 @@ from pathlib import Path
 import requests
 
 import tether
-from sdist import fetch
-from test_flask_suite import FLASK_SHA256
+from sdist import FLASK_SHA256, fetch
 
 SERVERS = Path(__file__).parent / "servers"
 REQUESTS = 1000

@@ -10,7 +10,6 @@ from functools import cache, lru_cache
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-from werkzeug._internal import _wsgi_decoding_dance
 from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
@@ -23,6 +22,7 @@ from ..contexts.ctx import _cv_app
 from . import json as _json
 from .debughelpers import attach_enctype_error_multidict
 from .input_stream import CheckedStream
+from .werkzeug_private import PARSED_CONTENT_TYPE, fill_multidict, headers_from_list, set_plain_status, wsgi_decoded
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
@@ -140,9 +140,9 @@ class Request(_Request):
             except (TypeError, ValueError):
                 self.server = (name, None)
         root_path = environ.get("SCRIPT_NAME") or ""
-        self.root_path = (root_path if root_path.isascii() else _wsgi_decoding_dance(root_path)).rstrip("/")
+        self.root_path = (root_path if root_path.isascii() else wsgi_decoded(root_path)).rstrip("/")
         path = environ.get("PATH_INFO") or ""
-        self.path = "/" + (path if path.isascii() else _wsgi_decoding_dance(path)).lstrip("/")
+        self.path = "/" + (path if path.isascii() else wsgi_decoded(path)).lstrip("/")
         self.query_string = environ.get("QUERY_STRING", "").encode("latin1")
         self.remote_addr = environ.get("REMOTE_ADDR")
         # headers: made on first use (__getattr__), as most requests never read them.
@@ -176,7 +176,7 @@ class Request(_Request):
                 else:
                     values[key] = [value]
         args = self.parameter_storage_class()
-        dict.update(args, values)
+        fill_multidict(args, values)
         return args
 
     #: Whether this is a WebSocket handshake.
@@ -261,11 +261,11 @@ class Request(_Request):
         """Werkzeug's. A plain ``type/subtype`` (the usual ``application/json``) is
         taken as it is, without Werkzeug's parser of parameters (checked against
         it in tests/test_wrappers.py)."""
-        parsed = self.__dict__.get("_parsed_content_type")
+        parsed = self.__dict__.get(PARSED_CONTENT_TYPE)
         if parsed is None:
             value = self._header("Content-Type", "CONTENT_TYPE") or ""
             parsed = (value, {}) if _PLAIN_MIMETYPE.fullmatch(value) else parse_options_header(value)
-            self._parsed_content_type = parsed
+            self.__dict__[PARSED_CONTENT_TYPE] = parsed
         return parsed[0].lower()
 
     def __getattr__(self, name: str) -> t.Any:
@@ -440,7 +440,7 @@ class Response(_Response):
         self,
         response: Body | None = None,
         status: int | str | HTTPStatus | None = None,
-        headers: t.Any = None,
+        headers: t.Mapping[str, str | t.Iterable[str]] | t.Iterable[tuple[str, str]] | None = None,
         mimetype: str | None = None,
         content_type: str | None = None,
         direct_passthrough: bool = False,
@@ -465,12 +465,9 @@ class Response(_Response):
             body = response.encode() if isinstance(response, str) else response
             assert isinstance(body, bytes)
             items.append(("Content-Length", str(len(body))))
-            self.headers = Headers.__new__(Headers)
-            self.headers._list = items
-            self._status = status_line
-            self._status_code = status or self.default_status
+            self.headers = headers_from_list(items)
+            set_plain_status(self, status_line, status or self.default_status)
             self.direct_passthrough = direct_passthrough
-            self._on_close = []
             self.response = [body]
             return
         # Werkzeug iterates any iterable body, and tether's adapters async ones too.

@@ -22,6 +22,8 @@ __all__ = [
 ]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+T = t.TypeVar("T")
+P = t.ParamSpec("P")
 
 
 #: How tether's own context variables are named: the app, request and WebSocket
@@ -81,7 +83,13 @@ def copy_current_request_context(f: F) -> F:
     return t.cast(F, wrapper)
 
 
-def stream_with_context(generator_or_function: t.Any) -> t.Any:
+@t.overload
+def stream_with_context(generator_or_function: t.Iterable[T]) -> t.Iterator[T]: ...
+@t.overload
+def stream_with_context(generator_or_function: t.Callable[P, t.Iterable[T]]) -> t.Callable[P, t.Iterator[T]]: ...
+def stream_with_context(
+    generator_or_function: t.Iterable[T] | t.Callable[P, t.Iterable[T]],
+) -> t.Iterator[T] | t.Callable[P, t.Iterator[T]]:
     """Kept for Flask compatibility: tether already produces a returned body
     inside its request's context. This also makes an iterator consumed anywhere
     else (another thread, a later call) see the context it was created in."""
@@ -89,11 +97,11 @@ def stream_with_context(generator_or_function: t.Any) -> t.Any:
         function = generator_or_function
 
         @functools.wraps(function)
-        def decorator(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        def decorator(*args: P.args, **kwargs: P.kwargs) -> t.Iterator[T]:
             return stream_with_context(function(*args, **kwargs))
 
         return decorator
-    return _in_context(contextvars.copy_context(), iter(generator_or_function))
+    return _in_context(contextvars.copy_context(), iter(t.cast("t.Iterable[T]", generator_or_function)))
 
 
 def _in_context(context: contextvars.Context, iterator: t.Iterator[t.Any]) -> t.Iterator[t.Any]:

@@ -27,7 +27,7 @@ import json
 import typing as t
 from importlib.resources import files
 
-from ..application.blueprints import Blueprint
+from ..application.blueprints import BlueprintBase
 from ..application.wrappers import Response
 from ..contexts.globals import current_app, request, websocket
 from ..serving.lifecycle import ServingState
@@ -43,10 +43,10 @@ T = t.TypeVar("T")
 CLIENT_SCRIPT = "tether-live.js"
 
 
-def live_blueprint(name: str = "live") -> Blueprint:
+def live_blueprint(name: str = "live") -> BlueprintBase:
     """The endpoint's blueprint: ``/ws``, ``/events`` and ``/client.js``
     under the prefix it is registered with."""
-    blueprint = Blueprint(name, __name__)
+    blueprint = BlueprintBase(name, __name__)
     blueprint.websocket("/ws", endpoint="socket")(_socket)
     blueprint.get("/events", endpoint="events")(_events)
     blueprint.get("/client.js", endpoint="client")(_client)

@@ -13,6 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 from werkzeug.datastructures import Headers
 
+from ..application.werkzeug_private import headers_from_list
 from ..application.wrappers import Request
 from ..typing import Scope
 from .asgi_body import RequestBody
@@ -182,11 +183,9 @@ def _headers(raw: t.Iterable[tuple[bytes, bytes]]) -> Headers:
     gives under WSGI for the same request (Werkzeug's ``EnvironHeaders`` over
     the environ a WSGI server makes), so that names, order and values are the
     same on every server: ``User-Agent``, not the ``user-agent`` of ASGI."""
-    headers = Headers.__new__(Headers)
-    headers._list = [
+    return headers_from_list([
         (name, value) for key, (name, value) in _header_fields(raw).items() if value or key[0] == "H"
-    ]
-    return headers
+    ])
 
 
 def _path_info(scope: Scope, script_name: str, path: str) -> str:

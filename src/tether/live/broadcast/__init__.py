@@ -129,7 +129,7 @@ class Broadcast:
         """A new subscription to ``channel``, yielding its messages; close it
         (or leave its ``with``) to unsubscribe. With ``last_id`` (an SSE
         client's ``Last-Event-ID``), what was published after it comes first,
-        or a :class:`~tether.live.broadcast.Gap` when the history no longer holds all of it."""
+        or a :class:`~tether.Gap` when the history no longer holds all of it."""
         _check_channel(channel)
         subscription = Subscription(self, maxsize or self.maxsize, self._policy(overflow), channel)
         self.add_channel(subscription, channel, last_id)
