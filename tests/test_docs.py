@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tether
-from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
+from support import FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -74,7 +74,7 @@ def test_the_build_command_is_the_readmes() -> None:
     assert "sphinx" in (ROOT / "pyproject.toml").read_text()
 
 
-def test_the_built_tutorial_renders_in_chromium(built: Path, chromium_path: str) -> None:  # noqa: F811
+def test_the_built_tutorial_renders_in_chromium(built: Path, chromium_path: str) -> None:
     """The tutorial as a reader sees it: titled with the package's version, its
     heading shown, its first example (``hello.py``) a visible, highlighted block in
     the theme's monospace font, its caption above it, and no script error."""
