@@ -51,7 +51,7 @@ class Turns(t.Protocol):
     """Whose turn it is to run a periodic service, among every process that
     shares one backend (``@app.periodic(..., across="cluster")``): one run per
     slot of the interval, never two at once. Made without I/O; each call may
-    raise :class:`~tether.live.broadcast.BroadcastUnavailable` when the
+    raise :class:`~tether.BroadcastUnavailable` when the
     backend's server cannot be reached (the service tries again next slot)."""
 
     #: How long a run holds its turn before :meth:`renew` must extend it.
