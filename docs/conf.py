@@ -57,14 +57,15 @@ EXTERNAL = (
 nitpick_ignore_regex = [
     (r"py:.*", rf"({EXTERNAL})(\..*)?"),
     (r"py:.*", r"(None|True|False|Any|Callable|Awaitable|TracerProvider|CliRunner|Result|TestResponse\..*)"),
-    (r"py:class", r"tether\..*\.F"),
+    # Type variables (``F``, ``T``, ``R``) and parameter specifications (``P``).
+    (r"py:class", r"(tether\..*\.)?(F|T|R|P)"),
     (r"py:class", r"tether\.(application\.pipeline\.)?Application"),
     (r"py:class", r"Application"),
     (r"py:class", r"tether\.(serving\.lifecycle\.ServingState|live\.tasks\.binding\.TaskApp|cli\.discovery\.CliApp)"),
     (r"py:class", r"tether\.live\.broadcast\.subscription\.(Registry|Deliveries)"),
     # Presence's internals, named in the signature of the handle it gives.
     (r"py:class", r"tether\.live\.presence\.connection\.(Backend|Connection)"),
-    # Delivery and Gap are documented where they are public, tether.live.broadcast.
+    # Delivery and Gap are documented where they are public: tether.Delivery, tether.Gap.
     (r"py:class", r"(tether\.live\.broadcast\.history\.)?(Delivery|Gap)"),
     (r"py:class", r"tether\.live\.background\.Background"),
 ]

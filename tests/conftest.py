@@ -1,18 +1,19 @@
+"""The fixtures every test module may use; the helpers they share are in support.py."""
+
 from __future__ import annotations
 
 import functools
-import os
-import socket
+import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import tether
-
-ROOT = Path(__file__).resolve().parent.parent
+from support import SHARED, Servers, free_port, missing, need_chromium, need_redis, reachable
 
 
 @pytest.fixture(params=["wsgi", "asgi"])
@@ -35,54 +36,61 @@ def client(app: tether.Tether) -> tether.testing.TetherClient:
     return app.test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"server exited early ({proc.returncode}):\n{out}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on {port} within {timeout}s")
-
-
-class Servers:
-    """Server processes started by a test, each on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def __call__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
-        """Start ``argv`` (``{port}`` filled in) and wait until it listens; returns the port."""
-        port = free_port()
-        full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT / "src")]), **(env or {})}
-        proc = subprocess.Popen(
-            [a.format(port=port) for a in argv], cwd=cwd, env=full_env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        self.procs.append(proc)
-        wait_for_port(port, proc)
-        return port
-
-
 @pytest.fixture
 def serve() -> Iterator[Servers]:
     servers = Servers()
     yield servers
-    for proc in servers.procs:
+    servers.stop()
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    """Debian's Chromium, for Playwright (skip or fail without it: ``support.missing``)."""
+    return need_chromium()
+
+
+@pytest.fixture
+def token() -> Iterator[str]:
+    """A name of this test's own on the shared Redis; its keys are deleted after."""
+    import redis  # here: only the tests that use this fixture need it
+
+    need_redis()
+    name = f"ns{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(SHARED)
+    for key in client.scan_iter(match=f"*{name}*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, object, object]]:
+    """A redis-server of this test's own on a free port, with start and stop."""
+    server = shutil.which("redis-server")
+    if server is None:
+        missing("redis-server is not installed", "apt-get install redis-server")
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        deadline = time.monotonic() + 10
+        while not reachable(f"redis://127.0.0.1:{port}/0"):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop() -> None:
+        proc = procs[-1]
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        proc.wait(10)
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", start, stop
+    for proc in procs:
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
 

@@ -10,11 +10,8 @@ import types
 import uuid
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
-SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def load(relative: str) -> types.ModuleType:
@@ -49,14 +46,3 @@ def run_pytest(target: Path, cwd: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "failed" not in result.stdout
 
-
-def need_redis() -> None:
-    """Skip (or fail under TETHER_REQUIRE_SERVICES=1) without the loopback Redis."""
-    import redis
-
-    try:
-        redis.Redis.from_url(SHARED_REDIS, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run this test).")

@@ -15,34 +15,14 @@ import time
 import typing as t
 from pathlib import Path
 
-import pytest
 import redis
 
-from conftest import free_port, wait_for_port
-from test_browser import CHROMIUM, FLAGS
-from test_redis_broadcast import SHARED, reachable
+from support import free_port, wait_for_port
 
-__all__ = ["FLAGS", "Proxy", "Server", "chromium_or_skip", "redis_or_skip"]
+__all__ = ["Proxy", "Server"]
 
 ROOT = Path(__file__).parent.parent
 
-
-def redis_or_skip() -> str:
-    """The shared Redis's URL; skips (fails under TETHER_REQUIRE_SERVICES=1) without it."""
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379.")
-    return SHARED
-
-
-def chromium_or_skip() -> str:
-    """Chromium's path; skips (fails under TETHER_REQUIRE_SERVICES=1) without it."""
-    if CHROMIUM is None:
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Chromium is required (apt-get install chromium): .ci/run installs it")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
 
 
 class Server:

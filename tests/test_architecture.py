@@ -4,6 +4,7 @@ circles, small modules, and type annotations that hold."""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -136,3 +137,65 @@ def test_layers_import_only_downwards() -> None:
     result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 kept, 0 broken" in result.stdout
+
+
+#: Werkzeug's private names tether uses, each wrapped once in
+#: tether.application.werkzeug_private (tested in tests/test_werkzeug_private.py).
+WERKZEUG_PRIVATE = re.compile(
+    r"werkzeug\._internal|\b_wsgi_decoding_dance\b|\._list\b|\b_converters\b|\b_on_close\b|\._status(_code)?\b"
+    r"|\b_parsed_content_type\b|\b_cached_data\b|\bdict\.update\("
+)
+
+
+def test_werkzeug_private_parts_are_reached_in_one_module() -> None:
+    """A Werkzeug release that changes one of them then breaks one module, whose
+    tests say which part changed."""
+    found = [
+        f"{name}: {match.group()}"
+        for name, path in MODULES.items()
+        if name != "tether.application.werkzeug_private"
+        for match in WERKZEUG_PRIVATE.finditer(path.read_text())
+    ]
+    assert found == []
+
+
+TESTS = ROOT / "tests"
+#: The test suite's own modules (tests/flask_project and the Flask suite's plugin are other projects).
+TEST_FILES = sorted(path for path in TESTS.rglob("*.py") if "flask_project" not in path.parts)
+#: The one reader of the switch that makes a missing service fail the run.
+SERVICES_SWITCH = "TETHER_REQUIRE_" + "SERVICES"
+
+
+def test_no_test_module_imports_from_another() -> None:
+    """Shared helpers live in tests/support.py (or a helper module), fixtures in
+    conftest.py: a test module imported by another runs its module-level code
+    twice and ties the two together."""
+    found = []
+    for path in TEST_FILES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(TESTS)}:{node.lineno} {name}" for name in names
+                      if name.removeprefix("tests.").split(".")[0].startswith(("test_", "conftest"))]
+    assert found == []
+
+
+def test_one_place_reads_the_services_switch() -> None:
+    readers = [str(path.relative_to(ROOT)) for path in [*TEST_FILES, *PACKAGE.rglob("*.py")]
+               if SERVICES_SWITCH in path.read_text() and path != TESTS / "support.py"]
+    assert readers == []
+
+
+def test_a_missing_service_skips_or_fails_by_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from support import missing  # here: the layer checks above need no test helpers
+
+    for value in (None, "", "0", "yes"):
+        if value is None:
+            monkeypatch.delenv(SERVICES_SWITCH, raising=False)
+        else:
+            monkeypatch.setenv(SERVICES_SWITCH, value)
+        with pytest.raises(pytest.skip.Exception, match=r"Redis is gone \(start it\)"):
+            missing("Redis is gone", "start it")
+    monkeypatch.setenv(SERVICES_SWITCH, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"Redis is gone, and {SERVICES_SWITCH}=1"):
+        missing("Redis is gone", "start it")

@@ -18,8 +18,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import Servers
-from test_redis_broadcast import SHARED, reachable
+from support import SHARED, Servers, need_redis
 from tether.live.broadcast.history import id_key
 
 SERVERS = Path(__file__).parent / "servers"
@@ -56,8 +55,7 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "memory":
         yield "memory://"
         return
-    if not reachable(SHARED):
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379.")
+    need_redis()
     yield SHARED
     client = redis.Redis.from_url(SHARED)
     for key in client.scan_iter(match="*ids-test-*", count=1000):

@@ -8,36 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from conftest import free_port
-from test_redis_broadcast import SHARED, reachable, server_process, take
+from support import CHANNELS, SHARED, free_port, server_process, take
 from tether import Broadcast, Tether, request
 from tether.live.broadcast import namespace
 from tether.live.cluster import ClusterTurns
-
-
-@pytest.fixture
-def token() -> Iterator[str]:
-    """A name of this test's own on the shared Redis; its keys are deleted after."""
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run this test).")
-    name = f"ns{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(SHARED)
-    for key in client.scan_iter(match=f"*{name}*", count=1000):
-        client.delete(key)
 
 
 def app_on_redis(import_name: str, **config: object) -> Tether:
@@ -140,13 +120,6 @@ def test_two_projects_cluster_services_of_one_name_each_run_every_interval(token
             proc.wait(10)
     first, second = (slots(path) for path in files.values())
     assert len(first & second) >= 2  # the same slots, run by both: no turns taken with the other project
-
-
-ANY_CHAR = st.characters(exclude_categories=())  # surrogates too
-CHANNELS = st.text(ANY_CHAR, max_size=30) | st.builds(
-    lambda before, lone, after: before + lone + after,
-    st.text(ANY_CHAR, max_size=10), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=10),
-)
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])

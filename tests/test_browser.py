@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from conftest import Servers
+from support import FLAGS, Servers, free_port, need_redis, wait_for_port
 
 ROOT = Path(__file__).parent.parent
-CHROMIUM = shutil.which("chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Chromium is required (apt-get install chromium): .ci/run installs it")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
 
 
 def test_live_desk_in_a_browser(serve: Servers, tmp_path: Path, chromium_path: str) -> None:
@@ -81,13 +66,7 @@ def test_scaled_out_desk_two_browsers_on_two_workers(tmp_path: Path, chromium_pa
     import redis
     from playwright.sync_api import sync_playwright
 
-    from conftest import free_port, wait_for_port
-    from test_redis_broadcast import SHARED, reachable
-
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379.")
+    need_redis()
     url = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"  # a database of this test's own, most likely
     port = free_port()
     env = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from test_redis_broadcast import SHARED, reachable
+from support import SHARED, need_redis
 
 SERVERS = Path(__file__).parent / "servers"
 ROOT = Path(__file__).parent.parent
@@ -28,10 +28,7 @@ def tasks() -> Iterator[types.ModuleType]:
     """The app module, imported here (to enqueue and to read results) and
     served by a worker started with ``tether celery worker``, on a queue and a
     log key of this module's own."""
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run the Celery tests).")
+    need_redis()
     name = uuid.uuid4().hex
     env = {"REDIS_URL": SHARED, "QUEUE": f"test-{name}", "LOG_KEY": f"celery-test:{name}"}
     os.environ.update(env)

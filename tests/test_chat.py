@@ -22,9 +22,7 @@ import psutil
 import pytest
 import redis
 
-from conftest import free_port, wait_for_port
-from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
-from test_redis_broadcast import SHARED, reachable
+from support import FLAGS, SHARED, free_port, need_redis, wait_for_port
 
 ROOT = Path(__file__).parent.parent
 WORKERS = 4
@@ -51,10 +49,7 @@ class Chat:
 
 @pytest.fixture(scope="module")
 def chat() -> Iterator[Chat]:
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run the chat tests).")
+    need_redis()
     port = free_port()
     env = {
         **os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
@@ -268,9 +263,7 @@ def here_now(page: t.Any) -> list[str]:
 
 
 @pytest.mark.parametrize("transport", ["websocket", "sse"])
-def test_the_page_shows_history_people_here_and_messages_from_outside(
-    chat: Chat, chromium_path: str, transport: str  # noqa: F811
-) -> None:
+def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat, chromium_path: str, transport: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     page_url = chat.url + ("/?sse" if transport == "sse" else "/")  # ?sse: the client's fallback, as behind a proxy

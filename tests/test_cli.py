@@ -11,7 +11,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from conftest import free_port, wait_for_port
+from support import free_port, wait_for_port
 from tether.cli.commands import cli
 from tether.cli.discovery import NoAppException, ScriptInfo
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from docs_examples import SHARED_REDIS, need_redis
+from support import SHARED, need_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -158,7 +158,7 @@ def test_the_desks_compose_command_serves_on_redis(serve, tmp_path: Path) -> Non
         for proc in serve.procs:  # stopped first: its services would write the keys again
             proc.terminate()
             proc.wait(timeout=30)
-        client = redis.Redis.from_url(SHARED_REDIS)
+        client = redis.Redis.from_url(SHARED)
         for key in client.scan_iter(f"tether:{namespace}:*"):
             client.delete(key)
 
@@ -170,7 +170,7 @@ def test_the_workers_compose_command_starts_on_redis(tmp_path: Path) -> None:
     assert command[0] == "tether"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **compose_env(
         "worker", TETHER_DATABASE_URL=f"sqlite:///{tmp_path}/progress.db",
-        TETHER_CELERY=json.dumps({"broker_url": SHARED_REDIS, "result_backend": SHARED_REDIS,
+        TETHER_CELERY=json.dumps({"broker_url": SHARED, "result_backend": SHARED,
                                   "task_default_queue": queue}))}
     worker = subprocess.Popen([sys.executable, "-m", "tether", *command[1:], "-P", "solo", "-n", f"{queue}@%h",
                                "--without-gossip", "--without-mingle"],

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import websockets
 
-from conftest import Servers
+from support import Servers
 from tether.live.broadcast import Broadcast
 from tether.serving.direct import DirectSender
 

@@ -11,7 +11,7 @@ import httpx
 import websockets
 from werkzeug.test import Client
 
-from conftest import Servers
+from support import Servers
 
 SERVERS = Path(__file__).parent / "servers"
 sys.path.insert(0, str(SERVERS))

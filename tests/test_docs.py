@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tether
-from test_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
+from support import FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -47,8 +47,7 @@ def test_the_api_reference_covers_every_public_name(built: Path) -> None:
     with open(built / "objects.inv", "rb") as f:
         inventory = InventoryFile.load(f, "", lambda base, uri: uri)
     documented = {name for kind in inventory.values() for name in kind}
-    public = [f"tether.{name}" for name, value in vars(tether).items()
-              if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"]
+    public = [f"tether.{name}" for name in tether.__all__ if not isinstance(getattr(tether, name), types.ModuleType)]
     extra = ["tether.celery.init_celery", "tether.celery.progress", "tether.celery.task_events",
              "tether.celery.ContextTask", "tether.testing.TetherClient", "tether.testing.WebSocketSession",
              "tether.live.broadcast.Backend", "tether.compat.alias_flask", "tether.tracing.trace_websockets"]
@@ -75,7 +74,7 @@ def test_the_build_command_is_the_readmes() -> None:
     assert "sphinx" in (ROOT / "pyproject.toml").read_text()
 
 
-def test_the_built_tutorial_renders_in_chromium(built: Path, chromium_path: str) -> None:  # noqa: F811
+def test_the_built_tutorial_renders_in_chromium(built: Path, chromium_path: str) -> None:
     """The tutorial as a reader sees it: titled with the package's version, its
     heading shown, its first example (``hello.py``) a visible, highlighted block in
     the theme's monospace font, its caption above it, and no script error."""

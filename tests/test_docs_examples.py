@@ -13,7 +13,8 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from docs_examples import EXAMPLES, SHARED_REDIS, load, need_redis, run_pytest
+from docs_examples import EXAMPLES, load, run_pytest
+from support import SHARED, need_redis
 from tether.testing import WebSocketRejected
 
 TUTORIAL = EXAMPLES / "tutorial"
@@ -128,13 +129,13 @@ def test_a_script_without_the_app_reaches_it_through_redis() -> None:
     module = load("contexts/script.py")
     namespace = f"docs-{uuid.uuid4().hex}"
     app = load("tutorial/hello.py").app
-    app.config.update(BROADCAST_URL=SHARED_REDIS, BROADCAST_NAMESPACE=namespace)
+    app.config.update(BROADCAST_URL=SHARED, BROADCAST_NAMESPACE=namespace)
     with app.broadcast.subscribe("announcements") as messages:
-        module.announce_without_the_app(SHARED_REDIS, namespace, "from cron")
+        module.announce_without_the_app(SHARED, namespace, "from cron")
         assert next(iter(messages)) == {"text": "from cron"}
     import redis
 
-    redis.Redis.from_url(SHARED_REDIS).delete(f"tether:{namespace}:broadcast:announcements")
+    redis.Redis.from_url(SHARED).delete(f"tether:{namespace}:broadcast:announcements")
 
 
 def test_the_contexts_pages_tests_pass() -> None:
@@ -241,3 +242,18 @@ def test_presence_on_the_live_endpoint() -> None:
     assert ann.get("/rooms/lobby/state").json["last_id"] == "0-0"
     newest = module.app.broadcast.publish("room:lobby", "hi")
     assert ann.get("/rooms/lobby/state").json["last_id"] == newest
+
+
+def test_a_backend_of_ones_own_serves_its_scheme() -> None:
+    module = load("live/backend.py")
+    client = module.app.test_client()
+    message_id = client.post("/news").json["id"]
+    assert module.app.broadcast.backend.log == [("news", message_id)]
+    with module.app.broadcast.subscribe("news", last_id="0-0") as replay:
+        assert next(iter(replay)) == "hello"
+
+    @module.app.periodic(60, name="digest", across="cluster")
+    def digest() -> None: ...
+
+    with pytest.raises(ValueError, match="AuditedBackend, the backend of 'audited://', cannot: .* cannot share turns"):
+        module.app.periodic_services["digest"].check()

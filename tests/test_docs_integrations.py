@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from docs_examples import EXAMPLES, ROOT, SHARED_REDIS, load, need_redis, run_pytest, run_python
+from docs_examples import EXAMPLES, ROOT, load, run_pytest, run_python
+from support import SHARED, need_redis
 
 COMPARE = EXAMPLES / "compare"
 
@@ -50,7 +51,7 @@ def test_a_cluster_wide_service_runs_on_redis(monkeypatch: pytest.MonkeyPatch) -
     report takes the current slot and runs."""
     need_redis()
     namespace = f"docs-{uuid.uuid4().hex}"
-    monkeypatch.setenv("TETHER_BROADCAST_URL", SHARED_REDIS)
+    monkeypatch.setenv("TETHER_BROADCAST_URL", SHARED)
     monkeypatch.setenv("TETHER_BROADCAST_NAMESPACE", namespace)
     app = load("background/periodic.py").app
     with app.broadcast.subscribe("reports") as reports:
@@ -66,7 +67,7 @@ def test_a_cluster_wide_service_runs_on_redis(monkeypatch: pytest.MonkeyPatch) -
         assert not stopper.is_alive(), "the cluster-wide service held the shutdown"
     import redis
 
-    client = redis.Redis.from_url(SHARED_REDIS)
+    client = redis.Redis.from_url(SHARED)
     for key in client.scan_iter(f"tether:{namespace}:*"):
         client.delete(key)
 

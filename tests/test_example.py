@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import free_port, wait_for_port
-from test_browser import FLAGS, chromium_path  # noqa: F401  (a fixture)
-from test_redis_broadcast import SHARED, reachable
+from support import FLAGS, SHARED, free_port, need_redis, wait_for_port
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "progress" / "app.py"
@@ -31,10 +29,7 @@ EXAMPLE = ROOT / "examples" / "progress" / "app.py"
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[types.ModuleType, dict[str, str]]]:
     """The example app, imported here, with a worker of its own started by
     ``tether celery worker`` on a queue of this module's own."""
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (the example's jobs run on Celery over Redis).")
+    need_redis()
     queue = f"test-progress-{uuid.uuid4().hex}"
     env = {
         "TETHER_REDIS_URL": SHARED,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdist import fetch, results, run_suite
-
-FLASK_SHA256 = "0ef0e52b8a9cd932855379197dd8f94047b359ca0a78695144304cb45f87c9eb"
+from sdist import FLASK_SHA256, fetch, results, run_suite
 
 #: Tests of Flask's suite that fail on tether, and why.
 KNOWN_FAILURES = {

@@ -5,12 +5,9 @@ pool can be starved, no client can fill the log."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,7 +18,7 @@ from websockets.sync.client import connect
 from werkzeug.test import EnvironBuilder
 
 import tether
-from conftest import free_port, wait_for_port
+from support import Server, wait_for
 
 ROOT = Path(__file__).parent.parent
 SERVERS = Path(__file__).parent / "servers"
@@ -33,42 +30,6 @@ COMMANDS = {
         "hostile_app:app",
     ],
 }
-
-
-class Server:
-    """One server process on a free loopback port; its output goes to a file."""
-
-    def __init__(self, command: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> None:
-        tmp_path.mkdir(parents=True, exist_ok=True)
-        self.events = tmp_path / "events.txt"
-        self.log = tmp_path / "server.log"
-        self.port = free_port()
-        full_env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(SERVERS), str(ROOT / "src")]),
-            "EVENTS_FILE": str(self.events),
-            **(env or {}),
-        }
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [part.format(port=self.port) for part in command],
-                cwd=SERVERS, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_for_port(self.port, self.proc)
-
-    def lines(self) -> list[str]:
-        return self.events.read_text().splitlines() if self.events.exists() else []
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture
@@ -103,15 +64,6 @@ def exchange(port: int, data: bytes, half_close: bool = False, timeout: float = 
 def status_of(response: bytes) -> int:
     assert response.startswith(b"HTTP/1.1 "), response[:200]
     return int(response.split(b" ", 2)[1])
-
-
-def wait_for(condition: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 # 1. Sync WebSocket handlers hold threads of their own.

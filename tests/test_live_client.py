@@ -11,18 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from live_browser import FLAGS, Server, chromium_or_skip, redis_or_skip
-from test_redis_broadcast import SHARED
+from live_browser import Server
+from support import FLAGS, SHARED, need_redis
 
 
 @pytest.fixture
 def redis_url() -> str:
-    return redis_or_skip()
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    return chromium_or_skip()
+    need_redis()
+    return SHARED
 
 
 @pytest.fixture

@@ -14,14 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from live_browser import FLAGS, Proxy, Server, chromium_or_skip, redis_or_skip
+from live_browser import Proxy, Server
+from support import FLAGS, SHARED, need_redis
 
 CHANNELS = ["room:a", "room:b é"]
 
 
-@pytest.fixture
-def chromium_path() -> str:
-    return chromium_or_skip()
+def _redis() -> str:
+    need_redis()
+    return SHARED
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def proxied() -> Iterator[t.Callable[..., tuple[Server, Proxy]]]:
     started: list[Server | Proxy] = []
 
     def start(**config: str) -> tuple[Server, Proxy]:
-        server = Server(redis_or_skip(), f"test-live-proxy-{uuid.uuid4().hex}", BROADCAST_QUEUE_SIZE="1000", **config)
+        server = Server(_redis(), f"test-live-proxy-{uuid.uuid4().hex}", BROADCAST_QUEUE_SIZE="1000", **config)
         started.append(server)
         server.start()
         proxy = Proxy(server.port)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_servers import wait_for_lines
+from support import wait_for_lines
 
 SERVERS = Path(__file__).parent / "servers"
 PYTHON = sys.executable

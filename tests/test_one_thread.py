@@ -19,8 +19,7 @@ from pathlib import Path
 import requests
 
 import tether
-from sdist import fetch
-from test_flask_suite import FLASK_SHA256
+from sdist import FLASK_SHA256, fetch
 
 SERVERS = Path(__file__).parent / "servers"
 REQUESTS = 1000
@@ -186,8 +185,8 @@ def test_a_sync_source_is_closed_before_aclose_returns_even_when_cancelled_twice
     import asyncio
     import threading
 
-    from tether.contexts.propagation import ThreadedIterator
     from tether.serving.sync_pool import SyncPool
+    from tether.serving.threaded import ThreadedIterator
 
     pool = SyncPool(2)
     events: list[tuple[str, int]] = []
@@ -223,3 +222,92 @@ def test_a_sync_source_is_closed_before_aclose_returns_even_when_cancelled_twice
     assert [name for name, _ in events] == ["first", "finally", "aclose returned"]
     assert events[0][1] == events[1][1]
     pool.shutdown()
+
+
+def _cancel_twice_while_fetching(path: str, wrap: bool) -> list[str]:
+    """Serve ``path`` over raw ASGI, take its first chunk, then cancel the
+    request's task twice while its sync source produces the next item (as
+    hypercorn does at shutdown); what happened, in order, once the task ends."""
+    import asyncio
+    import threading
+
+    app = tether.Tether(__name__)
+    seen: list[tuple[str, int]] = []
+    fetching, gate = threading.Event(), threading.Event()
+
+    def note(step: str) -> None:
+        seen.append((step, threading.get_ident()))
+
+    def source():
+        try:
+            note("item 1")
+            yield "1"
+            fetching.set()
+            gate.wait(10)
+            note("item 2")
+            yield "2"
+        finally:
+            note("finally")
+
+    app.teardown_request(lambda exc: note("teardown"))
+    app.add_url_rule("/body", "body", lambda: source())
+    app.add_url_rule("/events", "events", lambda: tether.EventStream(source()))
+
+    @app.route("/async-events")
+    async def async_events():
+        return tether.EventStream(source())
+
+    if wrap:  # an instance-level wrapper: served through the WSGI chain
+        inner = app.wsgi_app
+        app.wsgi_app = lambda environ, start_response: inner(environ, start_response)  # type: ignore[method-assign]
+
+    async def main() -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        }
+        started = asyncio.Event()
+        never = asyncio.Event()
+        requested = False
+
+        async def receive() -> dict:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                started.set()
+
+        task = asyncio.ensure_future(app(scope, receive, send))
+        await started.wait()
+        await asyncio.get_running_loop().run_in_executor(None, fetching.wait, 10)
+        for _ in range(2):
+            task.cancel()
+            await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(task, return_exceptions=True)
+        note("served")
+
+    asyncio.run(main())
+    app.serving.executor.shutdown()
+    steps = [step for step, _ in seen]
+    fetched = {thread for step, thread in seen if step.startswith("item") or step == "finally"}
+    assert len(fetched) == 1, seen
+    return steps
+
+
+def test_cancelling_a_sync_source_while_it_fetches_is_the_same_on_every_path() -> None:
+    """The one primitive that iterates a sync source from the loop
+    (``serving.threaded.ThreadedIterator``) behaves the same for a sync view's
+    body, an event stream of a sync or an async view, and a body produced
+    through a wrapped WSGI entry: cancelled twice while an item is fetched, the
+    fetch finishes, the source's ``finally`` runs on its thread, then the
+    teardown, all before the request's task ends."""
+    expected = ["item 1", "item 2", "finally", "teardown", "served"]
+    for path, wrap in [("/body", False), ("/events", False), ("/async-events", False), ("/body", True)]:
+        assert _cancel_twice_while_fetching(path, wrap) == expected, (path, wrap)

@@ -23,21 +23,12 @@ import pytest
 import redis
 import websockets.sync.client
 
-from conftest import free_port, wait_for_port
-from test_redis_broadcast import SHARED, reachable, server_process, take
-from test_redis_broadcast import own_redis as own_redis  # noqa: F401 (a fixture)
+from support import SHARED, free_port, need_redis, server_process, take, wait_for_port
 from tether import Broadcast, Presence, Tether, websocket
 from tether.live.broadcast import BroadcastUnavailable
 from tether.live.presence import Here
 
 SRC = Path(__file__).parent.parent / "src"
-
-
-def require_redis() -> None:
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run this test).")
 
 
 def delete_namespace(namespace: str) -> None:
@@ -50,7 +41,7 @@ def delete_namespace(namespace: str) -> None:
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A namespace of this test's own on the shared Redis, deleted afterwards."""
-    require_redis()
+    need_redis()
     name = f"tests-presence-{uuid.uuid4().hex[:12]}"
     yield name
     delete_namespace(name)
@@ -66,7 +57,7 @@ def workers(request: pytest.FixtureRequest) -> Iterator[list[Presence]]:
         yield [presence, presence]
         presence.close()
         return
-    require_redis()
+    need_redis()
     name = f"tests-presence-{uuid.uuid4().hex[:12]}"
     made = [Presence(SHARED, namespace=name, ttl=3.0) for _ in range(2)]
     yield made

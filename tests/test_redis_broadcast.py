@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,58 +21,23 @@ import pytest
 import redis
 import websockets.sync.client
 
-from conftest import free_port, wait_for_port
+from support import SHARED, free_port, need_redis, server_process, take, wait_for_port
 from tether import Broadcast
 from tether.live.broadcast import BroadcastUnavailable, Gap
 from tether.signals import broadcast_health_changed
 
-SHARED = "redis://127.0.0.1:6379/0"
 #: The namespace of the broadcasts these tests make themselves; the apps of
 #: tests/servers have their import names (``feed_app``, ``cluster_app``).
 NS = "tests"
 
 
-SERVERS = Path(__file__).parent / "servers"
-
-
-def server_process(argv: list[str], **env: str) -> subprocess.Popen[bytes]:
-    """``python -m argv`` in tests/servers, on the shared Redis, with ``env``."""
-    full_env = {
-        **os.environ, "BROADCAST_URL": SHARED, **env,
-        "PYTHONPATH": os.pathsep.join([str(SERVERS), str(Path(__file__).parent.parent / "src")]),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", *argv], cwd=SERVERS, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
-def reachable(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
 def channel() -> Iterator[str]:
     """A channel of this test's own on the shared Redis, deleted afterwards."""
-    if not reachable(SHARED):
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run this test).")
+    need_redis()
     name = f"test-{uuid.uuid4().hex}"
     yield name
     redis.Redis.from_url(SHARED).delete(*(f"tether:{ns}:broadcast:{name}" for ns in (NS, "feed_app")))
-
-
-def take(subscription: object, count: int, timeout: float = 10.0) -> list[object]:
-    """``count`` messages from a subscription, waiting for them (no timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while len(subscription.queued()) < count:  # type: ignore[attr-defined]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {count} messages, got {subscription.queued()}")  # type: ignore[attr-defined]
-        time.sleep(0.01)
-    return [next(subscription) for _ in range(count)]  # type: ignore[call-overload]
 
 
 def test_a_message_reaches_the_subscribers_of_other_processes(channel: str) -> None:
@@ -147,41 +111,6 @@ def test_the_listener_survives_being_killed_and_catches_up(channel: str) -> None
         assert changes[:1] == [True] and False in changes and changes[-1] is True
     finally:
         broadcast_health_changed.disconnect(changed)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, object, object]]:
-    """A redis-server of this test's own on a free port, with start and stop."""
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("TETHER_REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is not installed, and TETHER_REQUIRE_SERVICES=1.")
-        pytest.skip("redis-server is not installed.")
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        procs.append(subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
-        deadline = time.monotonic() + 10
-        while not reachable(f"redis://127.0.0.1:{port}/0"):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop() -> None:
-        proc = procs[-1]
-        proc.terminate()
-        proc.wait(10)
-
-    start()
-    yield f"redis://127.0.0.1:{port}/0", start, stop
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_publishing_while_redis_is_down_raises_and_subscribers_stay(own_redis: tuple[str, object, object]) -> None:

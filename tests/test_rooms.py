@@ -21,9 +21,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosedError
 
 import tether
-from conftest import Servers
-from test_broadcast_namespaces import CHANNELS, token  # noqa: F401  (a fixture)
-from test_redis_broadcast import SHARED, take
+from support import CHANNELS, SHARED, Servers, take
 from tether import Broadcast, Delivery, EventStream
 from tether.live.broadcast import Gap, decode_last_ids, encode_last_ids
 

@@ -27,7 +27,7 @@ import pytest
 import trustme
 import websockets.sync.client
 
-from conftest import Servers
+from support import Servers
 
 SERVERS = Path(__file__).parent / "servers"
 PY = sys.executable

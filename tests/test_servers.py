@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from support import wait_for_lines
 
 SERVERS = Path(__file__).parent / "servers"
 PYTHON = sys.executable
@@ -21,17 +22,6 @@ COMMANDS = {
     ],
     "tether-run-wsgi": [PYTHON, "-m", "tether", "--app", "stream_app:app", "run", "--wsgi", "--port", "{port}"],
 }
-
-
-def wait_for_lines(path: Path, count: int, timeout: float = 20.0) -> list[str]:
-    """Wait until the server has written at least ``count`` lines (no timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= count:
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} lines in {path}, got: {path.read_text() if path.exists() else ''}")
 
 
 @pytest.mark.parametrize("server", list(COMMANDS))

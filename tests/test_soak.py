@@ -22,7 +22,7 @@ import httpx
 import pytest
 import websockets
 
-from test_hostile import Server, wait_for
+from support import Server, wait_for
 
 PYTHON = sys.executable
 COMMANDS = {

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import free_port, wait_for_port
+from support import free_port, wait_for_port
 
 SERVERS = Path(__file__).parent / "servers"
 SRC = Path(__file__).parent.parent / "src"

@@ -15,11 +15,13 @@ import json
 import re
 import subprocess
 import sys
+import types
 import typing as t
 from pathlib import Path
 
 import pytest
 
+import tether
 from surface_allowlist import ALLOWED, ON_PURPOSE, PENDING
 
 HERE = Path(__file__).parent
@@ -87,3 +89,34 @@ def test_the_docs_list_every_difference_kept_on_purpose() -> None:
     missing = [reason for reason in ON_PURPOSE if " ".join(reason.split()) not in section]
     assert not missing, f"add to docs/coming-from-flask.md's 'differs on purpose': {missing}"
     assert re.search(r"tests/test_surface\.py", text)
+
+
+def test_tethers_names_are_its_all() -> None:
+    """``dir(tether)`` and ``import *`` give the public names, not ``annotations``,
+    ``t`` or the subpackages; every other public name of the module is listed."""
+    assert [name for name in dir(tether) if not name.startswith("__")] == sorted(tether.__all__)
+    namespace: dict[str, object] = {}
+    exec("from tether import *", namespace)
+    assert sorted(name for name in namespace if name != "__builtins__") == sorted(tether.__all__)
+    unlisted = [name for name, value in vars(tether).items()
+                if not name.startswith("_") and not isinstance(value, types.ModuleType) and name not in tether.__all__]
+    assert unlisted == []
+
+
+def test_what_the_docs_tell_users_to_catch_or_connect_is_in_tether() -> None:
+    from tether.live.background import Job
+    from tether.live.broadcast import BroadcastUnavailable, Gap, SubscriberTooSlow
+    from tether.signals import broadcast_health_changed, periodic_run_failed, spawned_work_failed
+
+    assert (tether.Job, tether.BroadcastUnavailable, tether.Gap, tether.SubscriberTooSlow) == (
+        Job, BroadcastUnavailable, Gap, SubscriberTooSlow)
+    assert (tether.spawned_work_failed, tether.periodic_run_failed, tether.broadcast_health_changed) == (
+        spawned_work_failed, periodic_run_failed, broadcast_health_changed)
+
+
+def test_one_class_is_named_blueprint() -> None:
+    named = {f"{module.__name__}.{name}" for module in list(sys.modules.values())
+             if module is not None and module.__name__.startswith("tether")
+             for name, value in vars(module).items() if isinstance(value, type) and value.__name__ == "Blueprint"}
+    assert {value for value in named if not value.startswith(("tether.app.", "tether.Blueprint"))} == set()
+    assert tether.Blueprint.__module__ == "tether.app"

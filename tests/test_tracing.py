@@ -27,8 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import tether
-from conftest import ROOT, Servers
-from test_redis_broadcast import SHARED, reachable
+from support import ROOT, SHARED, Servers, need_redis
 from tether import compat
 from tether.contexts.propagation import OWN_PREFIX, carried_context
 from tether.serving.tracing import tracing_for
@@ -279,8 +278,7 @@ def test_under_uvicorn_a_streamed_bodys_spans_are_children_of_the_request_span(s
 def celery_tasks() -> t.Iterator[tuple[types.ModuleType, Traced, redis.Redis, str]]:
     """traced_celery_app, served by a real worker on a queue of its own, its
     spans on a Redis list of its own; the enqueuing side traced to ``traced``."""
-    if not reachable(SHARED):
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start redis-server to run the Celery tests).")
+    need_redis()
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
     name = uuid.uuid4().hex

@@ -14,8 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import Servers
-from test_servers import wait_for_lines
+from support import Servers, wait_for_lines
 
 ROOT = Path(__file__).parent.parent
 SERVERS = Path(__file__).parent / "servers"

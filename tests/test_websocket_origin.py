@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Servers
+from support import Servers
 from tether import Tether, websocket
 from tether.serving.origins import allowed_origins
 from tether.testing import WebSocketRejected

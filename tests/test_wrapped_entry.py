@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Servers
+from support import Servers
 
 SERVERS = Path(__file__).parent / "servers"
 PYTHON = sys.executable

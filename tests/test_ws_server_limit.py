@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Servers
+from support import Servers
 
 SERVERS = Path(__file__).parent / "servers"
 LIMIT = 1000

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
 from tether import (
+    BroadcastUnavailable,
     DispatcherMiddleware,
     Tether,
     abort,
@@ -58,7 +59,6 @@ from tether import (
     session,
     url_for,
 )
-from tether.live.broadcast import BroadcastUnavailable
 
 from .data import HISTORY, close_db, get_db, make_sessionmaker, move_market, seed, snapshot, symbols
 from .models import Balance, User

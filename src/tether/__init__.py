@@ -1,8 +1,6 @@
 """tether: Flask's API and context model, with contexts that follow the code."""
 
-from __future__ import annotations
-
-import typing as t
+import typing as _t
 
 from .app import Blueprint as Blueprint
 from .app import Tether as Tether
@@ -34,36 +32,66 @@ from .contexts.globals import ContextError as ContextError
 from .contexts.propagation import copy_current_request_context as copy_current_request_context
 from .contexts.propagation import stream_with_context as stream_with_context
 from .dispatcher import DispatcherMiddleware as DispatcherMiddleware
+from .live.background import Job as Job
 from .live.background import current_job as current_job
 from .live.broadcast import Broadcast as Broadcast
+from .live.broadcast import BroadcastUnavailable as BroadcastUnavailable
 from .live.broadcast import Delivery as Delivery
+from .live.broadcast import Gap as Gap
+from .live.broadcast import SubscriberTooSlow as SubscriberTooSlow
 from .live.forwarding import forward as forward
 from .live.forwarding import forward_async as forward_async
 from .live.presence import Presence as Presence
 from .live.sse import EventStream as EventStream
 from .live.sse import ServerSentEvent as ServerSentEvent
-from .serving.websocket import WebSocket
+from .serving.websocket import WebSocket as WebSocket
 from .serving.websocket import WebSocketDisconnect as WebSocketDisconnect
 from .signals import appcontext_popped as appcontext_popped
 from .signals import appcontext_pushed as appcontext_pushed
 from .signals import appcontext_tearing_down as appcontext_tearing_down
 from .signals import before_render_template as before_render_template
+from .signals import broadcast_health_changed as broadcast_health_changed
 from .signals import got_request_exception as got_request_exception
 from .signals import message_flashed as message_flashed
+from .signals import periodic_run_failed as periodic_run_failed
 from .signals import request_finished as request_finished
 from .signals import request_started as request_started
 from .signals import request_tearing_down as request_tearing_down
+from .signals import spawned_work_failed as spawned_work_failed
 from .signals import template_rendered as template_rendered
 
-if t.TYPE_CHECKING:
+if _t.TYPE_CHECKING:
     from .application.sessions import SessionMixin
     from .contexts.ctx import _AppCtxGlobals
 
 # The proxies, typed as what they stand for.
-current_app: Tether = _globals.current_app
-g: _AppCtxGlobals = _globals.g
-request: Request = _globals.request
-session: SessionMixin = _globals.session
-websocket: WebSocket = _globals.websocket
+current_app: "Tether" = _globals.current_app
+g: "_AppCtxGlobals" = _globals.g
+request: "Request" = _globals.request
+session: "SessionMixin" = _globals.session
+websocket: "WebSocket" = _globals.websocket
 
 __version__ = "0.1.0"
+
+#: What ``from tether import *`` gives and ``dir(tether)`` lists: the names the
+#: docs (docs/api/) describe, not the subpackages and helpers this module holds.
+__all__ = [
+    "Blueprint", "Broadcast", "BroadcastUnavailable", "Config", "ContextError", "Delivery", "DispatcherMiddleware",
+    "EventStream", "Gap", "Job", "Presence", "Request", "Response", "ServerSentEvent", "SubscriberTooSlow", "Tether",
+    "WebSocket", "WebSocketDisconnect",
+    "abort", "after_this_request", "copy_current_request_context", "current_app", "current_job", "flash", "forward",
+    "forward_async", "g", "get_flashed_messages", "get_template_attribute", "has_app_context",
+    "has_request_context", "has_websocket_context", "json", "jsonify", "make_response", "redirect",
+    "render_template", "render_template_string", "request", "send_file", "send_from_directory", "session",
+    "stream_body", "stream_template", "stream_template_string", "stream_with_context", "url_for", "websocket",
+    # Flask's signals, and tether's own.
+    "appcontext_popped", "appcontext_pushed", "appcontext_tearing_down", "before_render_template",
+    "broadcast_health_changed", "got_request_exception", "message_flashed", "periodic_run_failed",
+    "request_finished", "request_started", "request_tearing_down", "spawned_work_failed", "template_rendered",
+]
+
+
+def __dir__() -> list[str]:
+    """The public names and the module's own dunders: the subpackages (``tether.app``,
+    ``tether.live``...) stay importable but are not what ``dir(tether)`` shows."""
+    return sorted([*__all__, *(name for name in globals() if name.startswith("__") and name != "__dir__")])

@@ -13,8 +13,7 @@ import typing as t
 import click
 import werkzeug.serving
 
-from .application.blueprints import Blueprint as BaseBlueprint
-from .application.blueprints import BlueprintApp
+from .application.blueprints import BlueprintApp, BlueprintBase
 from .application.helpers import get_debug_flag, get_load_dotenv
 from .application.pipeline import Application
 from .application.wrappers import Request
@@ -44,6 +43,8 @@ from .typing import Receive, Scope, Send, StartResponse, WSGIEnvironment
 __all__ = ["Blueprint", "Tether"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
 
 
 class Tether(Application, metaclass=ServesBoth):
@@ -81,10 +82,11 @@ class Tether(Application, metaclass=ServesBoth):
         self._broadcast_lock = threading.Lock()
         #: Who may follow which channel (``channel``); empty: every channel.
         self.channel_policy = ChannelPolicy()
+        self.serving.source_guard = self.channel_policy
         serve_both(self)
 
-    def spawn(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Job:
-        """Run ``fn(*args, **kwargs)`` in the background and return its :class:`~tether.live.background.Job`.
+    def spawn(self, fn: t.Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Run ``fn(*args, **kwargs)`` in the background and return its :class:`~tether.Job`.
 
         A sync function runs in the ``SPAWN_THREADS`` pool, an async one as a task
         on the serving loop. It runs in an app context of its own; spawned from a
@@ -239,12 +241,12 @@ class Tether(Application, metaclass=ServesBoth):
             return func
         return t.cast(F, self.async_to_sync(func))
 
-    def async_to_sync(self, func: t.Callable[..., t.Coroutine[t.Any, t.Any, t.Any]]) -> t.Callable[..., t.Any]:
+    def async_to_sync(self, func: t.Callable[P, t.Coroutine[t.Any, t.Any, R]]) -> t.Callable[P, R]:
         """A synchronous function running ``func`` to completion on the current
         thread's event loop (one loop kept per thread, not one per call)."""
 
         @functools.wraps(func)
-        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             return run_coroutine(func(*args, **kwargs))
 
         return wrapper
@@ -273,9 +275,12 @@ class Tether(Application, metaclass=ServesBoth):
         load_dotenv: bool = True,
         **options: t.Any,
     ) -> None:
-        """Serve with Werkzeug's development server, as Flask's ``app.run``: the host
-        and port default to ``SERVER_NAME``'s, then ``127.0.0.1:5000``. Use a
-        production server (``gunicorn``, ``uvicorn``) in production."""
+        """Serve with Werkzeug's development server over WSGI, as Flask's ``app.run``
+        (``options`` go to Werkzeug's ``run_simple``): the host and port default to
+        ``SERVER_NAME``'s, then ``127.0.0.1:5000``. Unlike ``tether run`` (uvicorn),
+        it serves no WebSockets: kept Werkzeug's so that code written for Flask's
+        runs unchanged (docs/serving.md). Use a production server (``gunicorn``,
+        ``uvicorn``) in production."""
         if os.environ.get("FLASK_RUN_FROM_CLI") == "true":
             if not werkzeug.serving.is_running_from_reloader():
                 click.secho(
@@ -319,7 +324,7 @@ def _check_live_settings(app: Application) -> None:
         warn_if_split(served, served._worker_services())
 
 
-class Blueprint(BaseBlueprint):
+class Blueprint(BlueprintBase):
     """A blueprint with its own commands, ``bp.cli``: on registration they become
     the app's command group named ``cli_group`` (the blueprint's name unless
     given), or join the app's own commands when ``cli_group`` is ``None``."""

@@ -79,7 +79,7 @@ REEXPORTS = {
     "ModuleType": "types:ModuleType",
     "RequestBase": "werkzeug.wrappers:Request",
     "ResponseBase": "werkzeug.wrappers:Response",
-    "SansioBlueprint": "tether.application.blueprints:Blueprint",
+    "SansioBlueprint": "tether.application.blueprints:BlueprintBase",
     "SecureCookieSessionInterface": "tether.application.sessions:SecureCookieSessionInterface",
     "SessionInterface": "tether.application.sessions:SessionInterface",
     "T_shell_context_processor": "tether.application.base:F",
@@ -114,7 +114,7 @@ REEXPORTS = {
 #: ``from flask.cli import click``, ``flask.app._cv_app``), as ``module`` or
 #: ``module:attribute``; set on the aliased module when it is made.
 IMPORTS: dict[str, dict[str, str]] = {
-    "flask": {"t": "typing"},
+    "flask": {"annotations": "__future__:annotations", "t": "typing"},
     "flask.app": {
         "cabc": "collections.abc", "cli": "flask.cli", "click": "click", "ft": "flask.typing", "os": "os",
         "sys": "sys", "t": "typing", "weakref": "weakref", "_cv_app": "tether.contexts.ctx:_cv_app",

@@ -25,7 +25,7 @@ from werkzeug.routing import Map, Rule
 
 from ..contexts.ctx import RequestContext, _AppCtxGlobals, _cv_app, _cv_request
 from ..contexts.globals import g, request, session
-from .blueprints import Blueprint
+from .blueprints import BlueprintBase
 from .config import DEFAULT_CONFIG, Config, ConfigAttribute
 from .helpers import get_debug_flag, get_flashed_messages, url_for
 from .instance import default_instance_path
@@ -107,7 +107,7 @@ class AppBase(Scaffold):
         self.shell_context_processors: list[t.Callable[[], dict[str, t.Any]]] = []
         self.before_serving_funcs: list[t.Callable[[], t.Any]] = []
         self.after_serving_funcs: list[t.Callable[[], t.Any]] = []
-        self.blueprints: dict[str, Blueprint] = {}
+        self.blueprints: dict[str, BlueprintBase] = {}
         self.extensions: dict[str, t.Any] = {}
         self.url_map = self.url_map_class(host_matching=host_matching)
         self.subdomain_matching = subdomain_matching
@@ -205,7 +205,7 @@ class AppBase(Scaffold):
 
     # Registration
 
-    def iter_blueprints(self) -> t.ValuesView[Blueprint]:
+    def iter_blueprints(self) -> t.ValuesView[BlueprintBase]:
         return self.blueprints.values()
 
     def _check_setup_finished(self, f_name: str) -> None:
@@ -218,7 +218,7 @@ class AppBase(Scaffold):
             )
 
     @setupmethod
-    def register_blueprint(self, blueprint: Blueprint, **options: t.Any) -> None:
+    def register_blueprint(self, blueprint: BlueprintBase, **options: t.Any) -> None:
         blueprint.register(self, options)
         self._router = None
 

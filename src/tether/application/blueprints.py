@@ -11,7 +11,7 @@ from ..contexts.ctx import _sentinel
 from .scaffold import Scaffold, endpoint_from_view_func
 from .scaffold import registering as _registering
 
-__all__ = ["Blueprint", "BlueprintApp", "BlueprintSetupState"]
+__all__ = ["BlueprintBase", "BlueprintApp", "BlueprintSetupState"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 DeferredSetupFunction = t.Callable[["BlueprintSetupState"], None]
@@ -22,7 +22,7 @@ class BlueprintApp(t.Protocol):
     """What registering a blueprint needs of an application (``tether.Tether``)."""
 
     @property
-    def blueprints(self) -> dict[str, Blueprint]: ...
+    def blueprints(self) -> dict[str, BlueprintBase]: ...
 
     @property
     def view_functions(self) -> dict[str, t.Callable[..., t.Any]]: ...
@@ -88,7 +88,7 @@ class BlueprintSetupState:
     """What one registration of a blueprint on an app knows: the app, the
     options, the full name and URL prefix."""
 
-    def __init__(self, blueprint: Blueprint, app: BlueprintApp, options: dict[str, t.Any], first_registration: bool) -> None:
+    def __init__(self, blueprint: BlueprintBase, app: BlueprintApp, options: dict[str, t.Any], first_registration: bool) -> None:
         self.app = app
         self.blueprint = blueprint
         self.options = options
@@ -114,9 +114,10 @@ class BlueprintSetupState:
         )
 
 
-class Blueprint(Scaffold):
+class BlueprintBase(Scaffold):
     """Routes and hooks recorded now and registered on an app later, under the
-    blueprint's name: its endpoints are ``name.endpoint``."""
+    blueprint's name: its endpoints are ``name.endpoint``. Users make
+    ``tether.Blueprint``, which adds commands (``bp.cli``, of the top layer)."""
 
     #: Set by the first registration; setup methods are refused after it.
     _got_registered_once = False
@@ -144,7 +145,7 @@ class Blueprint(Scaffold):
         self.subdomain = subdomain
         self.deferred_functions: list[DeferredSetupFunction] = []
         self.url_values_defaults = url_defaults or {}
-        self._blueprints: list[tuple[Blueprint, dict[str, t.Any]]] = []
+        self._blueprints: list[tuple[BlueprintBase, dict[str, t.Any]]] = []
         #: The app command group its commands join when registered: by default
         #: one named after the blueprint, with ``None`` the app's own commands.
         self.cli_group = cli_group
@@ -167,7 +168,7 @@ class Blueprint(Scaffold):
 
         self.record(wrapper)
 
-    def register_blueprint(self, blueprint: Blueprint, **options: t.Any) -> None:
+    def register_blueprint(self, blueprint: BlueprintBase, **options: t.Any) -> None:
         """Nest ``blueprint`` in this one; its names and URL prefix join this one's."""
         if blueprint is self:
             raise ValueError("Cannot register a blueprint on itself")

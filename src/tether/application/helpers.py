@@ -155,8 +155,19 @@ def flash(message: str, category: str = "message") -> None:
         signals.message_flashed.send(app, message=message, category=category)
 
 
-def get_flashed_messages(with_categories: bool = False, category_filter: t.Iterable[str] = ()) -> list[t.Any]:
-    """The flashed messages, removed from the session on first call in a request."""
+@t.overload
+def get_flashed_messages(with_categories: t.Literal[False] = False, category_filter: t.Iterable[str] = ()) -> list[str]: ...
+@t.overload
+def get_flashed_messages(with_categories: t.Literal[True], category_filter: t.Iterable[str] = ()) -> list[tuple[str, str]]: ...
+@t.overload
+def get_flashed_messages(
+    with_categories: bool = False, category_filter: t.Iterable[str] = ()
+) -> list[str] | list[tuple[str, str]]: ...
+def get_flashed_messages(
+    with_categories: bool = False, category_filter: t.Iterable[str] = ()
+) -> list[str] | list[tuple[str, str]]:
+    """The flashed messages, removed from the session on first call in a request:
+    the texts, or ``(category, message)`` pairs with ``with_categories``."""
     ctx = _cv_request.get()
     flashes = ctx.flashes
     if flashes is None:

@@ -17,9 +17,9 @@ import typing as t
 
 from werkzeug.routing import Map, Rule, ValidationError
 
-__all__ = ["FastRouter"]
+from .werkzeug_private import RULE_VARIABLE, rule_converters
 
-_VARIABLE = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\(.*?\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+__all__ = ["FastRouter"]
 
 Match = tuple[Rule, dict[str, t.Any]]
 
@@ -46,13 +46,13 @@ def _is_safe(rule: Rule, endpoints_with_defaults: set[str]) -> bool:
 def _compile(rule: Rule, source: str) -> tuple[re.Pattern[str], dict[str, t.Any], bool] | None:
     """The full-path regex of ``source`` (``rule.rule`` or a variant of it), the
     rule's converters, and whether every converter stays within one segment."""
-    converters = getattr(rule, "_converters", None)
+    converters = rule_converters(rule)
     if converters is None:
         return None
     pattern = ["^"]
     position = 0
     isolating = True
-    for match in _VARIABLE.finditer(source):
+    for match in RULE_VARIABLE.finditer(source):
         pattern.append(re.escape(source[position:match.start()]))
         name = match.group(1)
         converter = converters.get(name)
@@ -73,7 +73,11 @@ class FastRouter:
     """Exact-answer tables built from a Werkzeug ``Map``; see the module docstring."""
 
     def __init__(self, url_map: Map) -> None:
-        self.static: dict[str, list[Rule]] = {}
+        #: The one rule of each static path it answers for.
+        self.static: dict[str, Rule] = {}
+        #: Static paths it never answers for: Werkzeug must (several rules,
+        #: defaults, or a redirect to the path with a slash).
+        self.to_werkzeug: set[str] = set()
         self.buckets: dict[tuple[int, str], list[_Dynamic]] = {}
         self.wild: dict[str, list[_Dynamic]] = {}
         self.enabled = not url_map.host_matching
@@ -95,10 +99,11 @@ class FastRouter:
 
     def _add(self, rule: Rule, source: str, safe: bool) -> None:
         if "<" not in source:  # static, even with defaults (which are arguments too)
-            entries = self.static.setdefault(source, [])
-            entries.append(rule)
-            if not safe:
-                entries.append(rule)
+            if safe and source not in self.static and source not in self.to_werkzeug:
+                self.static[source] = rule
+            else:
+                self.static.pop(source, None)
+                self.to_werkzeug.add(source)
             return
         compiled = _compile(rule, source)
         if compiled is None:
@@ -126,12 +131,10 @@ class FastRouter:
         """The rule and converted arguments for ``path``, or ``None`` to ask Werkzeug."""
         if not self.enabled or "//" in path:
             return None
-        rules = self.static.get(path)
-        if rules is not None:
-            if len(rules) == 1:  # two entries mark a path Werkzeug must answer
-                rule = rules[0]
-                if rule.methods is None or method in rule.methods:
-                    return rule, {}
+        static = self.static.get(path)
+        if static is not None:
+            return (static, {}) if static.methods is None or method in static.methods else None
+        if path in self.to_werkzeug:
             return None
         key = (path.count("/"), path[1:].partition("/")[0])
         candidates = self.merged.get(key)

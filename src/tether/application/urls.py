@@ -115,7 +115,7 @@ class URLMapping(AppBase):
         try:
             return self._match_with_werkzeug(request)
         except WebsocketMismatch:
-            if request.is_asgi:
+            if request.websocket_capable:
                 fix = "Connect with a WebSocket client (ws:// or wss://)."
             else:
                 fix = (

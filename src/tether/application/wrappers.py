@@ -10,7 +10,6 @@ from functools import cache, lru_cache
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-from werkzeug._internal import _wsgi_decoding_dance
 from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
@@ -23,11 +22,12 @@ from ..contexts.ctx import _cv_app
 from . import json as _json
 from .debughelpers import attach_enctype_error_multidict
 from .input_stream import CheckedStream
+from .werkzeug_private import PARSED_CONTENT_TYPE, fill_multidict, headers_from_list, set_plain_status, wsgi_decoded
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
 
-__all__ = ["Body", "Request", "Response", "Router"]
+__all__ = ["Body", "Request", "RequestSource", "Response", "Router"]
 
 #: What a response body may be: text or bytes, or an iterable (sync or async) of them.
 Body = t.Union[str, bytes, bytearray, t.Iterable[str], t.Iterable[bytes], t.AsyncIterable[str], t.AsyncIterable[bytes]]
@@ -37,6 +37,31 @@ class Router(t.Protocol):
     """What matches a request's URL (the application)."""
 
     def match_request(self, request: Request, /) -> tuple[Rule, dict[str, t.Any]]: ...
+
+
+class RequestSource(t.Protocol):
+    """Where a request made from parts the serving layer has parsed (an ASGI
+    scope: ``tether.serving.asgi_request``) gets what it makes only on first
+    use: most requests never need their environ or their headers."""
+
+    #: Whether the client sent a Cookie header.
+    has_cookie: bool
+    #: Whether the server the request came through can hold a WebSocket.
+    websockets: bool
+
+    def environ(self) -> dict[str, t.Any]:
+        """The request's WSGI-style environ."""
+
+    def headers(self) -> Headers:
+        """The request's headers, as ``request.headers`` gives them under WSGI."""
+
+    def extra(self, key: str) -> t.Any:
+        """An environ value given beside the parts (a test client's), without
+        building the environ; ``None`` if there is none."""
+
+    def body_chunks(self) -> t.AsyncIterator[bytes] | None:
+        """The body's chunks as they arrive, for async code; ``None`` when it
+        is read as a stream only."""
 
 
 _ROUTING = frozenset({"url_rule", "view_args", "routing_exception"})
@@ -115,9 +140,9 @@ class Request(_Request):
             except (TypeError, ValueError):
                 self.server = (name, None)
         root_path = environ.get("SCRIPT_NAME") or ""
-        self.root_path = (root_path if root_path.isascii() else _wsgi_decoding_dance(root_path)).rstrip("/")
+        self.root_path = (root_path if root_path.isascii() else wsgi_decoded(root_path)).rstrip("/")
         path = environ.get("PATH_INFO") or ""
-        self.path = "/" + (path if path.isascii() else _wsgi_decoding_dance(path)).lstrip("/")
+        self.path = "/" + (path if path.isascii() else wsgi_decoded(path)).lstrip("/")
         self.query_string = environ.get("QUERY_STRING", "").encode("latin1")
         self.remote_addr = environ.get("REMOTE_ADDR")
         # headers: made on first use (__getattr__), as most requests never read them.
@@ -151,43 +176,33 @@ class Request(_Request):
                 else:
                     values[key] = [value]
         args = self.parameter_storage_class()
-        dict.update(args, values)
+        fill_multidict(args, values)
         return args
 
-    #: Whether this is a WebSocket handshake, and whether it came through an ASGI
-    #: server (set by the ASGI adapter).
+    #: Whether this is a WebSocket handshake.
     is_websocket = False
-    is_asgi = False
-    _extra_environ: dict[str, t.Any] | None = None
-    #: Build ``environ`` and the headers on first use (a request made by :meth:`from_parts`).
-    _environ_factory: t.Callable[[], dict[str, t.Any]]
-    _headers_factory: t.Callable[[], Headers]
-    _has_cookie = False
+    #: What makes ``environ`` and the headers on first use (a request made by :meth:`from_source`).
+    _source: RequestSource | None = None
 
     @classmethod
-    def from_parts(
+    def from_source(
         cls,
-        environ_factory: t.Callable[[], dict[str, t.Any]],
+        source: RequestSource,
         method: str,
         scheme: str,
         server: tuple[str, int | None] | None,
         root_path: str,
         path: str,
         query_string: bytes,
-        headers: Headers | t.Callable[[], Headers],
         remote_addr: str | None,
         body: t.Any = None,
         is_websocket: bool = False,
-        extra_environ: dict[str, t.Any] | None = None,
-        has_cookie: bool = False,
     ) -> Request:
-        """A request from values an adapter has already parsed (an ASGI scope).
-
-        ``request.environ`` is built by ``environ_factory`` when first used: most
-        requests never need it; so are the headers when given as a function
-        that makes them. ``body``, when given, is ``request.stream``
-        itself: a stream that enforces ``MAX_CONTENT_LENGTH`` on its own, which
-        spares Werkzeug's wrapping of it.
+        """A request from values the serving layer has already parsed, with
+        ``source`` for what is made on first use (``environ``, the headers).
+        ``body``, when given, is ``request.stream`` itself: a stream that
+        enforces ``MAX_CONTENT_LENGTH`` on its own, which spares Werkzeug's
+        wrapping of it.
         """
         request = cls.__new__(cls)
         # The fields Werkzeug's sansio constructor sets, normalized the same way.
@@ -197,37 +212,37 @@ class Request(_Request):
         request.root_path = root_path.rstrip("/")
         request.path = "/" + path.lstrip("/")
         request.query_string = query_string
-        if isinstance(headers, Headers):
-            request.headers = headers
-        else:
-            request._headers_factory = headers
         request.remote_addr = remote_addr
         request.shallow = False
-        request._environ_factory = environ_factory
+        request._source = source
         if body is not None:
             request.stream = body
-        request.is_asgi = True
         if is_websocket:
             request.is_websocket = True
-        if extra_environ:
-            request._extra_environ = extra_environ
-        if has_cookie:
-            request._has_cookie = True
         return request
+
+    @property
+    def websocket_capable(self) -> bool:
+        """Whether the server this request came through can hold a WebSocket:
+        a plain HTTP request to a WebSocket route is told what to change."""
+        source = self._source
+        return source is not None and source.websockets
 
     def environ_value(self, key: str) -> t.Any:
         """``environ.get(key)``, without building an environ not built yet."""
         environ = self.__dict__.get("environ")
         if environ is not None:
             return environ.get(key)
-        return self._extra_environ.get(key) if self._extra_environ else None
+        source = self._source
+        return source.extra(key) if source is not None else None
 
     def sends_cookies(self) -> bool:
         """Whether the client sent a Cookie header (cheap, no parsing)."""
         environ = self.__dict__.get("environ")
         if environ is not None:
             return "HTTP_COOKIE" in environ
-        return self._has_cookie
+        source = self._source
+        return source is not None and source.has_cookie
 
     def _header(self, name: str, environ_key: str) -> str | None:
         """A request header, from the environ while the headers are not made:
@@ -246,23 +261,23 @@ class Request(_Request):
         """Werkzeug's. A plain ``type/subtype`` (the usual ``application/json``) is
         taken as it is, without Werkzeug's parser of parameters (checked against
         it in tests/test_wrappers.py)."""
-        parsed = self.__dict__.get("_parsed_content_type")
+        parsed = self.__dict__.get(PARSED_CONTENT_TYPE)
         if parsed is None:
             value = self._header("Content-Type", "CONTENT_TYPE") or ""
             parsed = (value, {}) if _PLAIN_MIMETYPE.fullmatch(value) else parse_options_header(value)
-            self._parsed_content_type = parsed
+            self.__dict__[PARSED_CONTENT_TYPE] = parsed
         return parsed[0].lower()
 
     def __getattr__(self, name: str) -> t.Any:
         if name not in _ROUTING:
             if name == "headers":
-                factory = self.__dict__.pop("_headers_factory", None)
-                headers = self.headers = factory() if factory is not None else EnvironHeaders(self.environ)
+                source = self._source
+                headers = self.headers = source.headers() if source is not None else EnvironHeaders(self.environ)
                 return headers
             if name == "environ":
-                factory = self.__dict__.pop("_environ_factory", None)
-                if factory is not None:
-                    environ = self.environ = factory()
+                source = self._source
+                if source is not None:
+                    environ = self.environ = source.environ()
                     environ["werkzeug.request"] = self
                     return environ
             # Werkzeug probes its caches with hasattr(): keep a miss cheap.
@@ -330,10 +345,9 @@ class Request(_Request):
     async def iter_body(self) -> t.AsyncIterator[bytes]:
         """The body's chunks as they arrive, for an async view marked with
         ``@tether.stream_body`` (under WSGI: read from the input stream)."""
-        body = self.environ.get("wsgi.input")
-        chunks = getattr(body, "chunks", None)
+        chunks = self._source.body_chunks() if self._source is not None else None
         if chunks is not None:
-            async for chunk in chunks():
+            async for chunk in chunks:
                 yield chunk
             return
         stream = self.stream
@@ -418,12 +432,15 @@ class Response(_Response):
     #: Whether a streamed body is produced up to its first chunk before the
     #: status is sent (``tether.application.streaming``).
     prime_body = True
+    #: The longest one send of a streamed body may hang before the stream is
+    #: ended (seconds; ``None``: no limit). An ``EventStream`` sets it.
+    send_timeout: float | None = None
 
     def __init__(
         self,
         response: Body | None = None,
         status: int | str | HTTPStatus | None = None,
-        headers: t.Any = None,
+        headers: t.Mapping[str, str | t.Iterable[str]] | t.Iterable[tuple[str, str]] | None = None,
         mimetype: str | None = None,
         content_type: str | None = None,
         direct_passthrough: bool = False,
@@ -448,12 +465,9 @@ class Response(_Response):
             body = response.encode() if isinstance(response, str) else response
             assert isinstance(body, bytes)
             items.append(("Content-Length", str(len(body))))
-            self.headers = Headers.__new__(Headers)
-            self.headers._list = items
-            self._status = status_line
-            self._status_code = status or self.default_status
+            self.headers = headers_from_list(items)
+            set_plain_status(self, status_line, status or self.default_status)
             self.direct_passthrough = direct_passthrough
-            self._on_close = []
             self.response = [body]
             return
         # Werkzeug iterates any iterable body, and tether's adapters async ones too.

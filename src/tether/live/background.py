@@ -77,7 +77,7 @@ _cv_job: ContextVar[Job | None] = ContextVar("tether.job", default=None)
 
 
 def current_job() -> Job | None:
-    """The :class:`~tether.live.background.Job` this code runs in (``app.spawn``), or ``None``. A long
+    """The :class:`~tether.Job` this code runs in (``app.spawn``), or ``None``. A long
     sync job checks ``current_job().cancel_requested`` to stop when asked."""
     return _cv_job.get()
 

@@ -30,6 +30,7 @@ import enum
 import functools
 import inspect
 import typing as t
+import weakref
 from collections.abc import Awaitable, Callable, Generator
 from urllib.parse import unquote
 
@@ -75,6 +76,8 @@ class ChannelPolicy:
         self._checks: dict[str, Check] = {}
         #: Whether a rule is ``async def``: async code then guards with ``aguard``.
         self.awaits = False
+        #: The subscriptions whose every join goes through the rules already.
+        self._checked: weakref.WeakSet[Subscription] = weakref.WeakSet()
 
     def __bool__(self) -> bool:
         return bool(self._checks)
@@ -139,9 +142,14 @@ class ChannelPolicy:
         """A ``subscribe_many`` of the channels the current user may follow
         (from its last id where history is allowed), and those refused."""
         subscription = broadcast.subscribe_many()
-        subscription.channel_policy_checked = True  # type: ignore[attr-defined]
+        self.checked(subscription)
         refused = self.join(subscription, channels, last_ids)
         return subscription, refused
+
+    def checked(self, subscription: Subscription) -> None:
+        """Say that every join of ``subscription`` goes through the rules
+        (:meth:`join`, :meth:`access`): :meth:`guard` leaves it be."""
+        self._checked.add(subscription)
 
     def join(
         self, subscription: Subscription, channels: t.Iterable[str], last_ids: t.Mapping[str, str] | str | None = None
@@ -183,9 +191,9 @@ class ChannelPolicy:
     def _guard(self, source: t.Any) -> Asking[list[str]]:
         if not self._checks or not isinstance(source, Subscription):
             return []
-        if getattr(source, "channel_policy_checked", False):
+        if source in self._checked:
             return []
-        source.channel_policy_checked = True  # type: ignore[attr-defined]
+        self._checked.add(source)
         if not source.many:
             return (yield from self._guard_one(source))
         refused = []

@@ -1,5 +1,6 @@
 """Turns of a periodic service across every worker and host that share a Redis
-(``@app.periodic(seconds, across="cluster")``).
+(``@app.periodic(seconds, across="cluster")``): the Redis backend's
+``turns`` (``tether.live.broadcast.backends.Turns``).
 
 Time is cut in slots of one interval, by Redis's clock (``TIME``), so that
 hosts whose clocks differ still agree. In each slot, the first worker to claim
@@ -16,9 +17,14 @@ from __future__ import annotations
 import typing as t
 import uuid
 
+import redis
 import redis.asyncio as aioredis
 
+from .broadcast.errors import BroadcastUnavailable
+
 __all__ = ["ClusterTurns"]
+
+T = t.TypeVar("T")
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -39,27 +45,34 @@ class ClusterTurns:
         #: The slot this worker last ran (``None`` before its first run).
         self.slot: int | None = None
 
+    async def _redis(self, call: t.Awaitable[T]) -> T:
+        """``call``'s result; Redis out of reach is :class:`BroadcastUnavailable`, as the protocol says."""
+        try:
+            return await call
+        except redis.RedisError as e:
+            raise BroadcastUnavailable(f"Redis is unreachable ({e}).") from e
+
     async def _now(self) -> float:
-        seconds, microseconds = await self._client.time()
+        seconds, microseconds = await self._redis(self._client.time())
         return int(seconds) + int(microseconds) / 1_000_000
 
     async def take(self) -> bool:
         """Claim the current slot and the run lease; whether this worker runs now."""
         slot = int(await self._now() // self._interval)
-        claimed = await self._client.set(f"{self._slots}{slot}", self._me, nx=True, px=int(self._interval * 2000) + 1000)
-        if not claimed:
+        claim = self._client.set(f"{self._slots}{slot}", self._me, nx=True, px=int(self._interval * 2000) + 1000)
+        if not await self._redis(claim):
             return False
-        if not await self._client.set(self._running, self._me, nx=True, px=self.lease_ms):
+        if not await self._redis(self._client.set(self._running, self._me, nx=True, px=self.lease_ms)):
             return False  # the last run is still going on somewhere: this slot is skipped
         self.slot = slot
         return True
 
     async def renew(self) -> bool:
         """Extend the run lease; ``False`` when this worker no longer holds it."""
-        return bool(await self._client.eval(_RENEW, 1, self._running, self._me, self.lease_ms))
+        return bool(await self._redis(self._client.eval(_RENEW, 1, self._running, self._me, self.lease_ms)))
 
     async def release(self) -> None:
-        await self._client.eval(_RELEASE, 1, self._running, self._me)
+        await self._redis(self._client.eval(_RELEASE, 1, self._running, self._me))
 
     async def until_next_slot(self) -> float:
         """Seconds until the next slot begins, by Redis's clock."""

@@ -30,11 +30,14 @@ import json
 import typing as t
 from importlib.resources import files
 
-from ..application.blueprints import Blueprint
+from ..application.blueprints import BlueprintBase
 from ..application.wrappers import Response
 from ..contexts.globals import current_app, request, websocket
+from ..serving.lifecycle import ServingState
 from .attendance import Attendance, Who
+from .broadcast import Broadcast
 from .channels import LIVE_ONLY, REFUSED, ChannelPolicy, refusal
+from .presence import Presence
 from .sse import EventStream, ServerSentEvent
 
 __all__ = ["CLIENT_SCRIPT", "live_blueprint"]
@@ -45,11 +48,11 @@ T = t.TypeVar("T")
 CLIENT_SCRIPT = "tether-live.js"
 
 
-def live_blueprint(name: str = "live", presence: Who | None = None) -> Blueprint:
+def live_blueprint(name: str = "live", presence: Who | None = None) -> BlueprintBase:
     """The endpoint's blueprint: ``/ws``, ``/events`` and ``/client.js``
     under the prefix it is registered with; ``presence`` says whether, and as
     whom, a connection is present in each channel it joins."""
-    blueprint = Blueprint(name, __name__)
+    blueprint = BlueprintBase(name, __name__)
 
     async def socket() -> None:
         await _socket(presence)
@@ -63,17 +66,31 @@ def live_blueprint(name: str = "live", presence: Who | None = None) -> Blueprint
     return blueprint
 
 
-def _policy() -> ChannelPolicy:
-    return t.cast(ChannelPolicy, current_app.channel_policy)
+class LiveApp(t.Protocol):
+    """The app as the endpoint uses it: ``tether.Tether``."""
+
+    channel_policy: ChannelPolicy
+    serving: ServingState
+
+    @property
+    def broadcast(self) -> Broadcast: ...
+
+    @property
+    def presence(self) -> Presence: ...
 
 
-def _attendance(who: Who | None) -> Attendance | None:
-    return None if who is None else Attendance(who, current_app.presence)
+def _app() -> LiveApp:
+    return t.cast(LiveApp, current_app._get_current_object())
+
+
+def _attendance(app: LiveApp, who: Who | None) -> Attendance | None:
+    return None if who is None else Attendance(who, app.presence)
 
 
 async def _socket(who: Who | None) -> None:
-    attendance = _attendance(who)
-    connection = _Connection(current_app._get_current_object(), websocket._get_current_object(), attendance)
+    app = _app()
+    attendance = _attendance(app, who)
+    connection = _Connection(app, websocket._get_current_object(), attendance)
     try:
         await connection.socket.relay(connection.subscription, on_receive=connection.receive)
     finally:
@@ -84,12 +101,12 @@ async def _socket(who: Who | None) -> None:
 class _Connection:
     """One WebSocket of the endpoint: the channels it follows, and is present in."""
 
-    def __init__(self, app: t.Any, socket: t.Any, attendance: Attendance | None) -> None:
+    def __init__(self, app: LiveApp, socket: t.Any, attendance: Attendance | None) -> None:
         self.app = app
         self.socket = socket
-        self.policy = t.cast(ChannelPolicy, app.channel_policy)
+        self.policy = app.channel_policy
         self.subscription = app.broadcast.subscribe_many()
-        self.subscription.channel_policy_checked = True
+        self.policy.checked(self.subscription)
         self.attendance = attendance
         self.loop = asyncio.get_running_loop()
 
@@ -97,10 +114,7 @@ class _Connection:
         """``fn(*args)`` in the app's pool, in this connection's context: a
         join's round trips to Redis and a sync channel rule (a database
         query, say) never hold the loop, and every other connection, up."""
-        return t.cast(
-            "asyncio.Future[T]",
-            self.app.serving.executor.run(self.loop, contextvars.copy_context().run, fn, *args),
-        )
+        return self.app.serving.executor.run(self.loop, contextvars.copy_context().run, fn, *args)
 
     async def receive(self, message: str | bytes) -> None:
         try:
@@ -145,11 +159,11 @@ class _Connection:
 
 
 def _events(who: Who | None) -> EventStream:
-    app = current_app._get_current_object()
+    app = _app()
     channels = request.args.getlist("channels")
     last_ids = request.headers.get("Last-Event-ID") or request.args.get("last_ids")
-    subscription, refused = _policy().subscribe(app.broadcast, channels, last_ids)
-    attendance = _attendance(who)
+    subscription, refused = app.channel_policy.subscribe(app.broadcast, channels, last_ids)
+    attendance = _attendance(app, who)
     first = [ServerSentEvent(refusal(channel), event="refused") for channel in refused]
     try:
         for channel, position in subscription.last_ids.items():

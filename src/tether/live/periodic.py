@@ -1,22 +1,27 @@
 """``@app.periodic(seconds)``: a function run every ``seconds`` while the app
-serves, in each worker (or once per interval across a cluster, through
-``tether.live.cluster``), each run in a fresh app context."""
+serves, in each worker (or once per interval across a cluster, through the
+turns of the app's broadcast backend: ``tether.live.broadcast.backends.Turns``),
+each run in a fresh app context."""
 
 from __future__ import annotations
 
 import asyncio
 import typing as t
-from urllib.parse import urlsplit
 
 from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_one, run, run_async
 from ..signals import periodic_run_failed
 from .background import Background
-from .broadcast import REDIS_SCHEMES, redacted
-from .broadcast.namespace import namespace_for
-from .optional import require
+from .broadcast import Broadcast, BroadcastUnavailable, Turns, TurnsUnavailable, check_url, redacted
 
 __all__ = ["PeriodicService"]
+
+
+class BroadcastingApp(t.Protocol):
+    """The app as a cluster service sees it: ``tether.Tether``."""
+
+    @property
+    def broadcast(self) -> Broadcast: ...
 
 
 class PeriodicService:
@@ -85,13 +90,7 @@ class PeriodicService:
             await self._run()
             await asyncio.sleep(self.interval)
 
-    async def _cluster_loop(self, url: str) -> None:
-        # redis-py is optional, needed only by cluster services: _cluster_url checked it is installed.
-        import redis
-
-        from .cluster import ClusterTurns  # (optional: it needs redis-py)
-
-        turns = ClusterTurns(url, namespace_for(self.app), self.name, self.interval)
+    async def _cluster_loop(self, turns: Turns) -> None:
         reachable = True
         try:
             while not self._stopping:
@@ -106,30 +105,33 @@ class PeriodicService:
                             await turns.release()
                     delay = await turns.until_next_slot()
                     if not reachable:
-                        self.app.logger.info("Periodic service %s reaches Redis again.", self.name)
+                        self.app.logger.info("Periodic service %s reaches its broadcast backend again.", self.name)
                         reachable = True
-                except redis.RedisError as e:
+                except Exception as e:
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
-                        # redis-py can turn a cancellation during a read into a
-                        # TimeoutError: stopping must still stop the service.
+                        # A client library can turn a cancellation during a read
+                        # into a timeout: stopping must still stop the service.
                         raise asyncio.CancelledError from e
+                    if not isinstance(e, BroadcastUnavailable):
+                        raise
                     if reachable:
                         self.app.logger.warning(
-                            "Periodic service %s cannot reach Redis to take its turn (%s); it tries every %s s.",
+                            "Periodic service %s cannot reach its broadcast backend to take its turn (%s); "
+                            "it tries every %s s.",
                             self.name, e, self.interval,
                         )
                         reachable = False
                     delay = self.interval
                 if self._stopping:
-                    # stop() came during a Redis call, whose client may have
-                    # swallowed the cancellation: do not sleep out the slot.
+                    # stop() came during a call to the backend, whose client may
+                    # have swallowed the cancellation: do not sleep out the slot.
                     return
                 await asyncio.sleep(delay)
         finally:
             await turns.close()
 
-    async def _renew(self, turns: t.Any) -> None:
+    async def _renew(self, turns: Turns) -> None:
         while True:
             await asyncio.sleep(turns.lease_ms / 3000)
             await turns.renew()
@@ -137,7 +139,7 @@ class PeriodicService:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is None or self._task.done():
             self._stopping = False
-            runner = self._loop() if self.across == "worker" else self._cluster_loop(self._cluster_url())
+            runner = self._loop() if self.across == "worker" else self._cluster_loop(self._turns())
             self._task = loop.create_task(runner, name=f"periodic {self.name}")
 
     def check(self) -> None:
@@ -145,19 +147,28 @@ class PeriodicService:
         the app starts, so that a wrong setting stops the server with its fix
         instead of leaving the service silently not running."""
         if self.across == "cluster":
-            self._cluster_url()
+            self._turns()
 
-    def _cluster_url(self) -> str:
+    def _turns(self) -> Turns:
+        """This service's turns, from the app's broadcast backend (made without I/O)."""
         url = self.app.config["BROADCAST_URL"]
-        if not isinstance(url, str) or urlsplit(url).scheme not in REDIS_SCHEMES:
-            raise ValueError(
-                f"Periodic service {self.name} runs across the cluster (across=\"cluster\"), which takes its turns "
-                f"through Redis, but BROADCAST_URL is {redacted(url)!r}. Set it to 'redis://host:port/db': "
-                "app.config[\"BROADCAST_URL\"] = ..., or TETHER_BROADCAST_URL in the environment, read by "
-                "app.config.from_prefixed_env(). Or run it in each worker: across=\"worker\"."
-            )
-        require("redis", "redis", f"Periodic service {self.name} (across=\"cluster\")")
-        return url
+        try:
+            check_url(url, f"Periodic service {self.name} (across=\"cluster\")")
+            backend = t.cast(BroadcastingApp, self.app).broadcast.backend
+        except ValueError as e:
+            raise self._refused(f"with BROADCAST_URL {redacted(url)!r} it cannot: {e}") from None
+        try:
+            return backend.turns(self.name, self.interval)
+        except TurnsUnavailable as e:
+            raise self._refused(f"{type(backend).__name__}, the backend of {redacted(url)!r}, cannot: {e}") from None
+
+    def _refused(self, why: str) -> ValueError:
+        return ValueError(
+            f"Periodic service {self.name} runs across the cluster (across=\"cluster\"), which takes its turns "
+            f"through the broadcast backend, but {why.rstrip('.')}. Set BROADCAST_URL to one that can, such as "
+            "'redis://host:port/db': app.config[\"BROADCAST_URL\"] = ..., or TETHER_BROADCAST_URL in the "
+            "environment, read by app.config.from_prefixed_env(). Or run it in each worker: across=\"worker\"."
+        )
 
     async def stop(self) -> None:
         task = self._task

@@ -11,6 +11,7 @@ from tempfile import SpooledTemporaryFile
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from ..application.pipeline import Application
+from ..application.werkzeug_private import CACHED_DATA
 from ..application.wrappers import Request
 
 __all__ = ["RequestSnapshot"]
@@ -41,7 +42,7 @@ class RequestSnapshot:
         environ["wsgi.input"] = io.BytesIO(self.data)
         request = app.request_class(environ)
         # Werkzeug's cached properties, filled with the copies.
-        request.__dict__.update(form=self.form, files=self.files, _cached_data=self.data)
+        request.__dict__.update({"form": self.form, "files": self.files, CACHED_DATA: self.data})
         if rerouted:
             request.route_later(app)
         else:

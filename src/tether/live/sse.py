@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 from ..application.wrappers import Response
 from ..contexts.ctx import _cv_app
-from ..contexts.propagation import ThreadedIterator
 from ..serving.direct import DirectSender, current_sender, encoded_once
 from ..serving.lifecycle import ServedApp
 from ..serving.race import NextItem, Outcome
+from ..serving.threaded import ThreadedIterator
 from .broadcast import Delivery, Gap, Subscription
-from .channels import ChannelPolicy, refusal
+from .channels import refusal
 
-__all__ = ["EventStream", "ServerSentEvent"]
+__all__ = ["EventStream", "ServerSentEvent", "gap_event"]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 #: What a field's value cannot hold: a line break would end the field, and a
@@ -60,6 +60,12 @@ class ServerSentEvent:
         data = self.data if isinstance(self.data, str) else dumps(self.data)
         lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
         return "\n".join(lines) + "\n\n"
+
+
+def gap_event(gap: Gap) -> ServerSentEvent:
+    """The ``gap`` event that tells a client the history lost messages of a
+    channel while it was away (what ``tether-live.js`` reloads on)."""
+    return ServerSentEvent({"channel": gap.channel, "last_id": gap.last_id}, event="gap")
 
 
 class EventStream(Response):
@@ -94,7 +100,7 @@ class EventStream(Response):
         # The app's channel rules apply to a subscription made without them:
         # a refused channel is left, and said so first. Async rules, on a
         # loop, are awaited as the stream starts (in the request's context).
-        policy: ChannelPolicy | None = getattr(app, "channel_policy", None)
+        policy = app.serving.source_guard
         guard = None
         if policy is not None and policy.awaits and _on_a_loop():
             guard = functools.partial(policy.aguard, source)
@@ -150,7 +156,7 @@ async def _frames(
                 yield b": keep-alive\n\n"
                 continue
             if isinstance(item, Gap):
-                item = ServerSentEvent({"channel": item.channel, "last_id": item.last_id}, event="gap")
+                item = gap_event(item)
             elif subscription is not None:
                 if subscription.many:
                     yield encoded_once(_channels_frame, item, (subscription.last_event_id(), dumps))

@@ -34,7 +34,7 @@ from .asgi_request import request_from_scope
 from .direct import DirectSender, current_sender
 from .headers import asgi_headers, body_allowed
 from .lifecycle import ServingState
-from .sync_pool import HeldThread
+from .threaded import ThreadedIterator
 
 __all__ = ["serve_http", "stream_chunks"]
 
@@ -137,7 +137,7 @@ async def _serve_sync(
             # Produced on the loop, each chunk in the request's Context.
             await _send_stream(serving, response, request, send, body, _async_chunks(source), context)
         else:
-            chunks = _threaded_chunks(loop, thread, context, iter(source))
+            chunks = ThreadedIterator.on(thread, source, context, _as_bytes)
             await _send_stream(serving, response, request, send, body, chunks)
     except Exception as e:  # the server logs it and cuts the response
         error = e
@@ -178,18 +178,8 @@ async def _async_chunks(source: t.Any) -> AsyncIterator[bytes]:
         await _aclose(source)
 
 
-async def _threaded_chunks(
-    loop: asyncio.AbstractEventLoop, thread: HeldThread, context: contextvars.Context, iterator: t.Iterator[t.Any]
-) -> AsyncIterator[bytes]:
-    """A sync body's chunks, each produced on the request's thread inside its
-    Context. A chunk being produced when the stream ends is not waited for:
-    the request's finish is queued behind it on the same thread."""
-    done = object()
-    while True:
-        chunk = await thread.run(loop, context.run, next, iterator, done)
-        if chunk is done:
-            return
-        yield chunk.encode() if isinstance(chunk, str) else t.cast(bytes, chunk)
+def _as_bytes(chunk: str | bytes) -> bytes:
+    return chunk.encode() if isinstance(chunk, str) else chunk
 
 
 def _response_messages(response: Response, request: Request) -> tuple[Message, Message]:
@@ -218,7 +208,7 @@ async def _send_stream(
     if not body_allowed(request.method, status):
         await send({"type": "http.response.body", "body": b""})
         return
-    await stream_chunks(serving, chunks, body, send, context, getattr(response, "send_timeout", None))
+    await stream_chunks(serving, chunks, body, send, context, response.send_timeout)
 
 
 async def stream_chunks(

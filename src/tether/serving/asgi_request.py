@@ -7,18 +7,18 @@ do), so ``request.environ`` works under both protocols at no cost to the rest.
 
 from __future__ import annotations
 
-import functools
 import sys
 import typing as t
 from urllib.parse import unquote_to_bytes
 
 from werkzeug.datastructures import Headers
 
+from ..application.werkzeug_private import headers_from_list
 from ..application.wrappers import Request
 from ..typing import Scope
 from .asgi_body import RequestBody
 
-__all__ = ["Framing", "environ_from_scope", "request_from_scope"]
+__all__ = ["Framing", "ScopeSource", "environ_from_scope", "request_from_scope"]
 
 
 _HEADER_KEYS: dict[bytes, tuple[str, str]] = {}
@@ -109,24 +109,65 @@ def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) 
             chunked = True
         elif name == b"cookie":
             cookies = True
-    request = request_class.from_parts(  # positional: cheaper than 13 keywords on every request
-        # A partial, not a closure: a closure would make every variable it
-        # reads a cell, slower to use for the whole of this function.
-        functools.partial(_environ, scope, root_path, path, server, scheme, client, body),
+    source = ScopeSource(scope, root_path, path, server, scheme, client, body, raw_headers, cookies)
+    request = request_class.from_source(  # positional: cheaper than keywords on every request
+        source,
         scope.get("method", "GET"),
         scheme,
         server,
         root_path,
         path,
         scope["query_string"],
-        functools.partial(_headers, raw_headers),
         client[0] if client else None,
         body if isinstance(body, RequestBody) else None,
         scope["type"] == "websocket",
-        scope.get("tether.environ"),
-        cookies,
     )
     return request, Framing(length, chunked)
+
+
+class ScopeSource:
+    """A request's scope, read for what the request makes on first use
+    (``tether.application.wrappers.RequestSource``)."""
+
+    __slots__ = ("_scope", "_root_path", "_path", "_server", "_scheme", "_client", "_body", "_raw_headers", "has_cookie")
+
+    #: An ASGI server holds WebSockets.
+    websockets = True
+
+    def __init__(
+        self,
+        scope: Scope,
+        root_path: str,
+        path: str,
+        server: t.Any,
+        scheme: str,
+        client: t.Any,
+        body: t.Any,
+        raw_headers: t.Iterable[tuple[bytes, bytes]],
+        has_cookie: bool,
+    ) -> None:
+        self._scope = scope
+        self._root_path = root_path
+        self._path = path
+        self._server = server
+        self._scheme = scheme
+        self._client = client
+        self._body = body
+        self._raw_headers = raw_headers
+        self.has_cookie = has_cookie
+
+    def environ(self) -> dict[str, t.Any]:
+        return _environ(self._scope, self._root_path, self._path, self._server, self._scheme, self._client, self._body)
+
+    def headers(self) -> Headers:
+        return _headers(self._raw_headers)
+
+    def extra(self, key: str) -> t.Any:
+        extra = self._scope.get("tether.environ")
+        return extra.get(key) if extra else None
+
+    def body_chunks(self) -> t.AsyncIterator[bytes] | None:
+        return self._body.chunks() if isinstance(self._body, RequestBody) else None
 
 
 def environ_from_scope(scope: Scope, body: t.Any) -> tuple[dict[str, t.Any], Framing]:
@@ -142,11 +183,9 @@ def _headers(raw: t.Iterable[tuple[bytes, bytes]]) -> Headers:
     gives under WSGI for the same request (Werkzeug's ``EnvironHeaders`` over
     the environ a WSGI server makes), so that names, order and values are the
     same on every server: ``User-Agent``, not the ``user-agent`` of ASGI."""
-    headers = Headers.__new__(Headers)
-    headers._list = [
+    return headers_from_list([
         (name, value) for key, (name, value) in _header_fields(raw).items() if value or key[0] == "H"
-    ]
-    return headers
+    ])
 
 
 def _path_info(scope: Scope, script_name: str, path: str) -> str:

@@ -49,6 +49,20 @@ class Service(t.Protocol):
         """Stop from synchronous code (WSGI, at interpreter exit)."""
 
 
+class SourceGuard(t.Protocol):
+    """The app's channel rules, as a stream applies them to its source
+    (``tether.live.channels.ChannelPolicy``)."""
+
+    #: Whether a rule is ``async def``: async code then guards with ``aguard``.
+    awaits: bool
+
+    def guard(self, source: t.Any) -> list[str]:
+        """Bring ``source`` under the rules; the channels refused."""
+
+    async def aguard(self, source: t.Any) -> list[str]:
+        """``guard`` from async code, where an async rule is awaited."""
+
+
 class StartupRefused(RuntimeError):
     """The app cannot serve as it is set up (a setting that cannot work, a
     package not installed): the server must not start. The message says what
@@ -96,6 +110,9 @@ class ServingState:
         #: raises, saying what to change, when a setting cannot work, and may
         #: log a warning for one that works otherwise than it seems to.
         self.checks: list[t.Callable[[Application], None]] = []
+        #: What a relayed or streamed source is brought under first (the app's
+        #: channel rules, set by the layer that has them).
+        self.source_guard: SourceGuard | None = None
         #: Whether ``before_serving`` has run and the services are started.
         self.started = False
         #: Set when the server starts shutting down (ASGI): open streams and

@@ -21,21 +21,21 @@ import io
 import logging
 import time
 import typing as t
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 
 from werkzeug.exceptions import Forbidden, HTTPException
 
 from ..application.pipeline import Application
 from ..application.wrappers import Request, Response
 from ..contexts.ctx import WebSocketContext
-from ..contexts.propagation import ThreadedIterator
 from ..contexts.steps import Steps, run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_request import request_from_scope
 from .direct import DirectSender, encoded_once
-from .lifecycle import ServingState
+from .lifecycle import ServingState, SourceGuard
 from .origins import origin_problem
-from .race import NextItem, Outcome
+from .race import NextItem, Outcome, RelayedItems, is_pushable, is_relayable
+from .threaded import ThreadedIterator
 from .tracing import ConnectionTrace, tracing_for
 
 __all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
@@ -250,7 +250,7 @@ class WebSocket:
         except RuntimeError:
             on_loop = False
         receiver = None if on_receive is None else _Receiver(on_receive, None if on_loop else self._serving)
-        policy: ChannelGuard | None = getattr(self._app, "channel_policy", None)
+        policy = self._serving.source_guard
         # Async channel rules are awaited in the relay, on the connection's loop.
         later = policy if policy is not None and policy.awaits and on_loop else None
         refused = policy.guard(source) if policy is not None and later is None else []
@@ -264,7 +264,7 @@ class WebSocket:
         receiver: _Receiver | None,
         context: contextvars.Context,
         first: list[dict[str, str]],
-        guard: ChannelGuard | None = None,
+        guard: SourceGuard | None = None,
     ) -> None:
         if not self.accepted:
             await self._accept()
@@ -272,13 +272,13 @@ class WebSocket:
             first = first + [{"event": "refused", "channel": channel} for channel in await guard.aguard(source)]
         for refused in first:
             await self._send_data(self._app.json.dumps(refused))
-        deliveries = getattr(source, "deliveries", None)
         form: t.Callable[[t.Any], t.Any] | None = None
-        if deliveries is not None:  # a broadcast subscription (``tether.live.broadcast``)
-            iterator = deliveries()
-            form = iterator.wire_form
-            if iterator.many and not as_json:
+        iterator: AsyncIterator[t.Any] | RelayedItems
+        if is_relayable(source):  # a broadcast subscription (``tether.live.broadcast``)
+            if source.many and not as_json:
                 raise TypeError("A subscription to several channels is relayed as JSON (its items are objects).")
+            iterator = source.deliveries()
+            form = iterator.wire_form
         elif isinstance(source, AsyncIterable):
             iterator = aiter(source)
         else:
@@ -318,12 +318,8 @@ class WebSocket:
             sender.close()
             gone.cancel()
             await items.aclose()
-            if not hasattr(iterator, "aclose"):
-                close = getattr(source, "aclose", None) or getattr(source, "close", None)
-                if close is not None:
-                    result = close()
-                    if asyncio.iscoroutine(result):
-                        await result
+            if not is_pushable(iterator) and not hasattr(iterator, "aclose"):
+                await _close_source(source)  # ``items`` could not close it
 
     async def _until_closed(self, receiver: _Receiver | None) -> None:
         """Read client messages until it goes away, handing each to ``receiver``."""
@@ -362,17 +358,14 @@ class WebSocket:
                 return
 
 
-class ChannelGuard(t.Protocol):
-    """The app's channel rules, as a relay applies them (``tether.live.channels``)."""
-
-    #: Whether a rule is async: from async code, ``aguard``.
-    awaits: bool
-
-    def guard(self, source: t.Any) -> list[str]:
-        """Bring ``source`` under the rules; the channels refused."""
-
-    async def aguard(self, source: t.Any) -> list[str]:
-        """``guard``, awaiting async rules."""
+async def _close_source(source: t.Any) -> None:
+    """Close an async iterable whose iterator has no ``aclose``, by its own
+    ``aclose`` or ``close`` (a user's class may have either, or none)."""
+    close = getattr(source, "aclose", None) or getattr(source, "close", None)
+    if close is not None:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
 
 
 class _Receiver:

@@ -14,6 +14,7 @@ import threading
 import typing as t
 
 from ..application.pipeline import Finish
+from ..application.werkzeug_private import has_close_callbacks
 from ..application.wrappers import Response
 from ..contexts.steps import run, run_coroutine
 from ..typing import StartResponse, WSGIEnvironment
@@ -45,13 +46,13 @@ def _serve(
         if finish is not None:
             run(finish(None))
             return []
-        return _ClosingBody([], response.close) if response._on_close else []
+        return _ClosingBody([], response.close) if has_close_callbacks(response) else []
     if finish is not None:
         return ContextBody(context, response.response, finish, serving.wsgi_stopping)
     body: t.Any = response.response
     if not response.direct_passthrough and not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
         body = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in body]
-    return _ClosingBody(body, response.close) if response._on_close else body
+    return _ClosingBody(body, response.close) if has_close_callbacks(response) else body
 
 
 class _ClosingBody:

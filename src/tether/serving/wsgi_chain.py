@@ -33,6 +33,7 @@ from .asgi_http import serve_http, stream_chunks
 from .asgi_request import environ_from_scope
 from .lifecycle import ServingState
 from .lifespan import start_without_lifespan
+from .threaded import ThreadedIterator
 from .websocket import serve_websocket
 
 __all__ = ["PROBE", "answer_probe", "serve_indirectly", "serve_through_chain", "websocket_scope_through_chain"]
@@ -61,19 +62,26 @@ class _WSGIResponse:
         self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         return self._written.append
 
-    def begin(self, entry: t.Callable[..., t.Any], app: t.Any, environ: WSGIEnvironment) -> tuple[bytes, bool]:
-        """Call the chain; the body's first chunk, and whether that was all."""
+    def begin(self, entry: t.Callable[..., t.Any], app: t.Any, environ: WSGIEnvironment) -> bytes | None:
+        """Call the chain; the whole body, or ``None`` when it is streamed (its
+        first chunk, produced to know it, is the first of the iteration)."""
         self._result = entry(app, environ, self.start_response)
         if type(self._result) is list:  # a whole body: one hop, not one per chunk
             chunks = [*self._written, *self._result]
             self._written.clear()
-            return b"".join(c.encode() if isinstance(c, str) else c for c in chunks), True
+            return b"".join(c.encode() if isinstance(c, str) else c for c in chunks)
         self._iterator = iter(self._result)
-        chunk = self.next_chunk()
-        return (b"", True) if chunk is None else (chunk, False)
+        try:
+            self._written.append(next(self))
+        except StopIteration:
+            return b""
+        return None
 
-    def next_chunk(self) -> bytes | None:
-        """The next chunk that is not empty, or ``None`` at the end."""
+    def __iter__(self) -> _WSGIResponse:
+        return self
+
+    def __next__(self) -> bytes:
+        """The next chunk that is not empty."""
         if self._written:
             chunk = b"".join(self._written)
             self._written.clear()
@@ -82,7 +90,7 @@ class _WSGIResponse:
         for chunk in self._iterator:
             if chunk:
                 return chunk.encode() if isinstance(chunk, str) else t.cast(bytes, chunk)
-        return None
+        raise StopIteration
 
     def close(self) -> None:
         close = getattr(self._result, "close", None)
@@ -109,7 +117,7 @@ async def serve_through_chain(
     call = functools.partial(thread.run, loop, context.run)
     try:
         try:
-            first, whole = await call(response.begin, entry, app, environ)
+            whole = await call(response.begin, entry, app, environ)
         except BaseException:
             await call(response.close)
             raise
@@ -117,34 +125,22 @@ async def serve_through_chain(
             await call(response.close)
             raise RuntimeError("The WSGI application returned without calling start_response.")
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
-        if whole:
-            await send({"type": "http.response.body", "body": first})
+        if whole is not None:
+            await send({"type": "http.response.body", "body": whole})
             await call(response.close)
             return
         if body.unread:
             await body.load(declared)
         serving.opened()
         try:
-            await stream_chunks(serving, _chunks(call, response, first), body, send)
+            # Each chunk produced on the request's thread; the WSGI body is
+            # closed there however the stream ends (finished, client gone,
+            # server stopping).
+            await stream_chunks(serving, ThreadedIterator.on(thread, response, context), body, send)
         finally:
             serving.closed()
     finally:
         thread.release()
-
-
-async def _chunks(
-    call: t.Callable[..., asyncio.Future[t.Any]], response: _WSGIResponse, first: bytes
-) -> t.AsyncIterator[bytes]:
-    """The body's chunks, each produced on the request's thread; the WSGI body
-    is closed there however the stream ends (finished, client gone, server
-    stopping)."""
-    try:
-        chunk: bytes | None = first
-        while chunk is not None:
-            yield chunk
-            chunk = await call(response.next_chunk)
-    finally:
-        await call(response.close)
 
 
 def answer_probe(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:

@@ -19,13 +19,12 @@ browser that reconnects with ``Last-Event-ID`` resumes where it stopped.
 channel, and its SSE id holds them all (``last_ids``). ``publish(channel,
 message, event=...)`` names a message's kind (an SSE ``event:``).
 
-A backend gives ids, keeps the history and carries published messages to
+A backend (``backends.Backend``, chosen by the URL's scheme: ``backends``)
+gives ids, keeps the history and carries published messages to
 ``deliver(delivery)``, which fans each out to that channel's subscriptions in
 this process (to one consumed on an event loop, on that loop, where a waiting
-stream sends it at once: ``tether.serving.direct``). It offers
-``publish(channel, message, event)`` (async), ``publish_now(...)`` (sync, from
-any thread) and ``tail``/``atail``, ``follow``/``unfollow``, ``catch_up`` and
-``expire``. ``memory://`` (``memory``) delivers in-process, at once.
+stream sends it at once: ``tether.serving.direct``). ``memory://``
+(``memory``) delivers in-process, at once; ``redis://`` reaches every worker.
 
 On a shared server (``redis://``) a broadcast lives in a *namespace*: its
 channels, histories and cluster locks are keys of that namespace only, so two
@@ -41,57 +40,38 @@ import asyncio
 import json
 import threading
 import typing as t
-from urllib.parse import urlsplit
 
-from ..optional import require
-from .errors import BroadcastUnavailable
+from .backends import (
+    ENTRY_POINTS,
+    ID_FORMAT,
+    REDIS_SCHEMES,
+    Backend,
+    BackendCheck,
+    BackendFactory,
+    BackendOptions,
+    Turns,
+    check_url,
+    make_backend,
+    redacted,
+    register_backend,
+    valid_id,
+)
+from .errors import BroadcastUnavailable, TurnsUnavailable
 from .history import Delivery, Gap, id_key
 from .last_ids import decode_last_ids, encode_last_ids
 from .memory import MemoryBackend
 from .subscription import OVERFLOW_POLICIES, Item, SubscriberTooSlow, Subscription, put_each
-
-#: The URL schemes of the Redis backend (redis-py's: TCP, TLS, a Unix socket).
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 #: What a subscription resumes from when the client's id is unknown: not an
 #: id, so the backends give the whole history and say some may be missing.
 UNKNOWN_ID = ""
 
 __all__ = [
-    "Backend", "Broadcast", "BroadcastUnavailable", "Delivery", "Gap", "MemoryBackend", "SubscriberTooSlow",
-    "Subscription", "decode_last_ids", "encode_last_ids",
+    "ENTRY_POINTS", "ID_FORMAT", "REDIS_SCHEMES", "Backend", "BackendCheck", "BackendFactory", "BackendOptions", "Broadcast",
+    "BroadcastUnavailable", "Delivery", "Gap", "MemoryBackend", "SubscriberTooSlow", "Subscription", "Turns",
+    "TurnsUnavailable", "check_url", "decode_last_ids", "encode_last_ids", "redacted", "register_backend",
+    "valid_id",
 ]
-
-
-class Backend(t.Protocol):
-    """Gives ids, keeps the history, carries messages to the broadcast's ``deliver``."""
-
-    #: Whether messages from other processes reach this one.
-    healthy: bool
-
-    async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str: ...
-
-    def publish_now(self, channel: str, message: t.Any, event: str | None = None) -> str: ...
-
-    def expire(self, channel: str, seconds: float) -> None:
-        """Forget ``channel``'s history after ``seconds``."""
-
-    def tail(self, channel: str) -> str | None:
-        """The id of the newest message of ``channel``, if any; raises
-        :class:`~tether.live.broadcast.BroadcastUnavailable` when that cannot be read."""
-
-    async def atail(self, channel: str) -> str | None: ...
-
-    def follow(self, channel: str, tail: str | None) -> None:
-        """Deliver ``channel``'s messages after ``tail`` (it has a subscriber
-        here now). Called under the broadcast's lock: no waiting on I/O."""
-
-    def unfollow(self, channel: str) -> None:
-        """Stop delivering ``channel`` (its last subscriber here left). Called
-        under the broadcast's lock: no waiting on I/O."""
-
-    def catch_up(self, channel: str, last_id: str) -> tuple[list[Delivery], bool]:
-        """The messages after ``last_id``, and whether some may be missing."""
 
 
 class Broadcast:
@@ -112,21 +92,7 @@ class Broadcast:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}.")
         if namespace is not None and (not isinstance(namespace, str) or not namespace or ":" in namespace):
             raise ValueError(f"A broadcast namespace is a non-empty name without ':', not {namespace!r}.")
-        self.backend: Backend
-        if check_url(url) == "memory":
-            self.backend = MemoryBackend(self._deliver, history)
-        else:
-            if namespace is None:
-                # Without one, a script would publish where no app listens, silently.
-                raise ValueError(
-                    f"Broadcast({redacted(url)!r}) needs a namespace: apps sharing a Redis keep their channels "
-                    "apart by namespace. Pass namespace= the BROADCAST_NAMESPACE of the app to reach (by default "
-                    "its import name, as in Tether(__name__)), or a name of your own."
-                )
-            # redis-py is optional: check_url found it installed.
-            from .redis_backend import RedisBackend
-
-            self.backend = RedisBackend(url, namespace, self._deliver, history, dumps, loads)
+        self.backend: Backend = make_backend(url, BackendOptions(namespace, self._deliver, history, dumps, loads))
         self.url = url
         #: Where this broadcast's channels and cluster locks live on a shared server.
         self.namespace = namespace
@@ -163,7 +129,7 @@ class Broadcast:
         """A new subscription to ``channel``, yielding its messages; close it
         (or leave its ``with``) to unsubscribe. With ``last_id`` (an SSE
         client's ``Last-Event-ID``), what was published after it comes first,
-        or a :class:`~tether.live.broadcast.Gap` when the history no longer holds all of it."""
+        or a :class:`~tether.Gap` when the history no longer holds all of it."""
         _check_channel(channel)
         subscription = Subscription(self, maxsize or self.maxsize, self._policy(overflow), channel)
         self.add_channel(subscription, channel, last_id)
@@ -276,9 +242,13 @@ class Broadcast:
         return self.backend.tail(channel)
 
     async def alast_id(self, channel: str) -> str | None:
-        """:meth:`last_id` from async code."""
+        """:meth:`last_id` from async code: the backend's ``atail`` where it
+        has one (``memory://``, Redis), else its ``tail`` in a thread."""
         _check_channel(channel)
-        return await self.backend.atail(channel)
+        atail = getattr(self.backend, "atail", None)
+        if atail is None:
+            return await asyncio.to_thread(self.backend.tail, channel)
+        return t.cast("str | None", await atail(channel))
 
     def expire(self, channel: str, seconds: float) -> None:
         """Forget ``channel``'s history after ``seconds``: a channel that has
@@ -319,33 +289,6 @@ def _check_event(event: object) -> None:
     """An event name is sent as an SSE ``event:`` line: a str without line breaks or NUL."""
     if event is not None and (not isinstance(event, str) or any(c in event for c in "\r\n\x00")):
         raise ValueError(f"An event name is a str without line breaks or NUL, not {event!r}.")
-
-
-def check_url(url: str) -> str:
-    """The backend of ``url`` (``"memory"`` or ``"redis"``), raising what is
-    wrong with it: a scheme no backend serves (``ValueError``), or redis-py
-    not installed for a Redis one (``ModuleNotFoundError`` with the command
-    that installs it). Checked when the app starts, and by ``Broadcast``."""
-    scheme = urlsplit(url).scheme if isinstance(url, str) else None
-    if scheme == "memory":
-        return "memory"
-    if scheme in REDIS_SCHEMES:
-        require("redis", "redis", f"A {scheme}:// broadcast")
-        return "redis"
-    raise ValueError(
-        f"No broadcast backend for {redacted(url)!r} (BROADCAST_URL): use 'memory://' (one worker) or "
-        "'redis://host:port/db' (every worker and host; also rediss:// and unix://)."
-    )
-
-
-def redacted(url: object) -> object:
-    """``url`` without its password, for messages and logs."""
-    if not isinstance(url, str):
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _check_channel(channel: object) -> None:

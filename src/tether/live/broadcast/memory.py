@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import typing as t
 
+from .errors import TurnsUnavailable
 from .history import Delivery, Gap, History
 
 __all__ = ["Deliver", "MemoryBackend"]
@@ -57,3 +58,11 @@ class MemoryBackend:
     def catch_up(self, channel: str, last_id: str) -> tuple[list[Delivery], bool]:
         with self._lock:
             return self._history.since(channel, last_id)
+
+    def turns(self, name: str, interval: float) -> t.NoReturn:
+        """None: a turn taken here would be unknown to every other worker, so
+        a service meant to run once across them would run once in each."""
+        raise TurnsUnavailable(
+            "it reaches this process only, so it cannot share turns with other workers (a backend that "
+            "reaches them all can)"
+        )

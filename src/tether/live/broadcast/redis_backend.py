@@ -27,6 +27,7 @@ import uuid
 import redis
 
 from ...signals import broadcast_health_changed
+from ..cluster import ClusterTurns
 from .errors import BroadcastUnavailable
 from .history import Delivery, id_key
 from .memory import Deliver
@@ -51,6 +52,7 @@ class RedisBackend:
         loads: t.Callable[[str | bytes], t.Any],
     ) -> None:
         self.url = url
+        self.namespace = namespace
         self._deliver = deliver
         self._history = max(history, 1)
         self._dumps = dumps
@@ -165,6 +167,10 @@ class RedisBackend:
 
     def unfollow(self, channel: str) -> None:
         self._listener.unfollow(channel)
+
+    def turns(self, name: str, interval: float) -> ClusterTurns:
+        """Turns taken on this Redis, in this broadcast's namespace (``tether.live.cluster``)."""
+        return ClusterTurns(self.url, self.namespace, name, interval)
 
     def _set_healthy(self, healthy: bool, error: Exception | None = None) -> None:
         if healthy == self.healthy:

@@ -31,7 +31,7 @@ import typing as t
 import uuid
 from urllib.parse import urlsplit
 
-from ..broadcast import Broadcast
+from ..broadcast import REDIS_SCHEMES, Broadcast
 from .connection import Backend, Connection, Here
 from .memory import MemoryPresence
 
@@ -66,8 +66,13 @@ class Presence:
         self.ttl = ttl
         self._dumps = dumps
         self.backend: Backend
-        if urlsplit(broadcast.url).scheme == "memory":
+        scheme = urlsplit(broadcast.url).scheme
+        if scheme == "memory":
             self.backend = MemoryPresence(broadcast, loads)
+        elif scheme not in REDIS_SCHEMES:
+            raise ValueError(
+                f"Presence runs on a memory:// or a Redis broadcast, not on {scheme}:// ({type(broadcast.backend).__name__})."
+            )
         else:
             # redis-py is an optional dependency (pip install "tether[redis]").
             from .redis import RedisPresence

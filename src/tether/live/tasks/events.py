@@ -17,7 +17,7 @@ from celery import current_task
 from ...contexts.ctx import _cv_app, _cv_request
 from ...typing import ContextApp
 from ..broadcast import Broadcast, Gap
-from ..sse import EventStream, ServerSentEvent
+from ..sse import EventStream, ServerSentEvent, gap_event
 
 __all__ = ["FINAL_EVENTS", "FAILURE_MESSAGE", "channel", "finish", "progress", "task_events"]
 
@@ -82,7 +82,7 @@ def task_events(task_id: str, last_id: str | None = None) -> EventStream:
         try:
             async for message in subscription:
                 if isinstance(message, Gap):
-                    yield ServerSentEvent({"channel": message.channel, "last_id": message.last_id}, event="gap")
+                    yield gap_event(message)
                     continue
                 event = message.get("event", "progress") if isinstance(message, dict) else "progress"
                 data = message.get("data") if isinstance(message, dict) else message
