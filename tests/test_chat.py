@@ -283,7 +283,8 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
                 page.goto(chat.url)
                 page.fill("input[name=name]", person)
                 page.click("button")
-                page.goto(page_url)
+                if transport == "sse":
+                    page.goto(page_url)
                 page.fill("#open-room input", name)
                 page.press("#open-room input", "Enter")
                 expect(page.locator("#room-title")).to_have_text(f"# {name}")
@@ -298,7 +299,7 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
             assert here_now(bob) == ["A alice", "B bob (you)"]
             assert alice.text_content(".message.announcement .head b") == "announcement"
             # One connection a page: rooms and presence over the live endpoint alone.
-            opened = [url.split("/", 3)[3] for at, url in sockets if at == page_url]
+            opened = [url.split("/", 3)[3] for at, url in sockets if at == page_url]  # the pages shown
             assert opened == (["live/ws", "live/ws"] if transport == "websocket" else [])
             expect(bob.locator("#status")).to_have_text(
                 "live over server-sent events" if transport == "sse" else "live over WebSocket"
