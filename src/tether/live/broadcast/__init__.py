@@ -236,7 +236,7 @@ class Broadcast:
         Read it before the state that the channel's messages change, then
         join from it (``subscribe(channel, last_id=...)``, the client's
         ``join(channel, lastId)``): nothing published after that state was
-        read is missed. Raises :class:`~tether.live.broadcast.BroadcastUnavailable` when Redis
+        read is missed. Raises :class:`~tether.BroadcastUnavailable` when Redis
         cannot be reached. From sync code."""
         _check_channel(channel)
         return self.backend.tail(channel)
