@@ -133,6 +133,9 @@ def test_a_registered_backend_serves_its_scheme(registry: None) -> None:
         return got
 
     assert asyncio.run(main()) == ["one", "two", "two", Gap("news", "not an id"), "one"]
+    # last_id from its tail; alast_id too, with no atail of its own (its tail, in a thread).
+    assert broadcast.last_id("news") == asyncio.run(broadcast.alast_id("news")) == "7-2"
+    assert asyncio.run(broadcast.alast_id("quiet")) is None
 
 
 def test_an_unknown_scheme_names_the_registered_ones(registry: None) -> None:
