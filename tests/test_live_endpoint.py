@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -458,13 +459,13 @@ def test_a_presence_function_answering_something_else_is_a_type_error() -> None:
         Attendance(lambda channel: "just a name", app.presence).enter("here:x")
 
 
-@pytest.mark.parametrize("asynchronous", [False, True])
-def test_an_sse_stream_is_present_while_it_is_open(asynchronous: bool) -> None:
+@pytest.mark.parametrize(("asynchronous", "asgi"), [(False, True), (True, True), (False, False)])
+def test_an_sse_stream_is_present_while_it_is_open(asynchronous: bool, asgi: bool) -> None:
     app = presence_app(asynchronous)
-    alice, bob = app.test_client(asgi=True), app.test_client(asgi=True)
+    alice, bob = app.test_client(asgi=asgi), app.test_client(asgi=asgi)
     alice.get("/login/1")
     bob.get("/login/2")
-    with alice.lifespan():
+    with alice.lifespan() if asgi else contextlib.nullcontext():
         first = alice.get("/live/events", query_string={"channels": ["here:x", "room:x"]}, buffered=False)
         chunks, text = first.iter_encoded(), ""
         text = read_until(chunks, text, lambda text: text.count("event: joined") == 2)
