@@ -58,9 +58,7 @@ class ErrorHandling(ResponseMaking):
         if isinstance(e, BadRequestKeyError) and (self.debug or self.config["TRAP_BAD_REQUEST_ERRORS"]):
             e.show_exception = True
         if isinstance(e, HTTPException) and not self.trap_http_exception(e):
-            if "handle_http_exception" in self._replaced:
-                return (yield self.handle_http_exception, (e,), NO_KWARGS)
-            return (yield from self._handle_http_exception_steps(e, ctx))
+            return (yield from self._current_plan().http_exception(self, e, ctx))
         handler = self._find_error_handler(e, ctx.request.blueprints)
         if handler is None:
             raise e
@@ -85,7 +83,7 @@ class ErrorHandling(ResponseMaking):
         handler = self._find_error_handler(server_error, ctx.request.blueprints)
         if handler is not None:
             server_error = yield handler, (server_error,), NO_KWARGS
-        return (yield from self._finalize_steps(server_error, ctx, from_error_handler=True))
+        return (yield from self._current_plan().finalize(self, server_error, ctx, True))
 
     def handle_user_exception(self, e: Exception) -> t.Any:
         """Handle an exception from a hook or view with a registered handler;
