@@ -24,6 +24,13 @@ class ErrorHandling(ResponseMaking):
     """Exceptions raised by hooks and views, turned into responses."""
 
     def _find_error_handler(self, e: Exception, blueprints: list[str]) -> t.Callable[[Exception], t.Any] | None:
+        """The handler registered for ``e`` (blueprints' first, by code, then
+        by class along its MRO); an app with none looks nothing up."""
+        if not self._current_plan().handles_errors:
+            return None
+        return self._lookup_error_handler(e, blueprints)
+
+    def _lookup_error_handler(self, e: Exception, blueprints: list[str]) -> t.Callable[[Exception], t.Any] | None:
         exc_class, code = self._get_exc_class_and_code(type(e))
         names = (*blueprints, None)
         for c in (code, None) if code is not None else (None,):

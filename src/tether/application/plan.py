@@ -53,6 +53,7 @@ class PlanApp(t.Protocol):
 
     url_value_preprocessors: dict[str | None, list[Callable[..., None]]]
     before_request_funcs: dict[str | None, list[Callable[[], t.Any]]]
+    error_handler_spec: dict[str | None, dict[int | None, dict[type[Exception], Callable[..., t.Any]]]]
 
     def make_response(self, rv: t.Any) -> Response: ...
     def full_dispatch_request(self) -> Response: ...
@@ -80,16 +81,18 @@ class Plan:
 
     ``replaced`` names the override points the app replaces; ``on_loop`` is
     whether its async views may run on the event loop (none replaced);
-    ``preprocess`` is ``None`` for an app with nothing to preprocess."""
+    ``preprocess`` is ``None`` for an app with nothing to preprocess, and
+    ``handles_errors`` false for one with no error handler."""
 
     __slots__ = (
-        "dispatch", "finalize", "http_exception", "on_loop", "preprocess", "process_response", "replaced",
+        "dispatch", "finalize", "handles_errors", "http_exception", "on_loop", "preprocess", "process_response", "replaced",
         "unhandled", "user_exception", "view",
     )
 
-    def __init__(self, cls: type[PlanApp], replaced: frozenset[str], has_preprocessing: bool) -> None:
+    def __init__(self, cls: type[PlanApp], replaced: frozenset[str], has_preprocessing: bool, handles_errors: bool) -> None:
         self.replaced = replaced
         self.on_loop = not replaced
+        self.handles_errors = handles_errors
 
         def own(name: str, steps: t.Any, call: t.Any) -> t.Any:
             return call if name in replaced else steps
@@ -148,4 +151,5 @@ def compile_plan(app: PlanApp, own: type) -> Plan:
         name for name in OVERRIDE_POINTS if name in vars(app) or getattr(type(app), name) is not getattr(own, name)
     )
     has_preprocessing = any(app.url_value_preprocessors.values()) or any(app.before_request_funcs.values())
-    return Plan(type(app), replaced, has_preprocessing)
+    handles_errors = any(any(by_code.values()) for by_code in app.error_handler_spec.values())
+    return Plan(type(app), replaced, has_preprocessing, handles_errors)
