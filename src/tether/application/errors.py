@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import typing as t
 
+from werkzeug.debug.tbtools import DebugTraceback
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from werkzeug.routing import RoutingException
 
@@ -15,7 +16,12 @@ from ..signals import got_request_exception
 from .responses import ResponseMaking
 from .wrappers import Request, Response
 
-__all__ = ["ErrorHandling"]
+__all__ = ["DEBUG_PAGE", "ErrorHandling"]
+
+#: The environ key that asks for an unhandled error's traceback page in place
+#: of the error itself (``tether run`` in debug mode under ASGI sets it:
+#: ``tether.serving.debug``), so that the page is finished as every response is.
+DEBUG_PAGE = "tether.debug_page"
 
 Ctx = RequestContext[Request]
 
@@ -81,11 +87,15 @@ class ErrorHandling(ResponseMaking):
         exc_info = sys.exc_info()
         if got_request_exception.receivers:
             got_request_exception.send(self, exception=e)
-        if self.propagate_exceptions:
+        if self.propagate_exceptions and not ctx.request.environ_value(DEBUG_PAGE):
             if exc_info[1] is e:
                 raise
             raise e
         self.log_exception(exc_info)
+        if self.propagate_exceptions:  # debug mode's page, which shows the traceback to whoever asked
+            page = DebugTraceback(e).render_debugger_html(evalex=False, secret="", evalex_trusted=False)
+            response = self.response_class(page, 500, content_type="text/html; charset=utf-8")
+            return (yield from self._current_plan().finalize(self, response, ctx, True))
         server_error: t.Any = InternalServerError(original_exception=e)
         handler = self._find_error_handler(server_error, ctx.request.blueprints)
         if handler is not None:

@@ -242,6 +242,13 @@ class Application(ErrorHandling):
                 yield after, (), NO_KWARGS
         return rv
 
+    def rejection_steps(self, ctx: Ctx, rv: t.Any) -> Steps[Response]:
+        """The HTTP response that refuses a WebSocket handshake, made from ``rv``
+        and finished as every response is (``process_response``: the
+        ``after_request`` functions, the session), with ``ctx`` pushed."""
+        response = self.make_response(rv)
+        return (yield from self._current_plan().process_response(self, response, ctx))
+
     # Flask's synchronous API over the same steps
 
     def full_dispatch_request(self) -> Response:
