@@ -11,12 +11,13 @@ function and the ASGI calls to ``asgi_app``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing as t
 import weakref
 
-__all__ = ["ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "serve_both"]
+__all__ = ["DualCall", "ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "dispatch_call", "serve_both"]
 
 
 class WSGIAndASGI(t.Protocol):
@@ -36,6 +37,37 @@ def asgi_arguments(args: tuple[t.Any, ...], scope: t.Any, receive: t.Any, send: 
     if len(given) != 3:
         raise TypeError(f"An ASGI application takes scope, receive and send; {len(given)} arguments were given.")
     return tuple(given)
+
+
+def dispatch_call(
+    wsgi: t.Callable[..., t.Any],
+    asgi: t.Callable[..., t.Any],
+    args: tuple[t.Any, ...],
+    scope: t.Any = None,
+    receive: t.Any = None,
+    send: t.Any = None,
+) -> t.Any:
+    """The one place a call is told to be WSGI or ASGI: two positional
+    arguments are WSGI's (``environ, start_response``), three, or ASGI's
+    given by name (daphne), are ASGI's."""
+    if len(args) == 2 and scope is None:
+        return wsgi(*args)
+    if len(args) == 3:
+        return asgi(*args)
+    return asgi(*asgi_arguments(args, scope, receive, send))
+
+
+class DualCall:
+    """``__call__`` for an object served by both kinds of server: WSGI calls go
+    to its ``wsgi_app``, ASGI calls to its ``asgi_app``."""
+
+    wsgi_app: t.Callable[..., t.Any]
+    asgi_app: t.Callable[..., t.Any]
+
+    def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
+        """WSGI with two arguments (``environ, start_response``), ASGI 3 with three,
+        given by position or, as daphne gives them, by name."""
+        return dispatch_call(self.wsgi_app, self.asgi_app, args, scope, receive, send)
 
 
 class ProtocolEntry:
@@ -106,9 +138,7 @@ class WSGIOnlyCall:
     def __call__(
         self, app: t.Any, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None
     ) -> t.Any:
-        if len(args) == 2 and scope is None:
-            return self.wsgi(app, *args)
-        return app.asgi_app(*asgi_arguments(args, scope, receive, send))
+        return dispatch_call(functools.partial(self.wsgi, app), app.asgi_app, args, scope, receive, send)
 
 
 class ServesBoth(type):
