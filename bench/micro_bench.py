@@ -13,7 +13,6 @@ import types
 import typing as t
 from contextvars import ContextVar
 
-from flask import Flask
 from werkzeug.routing import Map, Rule
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request as WerkzeugRequest
@@ -65,9 +64,6 @@ def main() -> None:
         "TetherRequest": TetherRequest,
         "environ": environ,
         "headers": {"Content-Type": "text/plain; charset=utf-8"},
-        # Scripts, tests and spawned work push and pop app contexts often.
-        "flask_app": Flask(__name__),
-        "tether_app": Tether(__name__),
     }
     cases = [
         ("proxy: request.args (ns)", "request.args", "getattr_proxy.args", "proxy.args", 1e9, 200_000),
@@ -79,8 +75,6 @@ def main() -> None:
         ("Request(environ)  (µs)", "WerkzeugRequest(environ)", None, "TetherRequest(environ)", 1e6, 50_000),
         ("Response(s, headers)  (µs)", "WerkzeugResponse('Hello', 200, headers, mimetype='text/html')", None,
          "Response('Hello', 200, headers)", 1e6, 50_000),
-        ("app_context push+pop  (µs)", "c = flask_app.app_context(); c.push(); c.pop()", None,
-         "c = tether_app.app_context(); c.push(); c.pop()", 1e6, 50_000),
     ]
     print(f"{'case':<28}{'library':>10}{'__getattr__':>13}{'tether':>10}{'ratio':>8}")
     for name, library, alternative, ours, scale, number in cases:

@@ -124,21 +124,23 @@ def _replacing(name: str) -> Installer:
 FEATURES: dict[str, tuple[Installer, tuple[str, ...]]] = {
     "before_request": (_before, ("_preprocess_steps",)),
     "url_value_preprocessor": (_url_values, ("_preprocess_steps",)),
-    "after_request": (_after, ("_after_request_steps",)),
-    "after_this_request": (_after_this, ("_preprocess_steps", "_after_request_steps")),
+    "after_request": (_after, ("_process_response_steps",)),
+    "after_this_request": (_after_this, ("_preprocess_steps", "_process_response_steps")),
     "teardown_request": (_teardown, ("_teardown_steps",)),
     "errorhandler by class": (_handler_by_class, ("_lookup_error_handler",)),
     "errorhandler by code": (_handler_by_code, ("_lookup_error_handler",)),
-    "blueprint hooks": (_blueprint_hooks, ("_preprocess_steps", "_after_request_steps", "_lookup_error_handler")),
+    "blueprint hooks": (_blueprint_hooks, ("_preprocess_steps", "_process_response_steps", "_lookup_error_handler")),
     "session": (_session, ("_preprocess_steps", "open_session")),
     **{name: (_replacing(name), (name,)) for name in OVERRIDE_POINTS},
-    # Flask's preprocess_request, which the replacement calls, runs the hook loops.
+    # Flask's preprocess_request and process_response, which the replacements
+    # call, run the hook loops.
     "preprocess_request": (_replacing("preprocess_request"), ("preprocess_request", "_preprocess_steps")),
+    "process_response": (_replacing("process_response"), ("process_response", "_process_response_steps")),
 }
 #: Where each piece of machinery is defined.
 MACHINERY = {
     "_preprocess_steps": Application,
-    "_after_request_steps": ResponseMaking,
+    "_process_response_steps": ResponseMaking,
     "_teardown_steps": RequestContext,
     "_lookup_error_handler": ErrorHandling,
     "open_session": SecureCookieSessionInterface,

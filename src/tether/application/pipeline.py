@@ -181,7 +181,7 @@ class Application(ErrorHandling):
         """Flask's ``full_dispatch_request``: preprocessing, the view, an
         exception's handler, then the response finalized; each step the app's
         own where its plan says so."""
-        plan = self._current_plan()
+        plan = self._plan or self._current_plan()
         ctx.request.route_pending()
         try:
             if request_started.receivers:
@@ -246,8 +246,7 @@ class Application(ErrorHandling):
         """The HTTP response that refuses a WebSocket handshake, made from ``rv``
         and finished as every response is (``process_response``: the
         ``after_request`` functions, the session), with ``ctx`` pushed."""
-        response = self.make_response(rv)
-        return (yield from self._current_plan().process_response(self, response, ctx))
+        return (yield from self._processed_steps(self.make_response(rv), ctx))
 
     # Flask's synchronous API over the same steps
 

@@ -53,6 +53,7 @@ class PlanApp(t.Protocol):
 
     url_value_preprocessors: dict[str | None, list[Callable[..., None]]]
     before_request_funcs: dict[str | None, list[Callable[[], t.Any]]]
+    after_request_funcs: dict[str | None, list[Callable[[Response], Response]]]
     error_handler_spec: dict[str | None, dict[int | None, dict[type[Exception], Callable[..., t.Any]]]]
 
     def make_response(self, rv: t.Any) -> Response: ...
@@ -81,18 +82,20 @@ class Plan:
 
     ``replaced`` names the override points the app replaces; ``on_loop`` is
     whether its async views may run on the event loop (none replaced);
-    ``preprocess`` is ``None`` for an app with nothing to preprocess, and
-    ``handles_errors`` false for one with no error handler."""
+    ``preprocess`` is ``None`` for an app with nothing to preprocess,
+    ``process_response`` ``None`` for one with no ``after_request`` function
+    (its responses only get the session, and any ``after_this_request``
+    function), and ``handles_errors`` false for one with no error handler."""
 
     __slots__ = (
         "dispatch", "finalize", "handles_errors", "http_exception", "on_loop", "preprocess", "process_response", "replaced",
         "unhandled", "user_exception", "view",
     )
 
-    def __init__(self, cls: type[PlanApp], replaced: frozenset[str], has_preprocessing: bool, handles_errors: bool) -> None:
+    def __init__(self, cls: type[PlanApp], replaced: frozenset[str], has: frozenset[str]) -> None:
         self.replaced = replaced
         self.on_loop = not replaced
-        self.handles_errors = handles_errors
+        self.handles_errors = "error handlers" in has
 
         def own(name: str, steps: t.Any, call: t.Any) -> t.Any:
             return call if name in replaced else steps
@@ -102,7 +105,7 @@ class Plan:
         )
         self.preprocess: Callable[[t.Any, Ctx], Steps[t.Any]] | None = own(
             "preprocess_request",
-            cls._preprocess_steps if has_preprocessing else None,
+            cls._preprocess_steps if "preprocessing" in has else None,
             lambda app, ctx: call_one(app.preprocess_request),
         )
         self.view: Callable[[t.Any, Ctx], Step] = own(
@@ -124,9 +127,9 @@ class Plan:
         self.finalize: Callable[..., Steps[Response]] = own(
             "finalize_request", cls._finalize_steps, _replaced_finalize_request
         )
-        self.process_response: Callable[[t.Any, Response, Ctx], Steps[Response]] = own(
+        self.process_response: Callable[[t.Any, Response, Ctx], Steps[Response]] | None = own(
             "process_response",
-            cls._process_response_steps,
+            cls._process_response_steps if "after_request" in has else None,
             lambda app, response, ctx: call_one(app.process_response, (response,)),
         )
 
@@ -150,6 +153,9 @@ def compile_plan(app: PlanApp, own: type) -> Plan:
     replaced = frozenset(
         name for name in OVERRIDE_POINTS if name in vars(app) or getattr(type(app), name) is not getattr(own, name)
     )
-    has_preprocessing = any(app.url_value_preprocessors.values()) or any(app.before_request_funcs.values())
-    handles_errors = any(any(by_code.values()) for by_code in app.error_handler_spec.values())
-    return Plan(type(app), replaced, has_preprocessing, handles_errors)
+    has = {
+        "preprocessing": any(app.url_value_preprocessors.values()) or any(app.before_request_funcs.values()),
+        "after_request": any(app.after_request_funcs.values()),
+        "error handlers": any(any(by_code.values()) for by_code in app.error_handler_spec.values()),
+    }
+    return Plan(type(app), replaced, frozenset(name for name, present in has.items() if present))

@@ -98,7 +98,7 @@ class ResponseMaking(URLMapping):
         (``process_response``), then announced. With ``prime``, a streamed body
         is produced up to its first chunk before that, so that an error there
         is handled as the view's own (``tether.application.streaming``)."""
-        plan = self._current_plan()
+        plan = self._plan or self._current_plan()
         response = self.make_response(rv)
         if prime and type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
             try:
@@ -106,7 +106,11 @@ class ResponseMaking(URLMapping):
             except Exception as e:
                 response = self.make_response((yield from plan.user_exception(self, e, ctx)))
         try:
-            response = yield from plan.process_response(self, response, ctx)
+            process = plan.process_response
+            if process is None and not ctx._after_request_functions:
+                self._save_session(response, ctx)  # all there is to process
+            else:
+                response = yield from (process or type(self)._process_response_steps)(self, response, ctx)
             if request_finished.receivers:
                 request_finished.send(self, response=response)
         except Exception:
@@ -115,20 +119,23 @@ class ResponseMaking(URLMapping):
             self.logger.exception("Request finalizing failed with an error while handling an error")
         return response
 
-    def _process_response_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
-        """Flask's ``process_response``: ``after_this_request`` and ``after_request``
-        functions, then the session saved."""
-        if ctx._after_request_functions or self.after_request_funcs:
-            response = yield from self._after_request_steps(response, ctx)
-        self._save_session(response, ctx)
-        return response
+    def _processed_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
+        """``response`` through the plan's ``process_response``: the app's own,
+        or tether's (:meth:`_process_response_steps`)."""
+        process = (self._plan or self._current_plan()).process_response
+        return (yield from (process or type(self)._process_response_steps)(self, response, ctx))
 
-    def _after_request_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
+    def _process_response_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
+        """Flask's ``process_response``: ``after_this_request`` functions, the
+        ``after_request`` functions (blueprints' first, newest first), then the
+        session saved."""
         for func in ctx._after_request_functions:
             response = yield func, (response,), NO_KWARGS
-        for name in chain(ctx.request.blueprints, (None,)):
-            for func in reversed(self.after_request_funcs.get(name, ())):
-                response = yield func, (response,), NO_KWARGS
+        if self.after_request_funcs:
+            for name in chain(ctx.request.blueprints, (None,)):
+                for func in reversed(self.after_request_funcs.get(name, ())):
+                    response = yield func, (response,), NO_KWARGS
+        self._save_session(response, ctx)
         return response
 
     def _save_session(self, response: Response, ctx: Ctx) -> None:

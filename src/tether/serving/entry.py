@@ -11,13 +11,12 @@ function and the ASGI calls to ``asgi_app``.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import types
 import typing as t
 import weakref
 
-__all__ = ["DualCall", "ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "dispatch_call", "serve_both"]
+__all__ = ["DualCall", "ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "asgi_call", "serve_both"]
 
 
 class WSGIAndASGI(t.Protocol):
@@ -39,22 +38,15 @@ def asgi_arguments(args: tuple[t.Any, ...], scope: t.Any, receive: t.Any, send: 
     return tuple(given)
 
 
-def dispatch_call(
-    wsgi: t.Callable[..., t.Any],
-    asgi: t.Callable[..., t.Any],
-    args: tuple[t.Any, ...],
-    scope: t.Any = None,
-    receive: t.Any = None,
-    send: t.Any = None,
-) -> t.Any:
-    """The one place a call is told to be WSGI or ASGI: two positional
-    arguments are WSGI's (``environ, start_response``), three, or ASGI's
-    given by name (daphne), are ASGI's."""
+def asgi_call(args: tuple[t.Any, ...], scope: t.Any, receive: t.Any, send: t.Any) -> tuple[t.Any, ...] | None:
+    """The one place a call is told to be WSGI or ASGI: ``None`` for WSGI's two
+    positional arguments (``environ, start_response``); else ASGI's three,
+    given by position or, as daphne gives them, by name."""
     if len(args) == 2 and scope is None:
-        return wsgi(*args)
+        return None
     if len(args) == 3:
-        return asgi(*args)
-    return asgi(*asgi_arguments(args, scope, receive, send))
+        return args
+    return asgi_arguments(args, scope, receive, send)
 
 
 class DualCall:
@@ -67,7 +59,8 @@ class DualCall:
     def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
         """WSGI with two arguments (``environ, start_response``), ASGI 3 with three,
         given by position or, as daphne gives them, by name."""
-        return dispatch_call(self.wsgi_app, self.asgi_app, args, scope, receive, send)
+        asgi = asgi_call(args, scope, receive, send)
+        return self.wsgi_app(*args) if asgi is None else self.asgi_app(*asgi)
 
 
 class ProtocolEntry:
@@ -138,7 +131,8 @@ class WSGIOnlyCall:
     def __call__(
         self, app: t.Any, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None
     ) -> t.Any:
-        return dispatch_call(functools.partial(self.wsgi, app), app.asgi_app, args, scope, receive, send)
+        asgi = asgi_call(args, scope, receive, send)
+        return self.wsgi(app, *args) if asgi is None else app.asgi_app(*asgi)
 
 
 class ServesBoth(type):
