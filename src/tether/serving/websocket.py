@@ -42,9 +42,9 @@ from .tracing import ConnectionTrace, tracing_for
 __all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
 
 
-#: How a connection's handling ended: what the handler returned, the error it
-#: raised, and the response that rejects the handshake if it never accepted.
-Ended = tuple[t.Any, Exception | None, Response | None]
+#: How a connection's handling ended: the error its handler raised, and the
+#: response that rejects the handshake if it never accepted.
+Ended = tuple[Exception | None, Response | None]
 _last_warning: dict[str, float] = {}
 _WARNING_INTERVAL = 60.0
 
@@ -432,10 +432,10 @@ async def _serve_connection(serving: ServingState, websocket: WebSocket) -> None
         return
     steps = _connection_steps(app, ctx)
     if app.async_view(request) is not None:
-        rv, error, rejection = await _until_stopped(serving, run_async(steps))
+        error, rejection = await _until_stopped(serving, run_async(steps))
     elif (pool := serving.claim_websocket_thread()) is not None:
         try:
-            rv, error, rejection = await loop.run_in_executor(pool, contextvars.copy_context().run, run, steps)
+            error, rejection = await loop.run_in_executor(pool, contextvars.copy_context().run, run, steps)
         finally:
             serving.release_websocket_thread()
     else:
@@ -460,7 +460,7 @@ async def _reject_before_handler(app: Application, websocket: WebSocket, ctx: We
 def _connection_steps(app: Application, ctx: WebSocketContext[Request]) -> Steps[Ended]:
     """The connection in its context: push, hooks and handler, the response
     that rejects it if it never accepted, pop (also when cancelled). Returns
-    what the handler returned, the error it raised, and that response."""
+    the error the handler raised, and that response."""
     ctx.push()
     rv, error, rejection = None, None, None
     try:
@@ -477,7 +477,7 @@ def _connection_steps(app: Application, ctx: WebSocketContext[Request]) -> Steps
                 rejection = yield from _finished_rejection_steps(app, ctx, rv)
     finally:
         yield from ctx.pop_steps(None if isinstance(error, WebSocketDisconnect) else error)
-    return rv, error, rejection
+    return error, rejection
 
 
 def _finished_rejection_steps(app: Application, ctx: WebSocketContext[Request], rv: t.Any) -> Steps[Response]:
@@ -512,7 +512,7 @@ async def _until_stopped(
         if not stopped.done() or task is None:
             raise
         task.uncancel()
-        return None, WebSocketDisconnect(1012, "the server is shutting down"), None
+        return WebSocketDisconnect(1012, "the server is shutting down"), None
     finally:
         running = False
         stopped.remove_done_callback(stop)
