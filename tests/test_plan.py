@@ -213,3 +213,27 @@ def test_an_app_runs_only_the_machinery_of_what_it_uses(
     answers(build(tether, feature, trace), trace, **({"asgi": True} if protocol == "asgi" else {}))
     used = set(FEATURES[feature][1]) if feature is not None else set()
     assert ran == used
+
+
+def test_hooks_added_while_serving_run_as_on_flask(protocol: str) -> None:
+    # Flask-Caching's cached(response_hit_indication=True) appends an
+    # after_request function from inside a request; other extensions add hooks
+    # or handlers to the dicts once the app serves.
+    def run(api: t.Any, **client: t.Any) -> list[tuple[int, str, str | None]]:
+        app = build(api, None, [])
+        app.logger.disabled = True
+        seen = [app.test_client(**client).get(path) for path in ("/ok", "/fail")]
+
+        def stamp(response: t.Any) -> t.Any:
+            response.headers["X-After"] = "late"
+            return response
+
+        app.after_request_funcs.setdefault(None, []).append(stamp)
+        app.before_request_funcs.setdefault(None, []).append(lambda: "stopped" if api.request.args.get("stop") else None)
+        app.error_handler_spec[None][None][Failure] = lambda e: ("late handler", 418)
+        seen += [app.test_client(**client).get(path) for path in ("/ok", "/ok?stop=1", "/fail")]
+        return [(r.status_code, r.get_data(as_text=True), r.headers.get("X-After")) for r in seen]
+
+    expected = run(flask)
+    assert expected[2:] == [(200, "ok ok", "late"), (200, "stopped", "late"), (418, "late handler", "late")]
+    assert run(tether, **({"asgi": True} if protocol == "asgi" else {})) == expected

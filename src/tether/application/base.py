@@ -94,8 +94,8 @@ class AppBase(Scaffold):
         self.config = self.make_config(instance_relative_config)
         #: Set by the first request: setup methods refuse to run after it.
         self._got_first_request = False
-        #: The path its requests take (the override points it replaces, the
-        #: steps it has hooks for), compiled at the first request (``plan.Plan``).
+        #: The path its requests take (tether's step or the app's own for each
+        #: override point), compiled at the first request (``plan.Plan``).
         self._plan: Plan | None = None
         #: Whether ``create_url_adapter`` is replaced: URLs are then matched
         #: through it alone, never the fast router.

@@ -32,7 +32,7 @@ class ErrorHandling(ResponseMaking):
     def _find_error_handler(self, e: Exception, blueprints: list[str]) -> t.Callable[[Exception], t.Any] | None:
         """The handler registered for ``e`` (blueprints' first, by code, then
         by class along its MRO); an app with none looks nothing up."""
-        if not self._current_plan().handles_errors:
+        if not self.error_handler_spec:
             return None
         return self._lookup_error_handler(e, blueprints)
 

@@ -5,10 +5,9 @@ every user function they call (hooks, views, error handlers, teardowns).
 :meth:`Application.handle` drives them from sync code (WSGI, sync views under
 ASGI), :meth:`Application.handle_async` on the event loop, and Flask's
 synchronous API (``full_dispatch_request``, ``dispatch_request`` ...) over the
-same generators. Which steps a request takes (the app's replaced override
-points, its hooks) is decided once, at the first request, in a
-:class:`~tether.application.plan.Plan`: there is one pipeline, and what an app
-does not use costs it nothing.
+same generators. Which override points the app replaces is looked up once, at
+the first request, into a :class:`~tether.application.plan.Plan`: there is one
+pipeline, and a hook step runs only for an app that has such hooks.
 """
 
 from __future__ import annotations
@@ -189,6 +188,8 @@ class Application(ErrorHandling):
             rv = None
             if plan.preprocess is not None:
                 rv = yield from plan.preprocess(self, ctx)
+            elif self.url_value_preprocessors or self.before_request_funcs:
+                rv = yield from self._preprocess_steps(ctx)
             if rv is None:
                 rv = yield plan.view(self, ctx)
         except Exception as e:

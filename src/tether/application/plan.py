@@ -3,15 +3,18 @@
 Flask documents request steps that extensions and subclasses replace (its
 *override points*). Rather than asking at every step whether the app replaced
 it, the pipeline looks the table up once: a :class:`Plan` holds, for each step,
-the app's own method when it replaces it (as one call) or tether's steps, and
-drops the steps the app has nothing for (no URL value preprocessor and no
-``before_request`` function: no preprocessing step at all). Every request, and
-Flask's synchronous API (``full_dispatch_request`` & co.), goes through it, so
-there is one pipeline, and what an app does not use costs it nothing.
+the app's own method when it replaces it (as one call) or tether's steps.
+Every request, and Flask's synchronous API (``full_dispatch_request`` & co.),
+goes through it, so there is one pipeline.
 
-Setup is finished at the first request (Flask's setup methods refuse to run
-after it), so the plan made then stays right; before it, each use compiles a
-fresh one.
+Methods are fixed once setup is over (at the first request; before it, each
+use compiles a fresh plan). Hooks are not: extensions append to the hook
+dicts while serving (Flask-Caching's ``cached(response_hit_indication=True)``
+adds an ``after_request`` function from inside a request). So each hook step
+is taken only when its dict is not empty, one check per request: an app with
+no ``before_request`` function runs no preprocessing step, one with no
+``after_request`` function no loop over them, one with no error handler no
+handler lookup (``tests/test_plan.py``).
 """
 
 from __future__ import annotations
@@ -48,13 +51,8 @@ Ctx = RequestContext[Request]
 
 
 class PlanApp(t.Protocol):
-    """What a plan is compiled from: the app's hooks, its replaceable methods
+    """What a plan is compiled from: the app's replaceable methods
     (``OVERRIDE_POINTS``) and tether's own steps for each."""
-
-    url_value_preprocessors: dict[str | None, list[Callable[..., None]]]
-    before_request_funcs: dict[str | None, list[Callable[[], t.Any]]]
-    after_request_funcs: dict[str | None, list[Callable[[Response], Response]]]
-    error_handler_spec: dict[str | None, dict[int | None, dict[type[Exception], Callable[..., t.Any]]]]
 
     def make_response(self, rv: t.Any) -> Response: ...
     def full_dispatch_request(self) -> Response: ...
@@ -66,13 +64,11 @@ class PlanApp(t.Protocol):
     def finalize_request(self, rv: t.Any, from_error_handler: bool = False) -> Response: ...
     def process_response(self, response: Response) -> Response: ...
     def _dispatch_steps(self, ctx: Ctx) -> Steps[Response]: ...
-    def _preprocess_steps(self, ctx: Ctx) -> Steps[t.Any]: ...
     def _view_call(self, ctx: Ctx) -> Step: ...
     def _handle_user_exception_steps(self, e: Exception, ctx: Ctx) -> Steps[t.Any]: ...
     def _handle_http_exception_steps(self, e: t.Any, ctx: Ctx) -> Steps[t.Any]: ...
     def _handle_exception_steps(self, e: Exception, ctx: Ctx) -> Steps[Response]: ...
     def _finalize_steps(self, rv: t.Any, ctx: Ctx, from_error_handler: bool = False, prime: bool = False) -> Steps[Response]: ...
-    def _process_response_steps(self, response: Response, ctx: Ctx) -> Steps[Response]: ...
 
 
 class Plan:
@@ -81,21 +77,18 @@ class Plan:
     alive).
 
     ``replaced`` names the override points the app replaces; ``on_loop`` is
-    whether its async views may run on the event loop (none replaced);
-    ``preprocess`` is ``None`` for an app with nothing to preprocess,
-    ``process_response`` ``None`` for one with no ``after_request`` function
-    (its responses only get the session, and any ``after_this_request``
-    function), and ``handles_errors`` false for one with no error handler."""
+    whether its async views may run on the event loop (none replaced).
+    ``preprocess`` and ``process_response`` are ``None`` where tether's own
+    step runs: the pipeline takes it only when the app has hooks for it."""
 
     __slots__ = (
-        "dispatch", "finalize", "handles_errors", "http_exception", "on_loop", "preprocess", "process_response", "replaced",
+        "dispatch", "finalize", "http_exception", "on_loop", "preprocess", "process_response", "replaced",
         "unhandled", "user_exception", "view",
     )
 
-    def __init__(self, cls: type[PlanApp], replaced: frozenset[str], has: frozenset[str]) -> None:
+    def __init__(self, cls: type[PlanApp], replaced: frozenset[str]) -> None:
         self.replaced = replaced
         self.on_loop = not replaced
-        self.handles_errors = "error handlers" in has
 
         def own(name: str, steps: t.Any, call: t.Any) -> t.Any:
             return call if name in replaced else steps
@@ -105,7 +98,7 @@ class Plan:
         )
         self.preprocess: Callable[[t.Any, Ctx], Steps[t.Any]] | None = own(
             "preprocess_request",
-            cls._preprocess_steps if "preprocessing" in has else None,
+            None,
             lambda app, ctx: call_one(app.preprocess_request),
         )
         self.view: Callable[[t.Any, Ctx], Step] = own(
@@ -129,7 +122,7 @@ class Plan:
         )
         self.process_response: Callable[[t.Any, Response, Ctx], Steps[Response]] | None = own(
             "process_response",
-            cls._process_response_steps if "after_request" in has else None,
+            None,
             lambda app, response, ctx: call_one(app.process_response, (response,)),
         )
 
@@ -153,9 +146,4 @@ def compile_plan(app: PlanApp, own: type) -> Plan:
     replaced = frozenset(
         name for name in OVERRIDE_POINTS if name in vars(app) or getattr(type(app), name) is not getattr(own, name)
     )
-    has = {
-        "preprocessing": any(app.url_value_preprocessors.values()) or any(app.before_request_funcs.values()),
-        "after_request": any(app.after_request_funcs.values()),
-        "error handlers": any(any(by_code.values()) for by_code in app.error_handler_spec.values()),
-    }
-    return Plan(type(app), replaced, frozenset(name for name, present in has.items() if present))
+    return Plan(type(app), replaced)

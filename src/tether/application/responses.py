@@ -107,10 +107,12 @@ class ResponseMaking(URLMapping):
                 response = self.make_response((yield from plan.user_exception(self, e, ctx)))
         try:
             process = plan.process_response
-            if process is None and not ctx._after_request_functions:
-                self._save_session(response, ctx)  # all there is to process
+            if process is not None:
+                response = yield from process(self, response, ctx)
+            elif ctx._after_request_functions or self.after_request_funcs:
+                response = yield from self._process_response_steps(response, ctx)
             else:
-                response = yield from (process or type(self)._process_response_steps)(self, response, ctx)
+                self._save_session(response, ctx)  # all there is to process
             if request_finished.receivers:
                 request_finished.send(self, response=response)
         except Exception:
@@ -123,7 +125,9 @@ class ResponseMaking(URLMapping):
         """``response`` through the plan's ``process_response``: the app's own,
         or tether's (:meth:`_process_response_steps`)."""
         process = (self._plan or self._current_plan()).process_response
-        return (yield from (process or type(self)._process_response_steps)(self, response, ctx))
+        if process is None:
+            return (yield from self._process_response_steps(response, ctx))
+        return (yield from process(self, response, ctx))
 
     def _process_response_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
         """Flask's ``process_response``: ``after_this_request`` functions, the
@@ -131,7 +135,7 @@ class ResponseMaking(URLMapping):
         session saved."""
         for func in ctx._after_request_functions:
             response = yield func, (response,), NO_KWARGS
-        if self.after_request_funcs:
+        if self.after_request_funcs:  # extensions add to it while serving: checked each time
             for name in chain(ctx.request.blueprints, (None,)):
                 for func in reversed(self.after_request_funcs.get(name, ())):
                     response = yield func, (response,), NO_KWARGS
