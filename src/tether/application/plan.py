@@ -90,40 +90,37 @@ class Plan:
         self.replaced = replaced
         self.on_loop = not replaced
 
-        def own(name: str, steps: t.Any, call: t.Any) -> t.Any:
+        def pick(name: str, steps: t.Any, call: t.Any) -> t.Any:
+            """The app's ``call`` where it replaces ``name``, else tether's ``steps``."""
             return call if name in replaced else steps
 
-        self.dispatch: Callable[[t.Any, Ctx], Steps[Response]] = own(
+        self.dispatch: Callable[[t.Any, Ctx], Steps[Response]] = pick(
             "full_dispatch_request", cls._dispatch_steps, lambda app, ctx: call_one(app.full_dispatch_request)
         )
-        self.preprocess: Callable[[t.Any, Ctx], Steps[t.Any]] | None = own(
-            "preprocess_request",
-            None,
-            lambda app, ctx: call_one(app.preprocess_request),
+        self.preprocess: Callable[[t.Any, Ctx], Steps[t.Any]] | None = pick(
+            "preprocess_request", None, lambda app, ctx: call_one(app.preprocess_request)
         )
-        self.view: Callable[[t.Any, Ctx], Step] = own(
+        self.view: Callable[[t.Any, Ctx], Step] = pick(
             "dispatch_request", cls._view_call, lambda app, ctx: (app.dispatch_request, (), NO_KWARGS)
         )
-        self.user_exception: Callable[[t.Any, Exception, Ctx], Steps[t.Any]] = own(
+        self.user_exception: Callable[[t.Any, Exception, Ctx], Steps[t.Any]] = pick(
             "handle_user_exception",
             cls._handle_user_exception_steps,
             lambda app, e, ctx: call_one(app.handle_user_exception, (e,)),
         )
-        self.http_exception: Callable[[t.Any, t.Any, Ctx], Steps[t.Any]] = own(
+        self.http_exception: Callable[[t.Any, t.Any, Ctx], Steps[t.Any]] = pick(
             "handle_http_exception",
             cls._handle_http_exception_steps,
             lambda app, e, ctx: call_one(app.handle_http_exception, (e,)),
         )
-        self.unhandled: Callable[[t.Any, Exception, Ctx], Steps[Response]] = own(
+        self.unhandled: Callable[[t.Any, Exception, Ctx], Steps[Response]] = pick(
             "handle_exception", cls._handle_exception_steps, lambda app, e, ctx: _replaced_handle_exception(app, e)
         )
-        self.finalize: Callable[..., Steps[Response]] = own(
+        self.finalize: Callable[..., Steps[Response]] = pick(
             "finalize_request", cls._finalize_steps, _replaced_finalize_request
         )
-        self.process_response: Callable[[t.Any, Response, Ctx], Steps[Response]] | None = own(
-            "process_response",
-            None,
-            lambda app, response, ctx: call_one(app.process_response, (response,)),
+        self.process_response: Callable[[t.Any, Response, Ctx], Steps[Response]] | None = pick(
+            "process_response", None, lambda app, response, ctx: call_one(app.process_response, (response,))
         )
 
 
