@@ -1,5 +1,6 @@
-"""In-process ASGI benchmark: tether against Starlette and Quart on the same
-endpoints, in the same run, driven as a real server drives an app.
+"""In-process ASGI benchmark: tether against Starlette, FastAPI, Litestar and
+Quart on the same endpoints, in the same run, driven as a real server drives
+an app.
 
 - The receive callable gives the request body, then blocks until the response
   is complete and says ``http.disconnect`` (uvicorn's behaviour), so a
@@ -10,7 +11,7 @@ endpoints, in the same run, driven as a real server drives an app.
   ``async def`` view and as a plain (sync) view, which runs in the thread pool.
 
 Rounds are interleaved; the report gives medians in µs per request and
-tether's time as a multiple of Starlette's and Quart's.
+tether's time as a multiple of Starlette's, FastAPI's, Litestar's and Quart's.
 
     python bench/asgi_bench.py [--rounds 9] [--requests 2000]
 """
@@ -25,6 +26,10 @@ import statistics
 import time
 import typing as t
 
+from fastapi import FastAPI
+from litestar import Litestar, MediaType, get, post
+from litestar import Request as LitestarRequest
+from litestar import Response as LitestarResponse
 from quart import Quart
 from quart import request as quart_request
 from starlette.applications import Starlette
@@ -75,6 +80,72 @@ def build_starlette() -> t.Any:
         Route("/str", text), Route("/str-headers", text), Route("/str-status", created), Route("/dict", data),
         Route("/response", text), Route("/user/{id:int}", user), Route("/echo", echo, methods=["POST"]),
     ])
+
+
+def build_fastapi() -> t.Any:
+    app = FastAPI()
+
+    @app.get("/str", response_class=PlainTextResponse)
+    async def text() -> str:
+        return TEXT
+
+    @app.get("/str-headers")
+    async def text_headers() -> PlainTextResponse:
+        return PlainTextResponse(TEXT, headers=TEXT_HEADERS)
+
+    @app.get("/str-status", response_class=PlainTextResponse, status_code=201)
+    async def created() -> str:
+        return TEXT
+
+    @app.get("/dict")
+    async def data() -> dict[str, str]:
+        return {"message": TEXT}
+
+    @app.get("/response")
+    async def response() -> PlainTextResponse:
+        return PlainTextResponse(TEXT)
+
+    @app.get("/user/{id}")
+    async def user(id: int, q: str | None = None) -> dict[str, t.Any]:
+        return {"id": id, "q": q}
+
+    @app.post("/echo")
+    async def echo(request: StarletteRequest) -> t.Any:
+        return await request.json()
+
+    return app
+
+
+def build_litestar() -> t.Any:
+    @get("/str", media_type=MediaType.TEXT)
+    async def text() -> str:
+        return TEXT
+
+    @get("/str-headers", media_type=MediaType.TEXT)
+    async def text_headers() -> LitestarResponse[str]:
+        return LitestarResponse(TEXT, headers=TEXT_HEADERS, media_type=MediaType.TEXT)
+
+    @get("/str-status", media_type=MediaType.TEXT, status_code=201)
+    async def created() -> str:
+        return TEXT
+
+    @get("/dict")
+    async def data() -> dict[str, str]:
+        return {"message": TEXT}
+
+    @get("/response", media_type=MediaType.TEXT)
+    async def response() -> LitestarResponse[str]:
+        return LitestarResponse(TEXT, media_type=MediaType.TEXT)
+
+    @get("/user/{id:int}")
+    async def user(id: int, q: str | None = None) -> dict[str, t.Any]:
+        return {"id": id, "q": q}
+
+    @post("/echo", status_code=200)
+    async def echo(request: LitestarRequest[t.Any, t.Any, t.Any]) -> t.Any:
+        return await request.json()
+
+    return Litestar([text, text_headers, created, data, response, user, echo])
 
 
 def build_quart() -> t.Any:
@@ -180,6 +251,8 @@ async def run_rounds(rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
         "tether": build_tether(sync=False),
         "tether sync": build_tether(sync=True),
         "starlette": build_starlette(),
+        "fastapi": build_fastapi(),
+        "litestar": build_litestar(),
         "quart": build_quart(),
     }
     results: dict[tuple[str, str], list[float]] = {}
@@ -201,14 +274,13 @@ def main() -> None:
         results = asyncio.run(run_rounds(args.rounds, args.requests))
     print(f"loop: {'uvloop' if uvloop else 'asyncio'}; medians of {args.rounds} interleaved rounds, "
           f"{args.requests} requests each; µs per request\n")
-    header = f"{'case':<22}{'tether':>8}{'starlette':>10}{'quart':>8}{'t/starlette':>12}{'t/quart':>9}{'sync view':>10}{'sync/async':>11}"
-    print(header)
+    anchors = ("starlette", "fastapi", "litestar", "quart")
+    print(f"{'case':<22}{'tether':>8}{'sync view':>10}" + "".join(f"{name:>10}" for name in anchors)
+          + "".join(f"{'t/' + name[:6]:>10}" for name in anchors) + f"{'sync/star':>10}")
     for case in CASES:
-        ours, sync, star, quart = (
-            statistics.median(results[(name, case)]) for name in ("tether", "tether sync", "starlette", "quart")
-        )
-        print(f"{case:<22}{ours:>8.2f}{star:>10.2f}{quart:>8.2f}{ours / star:>11.2f}x{ours / quart:>8.2f}x"
-              f"{sync:>10.2f}{sync / ours:>10.2f}x")
+        ours, sync, *others = (statistics.median(results[(name, case)]) for name in ("tether", "tether sync", *anchors))
+        print(f"{case:<22}{ours:>8.2f}{sync:>10.2f}" + "".join(f"{other:>10.2f}" for other in others)
+              + "".join(f"{ours / other:>9.2f}x" for other in others) + f"{sync / others[0]:>9.2f}x")
 
 
 if __name__ == "__main__":

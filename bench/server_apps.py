@@ -4,7 +4,7 @@ endpoints as the in-process benches (``asgi_bench``, ``wsgi_bench``)."""
 from __future__ import annotations
 
 import flask
-from asgi_bench import build_quart, build_starlette, build_tether
+from asgi_bench import build_fastapi, build_litestar, build_quart, build_starlette, build_tether
 from wsgi_bench import build
 
 import tether
@@ -12,6 +12,8 @@ import tether
 tether_async = build_tether(sync=False)
 tether_sync = build_tether(sync=True)
 starlette_app = build_starlette()
+fastapi_app = build_fastapi()
+litestar_app = build_litestar()
 quart_app = build_quart()
 tether_wsgi = build(tether, tether.Tether)
 flask_wsgi = build(flask, flask.Flask)

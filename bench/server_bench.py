@@ -1,10 +1,12 @@
 """Server-level benchmark: requests per second and p99 latency under wrk.
 
-ASGI: tether (async views and sync views), Starlette and Quart under one
+ASGI: tether (async views and sync views), Starlette, FastAPI, Litestar and Quart under one
 uvicorn worker (uvloop and httptools when installed). WSGI: tether and Flask
 under one gunicorn ``gthread`` worker. The server is pinned to core 0 and wrk
 (one thread, 32 connections) to core 1; rounds are interleaved and the report
-gives medians and each figure as a ratio to the anchor (Starlette, Flask).
+gives medians and each figure as a ratio to the anchor (Starlette, Flask):
+requests per second, p99 latency, and the server process's CPU time per
+request (from ``/proc``: what a loaded machine distorts least).
 A bare ASGI or WSGI callable ("no framework") shows the server's own ceiling.
 
     python bench/server_bench.py [--rounds 3] [--seconds 5]
@@ -22,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,11 +33,13 @@ ASGI = {
     "tether async": "server_apps:tether_async",
     "tether sync": "server_apps:tether_sync",
     "starlette": "server_apps:starlette_app",
+    "fastapi": "server_apps:fastapi_app",
+    "litestar": "server_apps:litestar_app",
     "quart": "server_apps:quart_app",
     "no framework": "server_apps:raw_asgi",
 }
 WSGI = {"tether": "server_apps:tether_wsgi", "flask": "server_apps:flask_wsgi", "no framework": "server_apps:raw_wsgi"}
-ASGI_PATHS = {"/ str": "/str", "/user/<int:id>?q=x": "/user/42?q=x"}
+ASGI_PATHS = {"/ str": "/str", "/user/<int:id>?q=x": "/user/42?q=x", "POST /echo (JSON)": "POST /echo"}
 WSGI_PATHS = {"/": "/", "/user/<int:id>?q=x": "/user/42?q=x"}
 
 
@@ -65,26 +70,52 @@ def serve(kind: str, target: str, port: int) -> subprocess.Popen[bytes]:
             sys.executable, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "-k", "gthread",
             "--threads", "8", "-w", "1", "--log-level", "warning",
         ]
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    # The bench's folder first, then the caller's path (a worktree's src).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(["taskset", "-c", "0", *command], cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def load(port: int, path: str, seconds: int) -> tuple[float, float]:
-    """Requests per second and p99 latency in ms."""
-    url = f"http://127.0.0.1:{port}{path}"
-    subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d1s", url], capture_output=True, check=True)
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
-    ).stdout
+#: What wrk sends for a "POST <path>" case: the JSON body of the in-process benches.
+POST_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"name": "Carousell_HK_003", "node": "HK_061", "items": [1, 2, 3]}'
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time process ``pid`` and its children (a
+    gunicorn worker) have used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return used + sum(cpu_seconds(int(child)) for child in children)
+
+
+def load(port: int, path: str, seconds: int, pid: int) -> tuple[float, float, float]:
+    """Requests per second, p99 latency in ms, and the server's CPU µs per
+    request; ``path`` may be ``"POST /x"``."""
+    method, _, target = path.rpartition(" ")
+    url = f"http://127.0.0.1:{port}{target}"
+    script = []
+    if method == "POST":
+        lua = Path(tempfile.gettempdir()) / "tether-bench-post.lua"
+        lua.write_text(POST_SCRIPT)
+        script = ["-s", str(lua)]
+    wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c32", *script]
+    subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True)
+    cpu = cpu_seconds(pid)
+    out = subprocess.run([*wrk, f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu
     if "Non-2xx" in out:
         raise RuntimeError(f"{url} answered errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], cpu / requests * 1e6
 
 
-def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, seconds: int) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, seconds: int) -> dict[tuple[str, str], list[tuple[float, float, float]]]:
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for _ in range(rounds):
         for name, target in apps.items():
             port = free_port()
@@ -92,38 +123,39 @@ def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, sec
             try:
                 wait_for(port, proc)
                 for case, path in paths.items():
-                    results.setdefault((name, case), []).append(load(port, path, seconds))
+                    results.setdefault((name, case), []).append(load(port, path, seconds, proc.pid))
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
     return results
 
 
-def report(title: str, anchor: str, apps: dict[str, str], paths: dict[str, str], results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+def report(title: str, anchor: str, apps: dict[str, str], paths: dict[str, str], results: dict[tuple[str, str], list[tuple[float, float, float]]]) -> None:
     print(f"\n{title} (medians; ratios to {anchor})")
-    print(f"{'case':<22}{'app':<15}{'req/s':>10}{'ratio':>8}{'p99 ms':>9}{'ratio':>8}")
+    print(f"{'case':<22}{'app':<15}{'req/s':>10}{'ratio':>8}{'p99 ms':>9}{'ratio':>8}{'CPU µs/req':>12}{'ratio':>8}")
     for case in paths:
-        base_rps = statistics.median(r for r, _ in results[(anchor, case)])
-        base_p99 = statistics.median(p for _, p in results[(anchor, case)])
+        base = [statistics.median(run[i] for run in results[(anchor, case)]) for i in range(3)]
         for name in apps:
-            rps = statistics.median(r for r, _ in results[(name, case)])
-            p99 = statistics.median(p for _, p in results[(name, case)])
-            print(f"{case:<22}{name:<15}{rps:>10.0f}{rps / base_rps:>7.2f}x{p99:>9.2f}{p99 / base_p99:>7.2f}x")
+            rps, p99, cpu = (statistics.median(run[i] for run in results[(name, case)]) for i in range(3))
+            print(f"{case:<22}{name:<15}{rps:>10.0f}{rps / base[0]:>7.2f}x{p99:>9.2f}{p99 / base[1]:>7.2f}x"
+                  f"{cpu:>12.1f}{cpu / base[2]:>7.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--only", choices=["asgi", "wsgi"], help="serve one kind of app only")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'}).")
-    asgi = run("asgi", ASGI, ASGI_PATHS, args.rounds, args.seconds)
-    wsgi = run("wsgi", WSGI, WSGI_PATHS, args.rounds, args.seconds)
     print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c32 on core 1, the server on core 0")
-    report("ASGI, one uvicorn worker", "starlette", ASGI, ASGI_PATHS, asgi)
-    report("WSGI, one gunicorn gthread worker (8 threads)", "flask", WSGI, WSGI_PATHS, wsgi)
+    if args.only != "wsgi":
+        report("ASGI, one uvicorn worker", "starlette", ASGI, ASGI_PATHS, run("asgi", ASGI, ASGI_PATHS, args.rounds, args.seconds))
+    if args.only != "asgi":
+        wsgi = run("wsgi", WSGI, WSGI_PATHS, args.rounds, args.seconds)
+        report("WSGI, one gunicorn gthread worker (8 threads)", "flask", WSGI, WSGI_PATHS, wsgi)
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def test_replaced_http_exception_handling_url_adapter_and_logging(protocol: str)
 def test_an_app_that_replaces_nothing_keeps_the_fast_path(protocol: str) -> None:
     app = make(protocol)
     assert app.test_client().get("/async/fine").text == "ok /async/fine"
-    assert app._replaced == frozenset()
+    assert app._plan is not None and app._plan.replaced == frozenset()
     assert set(OVERRIDE_POINTS) <= {name for name in dir(tether.Tether) if not name.startswith("_")}
 
 
@@ -165,7 +165,7 @@ def test_replacing_a_method_that_is_not_a_step_keeps_async_views_on_the_loop(pro
     app = make(protocol, Stamped)
     response = app.test_client().get("/async/fine")
     assert (response.text, response.headers["X-Stamped"]) == ("ok /async/fine", "1")
-    assert app._replaced == frozenset() and not app._custom_url_adapter
+    assert app._plan is not None and app._plan.replaced == frozenset() and not app._custom_url_adapter
     assert app.async_view(app.test_request_context("/async/fine").request) is not None
 
 

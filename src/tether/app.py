@@ -31,7 +31,7 @@ from .live.fanout import warn_if_split
 from .live.periodic import PeriodicService
 from .live.presence import Presence
 from .serving.asgi_http import serve_http
-from .serving.entry import ServesBoth, asgi_arguments, serve_both
+from .serving.entry import DualCall, ServesBoth, serve_both
 from .serving.lifecycle import ServingState
 from .serving.lifespan import serve_lifespan
 from .serving.websocket import serve_websocket
@@ -47,7 +47,7 @@ P = t.ParamSpec("P")
 R = t.TypeVar("R")
 
 
-class Tether(Application, metaclass=ServesBoth):
+class Tether(Application, DualCall, metaclass=ServesBoth):
     """A tether application: ``Tether(__name__)``, then routes and hooks, then serve
     it with any WSGI server (``gunicorn module:app``) or ASGI server (``uvicorn
     module:app``, daphne, hypercorn)."""
@@ -224,15 +224,6 @@ class Tether(Application, metaclass=ServesBoth):
         if kind == "lifespan":
             return serve_lifespan(serving, scope, receive, send)
         raise ValueError(f"tether cannot serve ASGI scope type {kind!r}.")
-
-    def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
-        """WSGI with two arguments (``environ, start_response``), ASGI 3 with three,
-        given by position or, as daphne gives them, by name."""
-        if len(args) == 2:
-            return self.wsgi_app(*args)
-        if len(args) == 3:
-            return self.asgi_app(*args)
-        return self.asgi_app(*asgi_arguments(args, scope, receive, send))
 
     def ensure_sync(self, func: F) -> F:
         """``func``, callable from synchronous code: an ``async def`` function runs to

@@ -14,14 +14,14 @@ import typing as t
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware as _WSGIDispatcher
 
-from .serving.entry import serve_both
+from .serving.entry import DualCall, serve_both
 
 __all__ = ["DispatcherMiddleware"]
 
 Message = dict[str, t.Any]
 
 
-class DispatcherMiddleware:
+class DispatcherMiddleware(DualCall):
     """Route requests to mounted apps by path prefix; see the module docstring."""
 
     def __init__(self, app: t.Any, mounts: dict[str, t.Any] | None = None) -> None:
@@ -31,13 +31,10 @@ class DispatcherMiddleware:
         self._prefixes = sorted(self.mounts, key=len, reverse=True)
         serve_both(self)  # served as ASGI 3 too
 
-    def __call__(self, *args: t.Any) -> t.Any:
-        """WSGI with two arguments, ASGI 3 with three."""
-        if len(args) == 2:
-            return self._wsgi(*args)
-        return self._asgi(*args)
+    def wsgi_app(self, environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
+        return self._wsgi(environ, start_response)
 
-    def _asgi(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> t.Awaitable[None]:
+    def asgi_app(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> t.Awaitable[None]:
         if scope["type"] == "lifespan":
             return self._lifespan(scope, receive, send)
         root_path = scope.get("root_path", "")

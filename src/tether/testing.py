@@ -14,6 +14,7 @@ from urllib.parse import quote_from_bytes, urlsplit
 
 import werkzeug.test
 from click.testing import CliRunner, Result
+from werkzeug.datastructures import Headers
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import ClosingIterator, get_current_url
 
@@ -265,12 +266,13 @@ class TestResponse(werkzeug.test.TestResponse):
 
 
 class WebSocketRejected(Exception):
-    """The app refused the WebSocket handshake; ``status`` and ``body`` are its answer."""
+    """The app refused the WebSocket handshake; ``status``, ``headers`` and ``body`` are its answer."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, headers: Headers | None = None) -> None:
         super().__init__(f"WebSocket rejected with {status}: {body[:200]!r}")
         self.status = status
         self.body = body
+        self.headers = headers if headers is not None else Headers()
 
 
 class ASGITransport:
@@ -451,7 +453,8 @@ class WebSocketSession:
                 body += part.get("body", b"")
                 if not part.get("more_body"):
                     break
-            raise WebSocketRejected(first["status"], body)
+            headers = Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in first["headers"]])
+            raise WebSocketRejected(first["status"], body, headers)
         self.accepted_subprotocol = first.get("subprotocol")
         self.accept_headers = list(first.get("headers") or ())
         return self

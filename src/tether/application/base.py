@@ -31,6 +31,7 @@ from .helpers import get_debug_flag, get_flashed_messages, url_for
 from .instance import default_instance_path
 from .json.provider import DefaultJSONProvider, JSONProvider
 from .log import create_logger
+from .plan import Plan
 from .routing import FastRouter
 from .scaffold import Scaffold, endpoint_from_view_func, registering, setupmethod
 from .sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
@@ -93,10 +94,9 @@ class AppBase(Scaffold):
         self.config = self.make_config(instance_relative_config)
         #: Set by the first request: setup methods refuse to run after it.
         self._got_first_request = False
-        #: Flask's override points this app replaces (a subclass method or an
-        #: instance attribute), found at the first request: the pipeline calls
-        #: those instead of its own steps (``pipeline.OVERRIDE_POINTS``).
-        self._replaced: frozenset[str] = frozenset()
+        #: The path its requests take (tether's step or the app's own for each
+        #: override point), compiled at the first request (``plan.Plan``).
+        self._plan: Plan | None = None
         #: Whether ``create_url_adapter`` is replaced: URLs are then matched
         #: through it alone, never the fast router.
         self._custom_url_adapter = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import typing as t
 
+from werkzeug.debug.tbtools import DebugTraceback
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from werkzeug.routing import RoutingException
 
@@ -15,7 +16,12 @@ from ..signals import got_request_exception
 from .responses import ResponseMaking
 from .wrappers import Request, Response
 
-__all__ = ["ErrorHandling"]
+__all__ = ["DEBUG_PAGE", "ErrorHandling"]
+
+#: The environ key that asks for an unhandled error's traceback page in place
+#: of the error itself (``tether run`` in debug mode under ASGI sets it:
+#: ``tether.serving.debug``), so that the page is finished as every response is.
+DEBUG_PAGE = "tether.debug_page"
 
 Ctx = RequestContext[Request]
 
@@ -24,6 +30,13 @@ class ErrorHandling(ResponseMaking):
     """Exceptions raised by hooks and views, turned into responses."""
 
     def _find_error_handler(self, e: Exception, blueprints: list[str]) -> t.Callable[[Exception], t.Any] | None:
+        """The handler registered for ``e`` (blueprints' first, by code, then
+        by class along its MRO); an app with none looks nothing up."""
+        if not self.error_handler_spec:
+            return None
+        return self._lookup_error_handler(e, blueprints)
+
+    def _lookup_error_handler(self, e: Exception, blueprints: list[str]) -> t.Callable[[Exception], t.Any] | None:
         exc_class, code = self._get_exc_class_and_code(type(e))
         names = (*blueprints, None)
         for c in (code, None) if code is not None else (None,):
@@ -58,9 +71,7 @@ class ErrorHandling(ResponseMaking):
         if isinstance(e, BadRequestKeyError) and (self.debug or self.config["TRAP_BAD_REQUEST_ERRORS"]):
             e.show_exception = True
         if isinstance(e, HTTPException) and not self.trap_http_exception(e):
-            if "handle_http_exception" in self._replaced:
-                return (yield self.handle_http_exception, (e,), NO_KWARGS)
-            return (yield from self._handle_http_exception_steps(e, ctx))
+            return (yield from self._current_plan().http_exception(self, e, ctx))
         handler = self._find_error_handler(e, ctx.request.blueprints)
         if handler is None:
             raise e
@@ -76,16 +87,20 @@ class ErrorHandling(ResponseMaking):
         exc_info = sys.exc_info()
         if got_request_exception.receivers:
             got_request_exception.send(self, exception=e)
-        if self.propagate_exceptions:
+        if self.propagate_exceptions and not ctx.request.environ_value(DEBUG_PAGE):
             if exc_info[1] is e:
                 raise
             raise e
         self.log_exception(exc_info)
+        if self.propagate_exceptions:  # debug mode's page, which shows the traceback to whoever asked
+            page = DebugTraceback(e).render_debugger_html(evalex=False, secret="", evalex_trusted=False)
+            response = self.response_class(page, 500, content_type="text/html; charset=utf-8")
+            return (yield from self._current_plan().finalize(self, response, ctx, True))
         server_error: t.Any = InternalServerError(original_exception=e)
         handler = self._find_error_handler(server_error, ctx.request.blueprints)
         if handler is not None:
             server_error = yield handler, (server_error,), NO_KWARGS
-        return (yield from self._finalize_steps(server_error, ctx, from_error_handler=True))
+        return (yield from self._current_plan().finalize(self, server_error, ctx, True))
 
     def handle_user_exception(self, e: Exception) -> t.Any:
         """Handle an exception from a hook or view with a registered handler;

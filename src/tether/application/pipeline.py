@@ -5,8 +5,9 @@ every user function they call (hooks, views, error handlers, teardowns).
 :meth:`Application.handle` drives them from sync code (WSGI, sync views under
 ASGI), :meth:`Application.handle_async` on the event loop, and Flask's
 synchronous API (``full_dispatch_request``, ``dispatch_request`` ...) over the
-same generators. A request with no hooks takes the same path: each hook list is
-checked once and skipped when empty.
+same generators. Which override points the app replaces is looked up once, at
+the first request, into a :class:`~tether.application.plan.Plan`: there is one
+pipeline, and a hook step runs only for an app that has such hooks.
 """
 
 from __future__ import annotations
@@ -26,32 +27,13 @@ from ..contexts.ctx import (
     teardown_request_steps,
 )
 from ..contexts.steps import NO_KWARGS, Step, Steps, call_one, run, run_async
-from ..signals import request_finished, request_started, request_tearing_down
+from ..signals import request_started, request_tearing_down
 from .errors import ErrorHandling
 from .header_rules import InvalidResponseHeader, header_problem
-from .streaming import prime_steps
+from .plan import OVERRIDE_POINTS, Plan, compile_plan
 from .wrappers import Request, Response
 
 __all__ = ["OVERRIDE_POINTS", "Application", "Finish"]
-
-#: Flask's documented request steps that extensions and subclasses replace.
-#: When an app replaces one, its requests call it in place of tether's own step
-#: (for async views too: such an app answers every request with the synchronous
-#: pipeline, in the thread pool under ASGI). An app that replaces none takes the
-#: fast path. The other documented methods (``make_response``,
-#: ``log_exception``, ``create_url_adapter``, ``raise_routing_exception``,
-#: ``make_default_options_response``, ``should_ignore_error``, ...) are always
-#: called through the app, so replacing them costs nothing more.
-OVERRIDE_POINTS = (
-    "full_dispatch_request",
-    "preprocess_request",
-    "dispatch_request",
-    "process_response",
-    "finalize_request",
-    "handle_user_exception",
-    "handle_http_exception",
-    "handle_exception",
-)
 
 Ctx = RequestContext[Request]
 #: The steps that end a streamed response: close its body, pop its context.
@@ -105,19 +87,16 @@ class Application(ErrorHandling):
         ``ctx`` pushed and comes with the :data:`Finish` steps that pop it.
         ``answered`` is called with the response before ``ctx`` is popped."""
         error: Exception | None = None
-        if not self._got_first_request:
-            self._first_request()
-        replaced = self._replaced
+        plan = self._plan
+        if plan is None:
+            plan = self._first_request()
         ctx.push()
         try:
             try:
-                if replaced and "full_dispatch_request" in replaced:
-                    response = yield self.full_dispatch_request, (), NO_KWARGS
-                else:
-                    response = yield from self._dispatch_steps(ctx)
+                response = yield from plan.dispatch(self, ctx)
             except Exception as e:
                 error = e
-                response = yield from self._unhandled_steps(e, ctx)
+                response = yield from plan.unhandled(self, e, ctx)
             problem = header_problem(response.headers)
             if problem is not None:
                 response, error = yield from self._refuse_headers_steps(response, ctx, problem)
@@ -141,15 +120,6 @@ class Application(ErrorHandling):
         yield from ctx.pop_steps(error)
         return response, None
 
-    def _unhandled_steps(self, e: Exception, ctx: Ctx) -> Steps[Response]:
-        """An exception no handler took: through ``handle_exception`` (the app's own if it replaces it)."""
-        if self._replaced and "handle_exception" in self._replaced:
-            response = yield self.handle_exception, (e,), NO_KWARGS
-            if not isinstance(response, Response):  # Flask needs a Response; a return value will do
-                response = self.make_response(response)
-            return response
-        return (yield from self._handle_exception_steps(e, ctx))
-
     def _refuse_headers_steps(self, response: Response, ctx: Ctx, problem: str) -> Steps[tuple[Response, Exception]]:
         """A response with a header that is not valid HTTP (``problem`` says
         why) becomes the app's error: a logged 500 (raised when propagating, as
@@ -159,7 +129,7 @@ class Application(ErrorHandling):
             raise InvalidResponseHeader(problem)
         except InvalidResponseHeader as e:  # handled where it is current, so that it is logged with it
             error = e
-            response = yield from self._unhandled_steps(e, ctx)
+            response = yield from self._current_plan().unhandled(self, e, ctx)
         if header_problem(response.headers) is not None:
             response.close()
             response = self.response_class("Internal Server Error", 500, content_type="text/plain; charset=utf-8")
@@ -173,21 +143,26 @@ class Application(ErrorHandling):
         finally:
             yield from ctx.pop_steps(body_error or error)
 
-    def _first_request(self) -> None:
+    def _first_request(self) -> Plan:
+        """Setup is over: compile the plan every request follows from now on."""
         self._got_first_request = True
-        self._replaced = frozenset(name for name in OVERRIDE_POINTS if self._is_replaced(name))
-        self._custom_url_adapter = self._is_replaced("create_url_adapter")
+        plan = self._plan = compile_plan(self, Application)
+        self._custom_url_adapter = (
+            "create_url_adapter" in self.__dict__ or type(self).create_url_adapter is not Application.create_url_adapter
+        )
+        return plan
 
-    def _is_replaced(self, name: str) -> bool:
-        """Whether a subclass or an instance attribute replaces tether's ``name``."""
-        return name in self.__dict__ or getattr(type(self), name) is not getattr(Application, name)
+    def _current_plan(self) -> Plan:
+        plan = self._plan
+        return plan if plan is not None else compile_plan(self, Application)
 
     def async_view(self, request: Request) -> Callable[..., t.Any] | None:
         """The view that will answer ``request``, if it is a coroutine function
         (and the app replaces none of Flask's override points)."""
-        if not self._got_first_request:
-            self._first_request()
-        if self._replaced:
+        plan = self._plan
+        if plan is None:
+            plan = self._first_request()
+        if not plan.on_loop:
             return None
         request.route_pending()
         rule = request.url_rule
@@ -202,70 +177,25 @@ class Application(ErrorHandling):
         return view if known else None
 
     def _dispatch_steps(self, ctx: Ctx) -> Steps[Response]:
-        """Before hooks, the view, the response, after hooks, the session."""
+        """Flask's ``full_dispatch_request``: preprocessing, the view, an
+        exception's handler, then the response finalized; each step the app's
+        own where its plan says so."""
+        plan = self._plan or self._current_plan()
         ctx.request.route_pending()
         try:
             if request_started.receivers:
                 request_started.send(self)
             rv = None
-            replaced = self._replaced
-            if replaced:
-                return (yield from self._replaced_dispatch_steps(ctx, replaced))
-            if self.url_value_preprocessors or self.before_request_funcs:
+            if plan.preprocess is not None:
+                rv = yield from plan.preprocess(self, ctx)
+            elif self.url_value_preprocessors or self.before_request_funcs:
                 rv = yield from self._preprocess_steps(ctx)
             if rv is None:
-                rv = yield self._view_call(ctx)
+                rv = yield plan.view(self, ctx)
         except Exception as e:
-            rv = yield from self._handle_user_exception_steps(e, ctx)
-            return (yield from self._finalize_steps(rv, ctx))
-        response = self.make_response(rv)
-        if type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
-            # Up to its first chunk before the status is sent: an error there
-            # is handled as the view's own (tether.application.streaming).
-            try:
-                response.response = yield from prime_steps(response.response)
-            except Exception as e:
-                rv = yield from self._handle_user_exception_steps(e, ctx)
-                return (yield from self._finalize_steps(rv, ctx))
-        if ctx._after_request_functions or self.after_request_funcs:
-            response = yield from self._after_request_steps(response, ctx)
-        self._complete(response, ctx)
-        return response
-
-    def _replaced_dispatch_steps(self, ctx: Ctx, replaced: frozenset[str]) -> Steps[Response]:
-        """``_dispatch_steps`` for an app that replaces override points: each
-        step is the app's method where it has one of its own."""
-        try:
-            if "preprocess_request" in replaced:
-                rv = yield self.preprocess_request, (), NO_KWARGS
-            else:
-                rv = yield from self._preprocess_steps(ctx)
-            if rv is None:
-                rv = yield (self.dispatch_request, (), NO_KWARGS) if "dispatch_request" in replaced else self._view_call(ctx)
-        except Exception as e:
-            rv = yield from self._replaced_user_exception_steps(e, ctx, replaced)
-        if "finalize_request" in replaced:
-            return (yield self.finalize_request, (rv,), NO_KWARGS)
-        response = self.make_response(rv)
-        if type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
-            try:
-                response.response = yield from prime_steps(response.response)
-            except Exception as e:
-                response = self.make_response((yield from self._replaced_user_exception_steps(e, ctx, replaced)))
-        if "process_response" in replaced:
-            response = yield self.process_response, (response,), NO_KWARGS
-            if request_finished.receivers:
-                request_finished.send(self, response=response)
-            return response
-        if ctx._after_request_functions or self.after_request_funcs:
-            response = yield from self._after_request_steps(response, ctx)
-        self._complete(response, ctx)
-        return response
-
-    def _replaced_user_exception_steps(self, e: Exception, ctx: Ctx, replaced: frozenset[str]) -> Steps[t.Any]:
-        if "handle_user_exception" in replaced:
-            return (yield self.handle_user_exception, (e,), NO_KWARGS)
-        return (yield from self._handle_user_exception_steps(e, ctx))
+            rv = yield from plan.user_exception(self, e, ctx)
+            return (yield from plan.finalize(self, rv, ctx))
+        return (yield from plan.finalize(self, rv, ctx, False, True))
 
     def _preprocess_steps(self, ctx: Ctx) -> Steps[t.Any]:
         request = ctx.request
@@ -312,6 +242,12 @@ class Application(ErrorHandling):
             for after in reversed(self.after_websocket_funcs.get(name, ())):
                 yield after, (), NO_KWARGS
         return rv
+
+    def rejection_steps(self, ctx: Ctx, rv: t.Any) -> Steps[Response]:
+        """The HTTP response that refuses a WebSocket handshake, made from ``rv``
+        and finished as every response is (``process_response``: the
+        ``after_request`` functions, the session), with ``ctx`` pushed."""
+        return (yield from self._processed_steps(self.make_response(rv), ctx))
 
     # Flask's synchronous API over the same steps
 

@@ -15,7 +15,9 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ..contexts.ctx import RequestContext, _cv_request
 from ..contexts.steps import NO_KWARGS, Steps, run
 from ..signals import request_finished
+from .plan import Plan
 from .sessions import SessionMixin
+from .streaming import prime_steps
 from .urls import URLMapping
 from .wrappers import Request, Response
 
@@ -84,40 +86,67 @@ class ResponseMaking(URLMapping):
         ctx = _cv_request.get(None)
         return ctx.request.endpoint if ctx is not None else None
 
-    def _finalize_steps(self, rv: t.Any, ctx: Ctx, from_error_handler: bool = False) -> Steps[Response]:
+    def _current_plan(self) -> Plan:
+        """The plan of this app's requests (``tether.application.plan``): the
+        one compiled at the first request, or before it a fresh one."""
+        raise NotImplementedError  # the pipeline, which knows every step, compiles it
+
+    def _finalize_steps(
+        self, rv: t.Any, ctx: Ctx, from_error_handler: bool = False, prime: bool = False
+    ) -> Steps[Response]:
+        """Flask's ``finalize_request``: the response of ``rv``, processed
+        (``process_response``), then announced. With ``prime``, a streamed body
+        is produced up to its first chunk before that, so that an error there
+        is handled as the view's own (``tether.application.streaming``)."""
+        plan = self._plan or self._current_plan()
         response = self.make_response(rv)
+        if prime and type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
+            try:
+                response.response = yield from prime_steps(response.response)
+            except Exception as e:
+                response = self.make_response((yield from plan.user_exception(self, e, ctx)))
         try:
-            if ctx._after_request_functions or self.after_request_funcs:
-                response = yield from self._after_request_steps(response, ctx)
-            self._complete(response, ctx)
+            process = plan.process_response
+            if process is not None:
+                response = yield from process(self, response, ctx)
+            elif ctx._after_request_functions or self.after_request_funcs:
+                response = yield from self._process_response_steps(response, ctx)
+            else:
+                self._save_session(response, ctx)  # all there is to process
+            if request_finished.receivers:
+                request_finished.send(self, response=response)
         except Exception:
             if not from_error_handler:
                 raise
             self.logger.exception("Request finalizing failed with an error while handling an error")
         return response
 
-    def _after_request_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
+    def _processed_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
+        """``response`` through the plan's ``process_response``: the app's own,
+        or tether's (:meth:`_process_response_steps`)."""
+        process = (self._plan or self._current_plan()).process_response
+        if process is None:
+            return (yield from self._process_response_steps(response, ctx))
+        return (yield from process(self, response, ctx))
+
+    def _process_response_steps(self, response: Response, ctx: Ctx) -> Steps[Response]:
+        """Flask's ``process_response``: ``after_this_request`` functions, the
+        ``after_request`` functions (blueprints' first, newest first), then the
+        session saved."""
         for func in ctx._after_request_functions:
             response = yield func, (response,), NO_KWARGS
-        for name in chain(ctx.request.blueprints, (None,)):
-            for func in reversed(self.after_request_funcs.get(name, ())):
-                response = yield func, (response,), NO_KWARGS
+        if self.after_request_funcs:  # extensions add to it while serving: checked each time
+            for name in chain(ctx.request.blueprints, (None,)):
+                for func in reversed(self.after_request_funcs.get(name, ())):
+                    response = yield func, (response,), NO_KWARGS
+        self._save_session(response, ctx)
         return response
-
-    def _complete(self, response: Response, ctx: Ctx) -> None:
-        """Save the session and announce the finished response."""
-        if not ctx.session_opened and not ctx.request.sends_cookies():
-            # _save_session's own first exit, taken here: most requests take it.
-            ctx.headers_sent = True
-        else:
-            self._save_session(response, ctx)
-        if request_finished.receivers:
-            request_finished.send(self, response=response)
 
     def _save_session(self, response: Response, ctx: Ctx) -> None:
         """Save the session into the response; after this its cookie is final."""
         # A request that sent cookies may carry a permanent session to refresh, as
-        # in Flask; one that sent none never opens the session.
+        # in Flask; one that sent none never opens the session (most requests
+        # leave here).
         if not ctx.session_opened and (
             not ctx.request.sends_cookies() or not self.config["SESSION_REFRESH_EACH_REQUEST"]
         ):
@@ -142,10 +171,7 @@ class ResponseMaking(URLMapping):
 
     def process_response(self, response: Response) -> Response:
         """Run ``after_this_request`` and ``after_request`` functions, then save the session."""
-        ctx = _cv_request.get()
-        response = run(self._after_request_steps(response, ctx))
-        self._save_session(response, ctx)
-        return response
+        return run(self._process_response_steps(response, _cv_request.get()))
 
 
 def _unpack(rv: tuple[t.Any, ...]) -> tuple[t.Any, t.Any, t.Any]:

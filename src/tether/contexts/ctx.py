@@ -164,7 +164,7 @@ class _Context:
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context; the outermost pop runs its teardown functions."""
-        steps = self.pop_steps(_error_now(exc))
+        steps = self.pop_steps(sys.exc_info()[1] if exc is _sentinel else exc)
         if steps:
             run(steps)
 
@@ -224,32 +224,23 @@ class AppContext(_Context):
 
     def pop_steps(self, exc: BaseException | None) -> PopSteps:
         """The steps that pop this context: the teardown functions, with the
-        context reset after them. With none to run, it is reset at once and
-        there are no steps."""
+        context reset after them. With none to run (an inner push, or no
+        teardown functions), it is reset at once and there are no steps: a
+        plain ``pop`` from scripts, tests and ``spawn`` costs little more
+        than resetting the variable."""
         current = _cv_app.get(None)
         if current is not self:
             raise _wrong_pop("app", self, current)
-        if not self._inner_tokens and (self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
-            return self._teardown_then_reset(exc)
-        self._reset()
-        return ()
-
-    def pop(self, exc: BaseException | None = _sentinel) -> None:
-        """Pop this context; the outermost pop runs the teardown functions.
-        (``pop_steps`` driven synchronously, written out: scripts, tests and
-        ``spawn`` push and pop app contexts often, and this halves the cost.)"""
-        if _cv_app.get(None) is not self:
-            raise _wrong_pop("app", self, _cv_app.get(None))
         if self._inner_tokens:
             _cv_app.reset(self._inner_tokens.pop())
         elif self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers:
-            run(self._teardown_then_reset(_error_now(exc)))
-            return
+            return self._teardown_then_reset(exc)
         else:
             _cv_app.reset(self._token)  # type: ignore[arg-type]
             self._token = None
         if appcontext_popped.receivers:
             appcontext_popped.send(self.app)
+        return ()
 
     def _teardown_then_reset(self, exc: BaseException | None) -> Steps[None]:
         try:

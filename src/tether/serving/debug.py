@@ -1,7 +1,12 @@
-"""Debug mode under ASGI: an error that escapes the app before its response
-started is shown in the browser as Werkzeug's traceback page (without the
-interactive console, which needs Werkzeug's WSGI debugger), and still reaches
-the server's log. ``tether run`` wraps the app in it only in debug mode."""
+"""Debug mode under ASGI: an unhandled error is shown in the browser as
+Werkzeug's traceback page (without the interactive console, which needs
+Werkzeug's WSGI debugger). ``tether run`` wraps the app in it only in debug mode.
+
+A request's error becomes that page inside the app (``DEBUG_PAGE`` in its
+environ: ``errors.ErrorHandling``), logged there and finished as every response
+is, its ``after_request`` functions included. An error that escapes the app
+before its response started (outside a request's pipeline) is shown here, and
+still reaches the server's log."""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from urllib.parse import parse_qs
 
 from werkzeug.debug.tbtools import DebugTraceback
 
+from ..application.errors import DEBUG_PAGE
 from ..typing import ASGIApp, Message, Receive, Scope, Send
+from .headers import encode_headers
 
 __all__ = ["DebugTracebacks"]
 
@@ -32,6 +39,7 @@ class DebugTracebacks:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = {**scope, "tether.environ": {**(scope.get("tether.environ") or {}), DEBUG_PAGE: True}}
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if query.get("__debugger__") == ["yes"] and query.get("cmd") == ["resource"]:
             await _send_resource(send, query.get("f", [""])[0])
@@ -66,6 +74,6 @@ async def _send_resource(send: Send, filename: str) -> None:
 
 
 async def _send(send: Send, status: int, body: bytes, content_type: str) -> None:
-    headers = [(b"content-type", content_type.encode("latin-1")), (b"content-length", str(len(body)).encode())]
+    headers = encode_headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

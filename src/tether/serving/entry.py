@@ -16,7 +16,7 @@ import types
 import typing as t
 import weakref
 
-__all__ = ["ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "serve_both"]
+__all__ = ["DualCall", "ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "asgi_call", "serve_both"]
 
 
 class WSGIAndASGI(t.Protocol):
@@ -36,6 +36,31 @@ def asgi_arguments(args: tuple[t.Any, ...], scope: t.Any, receive: t.Any, send: 
     if len(given) != 3:
         raise TypeError(f"An ASGI application takes scope, receive and send; {len(given)} arguments were given.")
     return tuple(given)
+
+
+def asgi_call(args: tuple[t.Any, ...], scope: t.Any, receive: t.Any, send: t.Any) -> tuple[t.Any, ...] | None:
+    """The one place a call is told to be WSGI or ASGI: ``None`` for WSGI's two
+    positional arguments (``environ, start_response``); else ASGI's three,
+    given by position or, as daphne gives them, by name."""
+    if len(args) == 2 and scope is None:
+        return None
+    if len(args) == 3:
+        return args
+    return asgi_arguments(args, scope, receive, send)
+
+
+class DualCall:
+    """``__call__`` for an object served by both kinds of server: WSGI calls go
+    to its ``wsgi_app``, ASGI calls to its ``asgi_app``."""
+
+    wsgi_app: t.Callable[..., t.Any]
+    asgi_app: t.Callable[..., t.Any]
+
+    def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
+        """WSGI with two arguments (``environ, start_response``), ASGI 3 with three,
+        given by position or, as daphne gives them, by name."""
+        asgi = asgi_call(args, scope, receive, send)
+        return self.wsgi_app(*args) if asgi is None else self.asgi_app(*asgi)
 
 
 class ProtocolEntry:
@@ -106,9 +131,8 @@ class WSGIOnlyCall:
     def __call__(
         self, app: t.Any, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None
     ) -> t.Any:
-        if len(args) == 2 and scope is None:
-            return self.wsgi(app, *args)
-        return app.asgi_app(*asgi_arguments(args, scope, receive, send))
+        asgi = asgi_call(args, scope, receive, send)
+        return self.wsgi(app, *args) if asgi is None else app.asgi_app(*asgi)
 
 
 class ServesBoth(type):

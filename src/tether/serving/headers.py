@@ -1,4 +1,6 @@
-"""Response headers as each protocol wants them, from one ``Response``.
+"""Response headers as each protocol wants them, from one ``Response``: the
+one place headers are encoded for ASGI (HTTP responses, WebSocket
+rejections and accepts, a wrapped WSGI chain's answer, debug pages).
 
 Werkzeug's ``get_wsgi_headers`` copies and rescans the headers of every
 response; the common case (a 2xx-5xx response without ``Location``, with a
@@ -12,7 +14,7 @@ import typing as t
 if t.TYPE_CHECKING:
     from ..application.wrappers import Request, Response
 
-__all__ = ["asgi_headers", "body_allowed", "wsgi_headers"]
+__all__ = ["asgi_headers", "body_allowed", "encode_headers", "wsgi_headers"]
 
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -63,7 +65,19 @@ def asgi_headers(response: Response, request: Request, status: int) -> list[tupl
         else:
             if has_length or response.is_streamed:
                 return headers
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in wsgi_headers(response, request.environ, status)
-    ]
+    return encode_headers(wsgi_headers(response, request.environ, status))
+
+
+def encode_headers(pairs: t.Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """``(name, value)`` pairs as ASGI wants them: lowercase latin-1 names
+    (cached, as :func:`asgi_headers` caches them), latin-1 values."""
+    names = _NAMES
+    encoded = []
+    for name, value in pairs:
+        key = names.get(name)
+        if key is None:
+            key = name.lower().encode("latin-1")
+            if len(names) < 512:
+                names[name] = key
+        encoded.append((key, value.encode("latin-1")))
+    return encoded

@@ -27,11 +27,12 @@ from werkzeug.exceptions import Forbidden, HTTPException
 
 from ..application.pipeline import Application
 from ..application.wrappers import Request, Response
-from ..contexts.ctx import WebSocketContext
+from ..contexts.ctx import WebSocketContext, within
 from ..contexts.steps import Steps, run, run_async
 from ..typing import Message, Receive, Scope, Send
 from .asgi_request import request_from_scope
 from .direct import DirectSender, encoded_once
+from .headers import asgi_headers, encode_headers
 from .lifecycle import ServingState, SourceGuard
 from .origins import origin_problem
 from .race import NextItem, Outcome, RelayedItems, is_pushable, is_relayable
@@ -41,6 +42,9 @@ from .tracing import ConnectionTrace, tracing_for
 __all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
 
 
+#: How a connection's handling ended: the error its handler raised, and the
+#: response that rejects the handshake if it never accepted.
+Ended = tuple[Exception | None, Response | None]
 _last_warning: dict[str, float] = {}
 _WARNING_INTERVAL = 60.0
 
@@ -137,7 +141,7 @@ class WebSocket:
             return
         message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
-            message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            message["headers"] = encode_headers(headers.items())
         await self._send(message)
         self.accepted = True
 
@@ -332,10 +336,12 @@ class WebSocket:
             return
 
     async def _reject(self, response: Response) -> None:
-        """Refuse the handshake with an HTTP response, where the server can send one."""
+        """Refuse the handshake with an HTTP response (already finished by the
+        app: ``Application.rejection_steps``), where the server can send one."""
         if "websocket.http.response" in self._scope.get("extensions", {}):
-            headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-            await self._send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
+            status = response.status_code
+            headers = asgi_headers(response, self.request, status)
+            await self._send({"type": "websocket.http.response.start", "status": status, "headers": headers})
             await self._send({"type": "websocket.http.response.body", "body": response.get_data()})
             self.closed = True
         else:
@@ -422,18 +428,18 @@ async def _serve_connection(serving: ServingState, websocket: WebSocket) -> None
     ctx = WebSocketContext(app, request, websocket)
     ctx.match_request()
     if request.routing_exception is not None:  # an untrusted host among them
-        await websocket._reject(app.make_response(request.routing_exception))
+        await _reject_before_handler(app, websocket, ctx, request.routing_exception)
         return
     problem = origin_problem(app, request)
     if problem is not None:
-        await websocket._reject(app.make_response(Forbidden(problem)))
+        await _reject_before_handler(app, websocket, ctx, Forbidden(problem))
         return
     steps = _connection_steps(app, ctx)
     if app.async_view(request) is not None:
-        rv, error = await _until_stopped(serving, run_async(steps))
+        error, rejection = await _until_stopped(serving, run_async(steps))
     elif (pool := serving.claim_websocket_thread()) is not None:
         try:
-            rv, error = await loop.run_in_executor(pool, contextvars.copy_context().run, run, steps)
+            error, rejection = await loop.run_in_executor(pool, contextvars.copy_context().run, run, steps)
         finally:
             serving.release_websocket_thread()
     else:
@@ -443,28 +449,53 @@ async def _serve_connection(serving: ServingState, websocket: WebSocket) -> None
             f"A WebSocket to {request.path} was refused (503): all {limit} WEBSOCKET_SYNC_THREADS hold "
             "open connections. Raise WEBSOCKET_SYNC_THREADS, or write the handler as 'async def'.",
         )
-        await websocket._reject(app.make_response(("Too many open WebSocket connections; try again later.", 503)))
+        await _reject_before_handler(app, websocket, ctx, ("Too many open WebSocket connections; try again later.", 503))
         return
-    await _conclude(app, websocket, rv, error)
+    await _conclude(app, websocket, error, rejection)
 
 
-def _connection_steps(app: Application, ctx: WebSocketContext[Request]) -> Steps[tuple[t.Any, Exception | None]]:
-    """The connection in its context: push, hooks and handler, pop (also when
-    cancelled). Returns what the handler returned, or the error it raised."""
+async def _reject_before_handler(app: Application, websocket: WebSocket, ctx: WebSocketContext[Request], rv: t.Any) -> None:
+    """Refuse a handshake before its handler runs: the response of ``rv`` is
+    finished in the connection's context, as every response is (so its
+    ``teardown_websocket`` functions run too)."""
+    await websocket._reject(await run_async(within(ctx, _finished_rejection_steps(app, ctx, rv))))
+
+
+def _connection_steps(app: Application, ctx: WebSocketContext[Request]) -> Steps[Ended]:
+    """The connection in its context: push, hooks and handler, the response
+    that rejects it if it never accepted, pop (also when cancelled). Returns
+    the error the handler raised, and that response."""
     ctx.push()
-    rv, error = None, None
+    rv, error, rejection = None, None, None
     try:
-        rv = yield from app.websocket_steps(ctx)
-    except Exception as e:
-        error = e
+        try:
+            rv = yield from app.websocket_steps(ctx)
+        except Exception as e:
+            error = e
+        websocket = ctx.websocket
+        if not websocket.accepted and not isinstance(error, WebSocketDisconnect):
+            if error is not None:
+                answer = error if isinstance(error, HTTPException) else ("Internal Server Error", 500)
+                rejection = yield from _finished_rejection_steps(app, ctx, answer)
+            elif rv is not None:
+                rejection = yield from _finished_rejection_steps(app, ctx, rv)
     finally:
         yield from ctx.pop_steps(None if isinstance(error, WebSocketDisconnect) else error)
-    return rv, error
+    return error, rejection
+
+
+def _finished_rejection_steps(app: Application, ctx: WebSocketContext[Request], rv: t.Any) -> Steps[Response]:
+    """``app.rejection_steps``; a failure there is logged and answered with a bare 500."""
+    try:
+        return (yield from app.rejection_steps(ctx, rv))
+    except Exception:
+        app.logger.exception("Finishing the response that rejects a WebSocket failed")
+        return app.response_class("Internal Server Error", 500, content_type="text/plain; charset=utf-8")
 
 
 async def _until_stopped(
-    serving: ServingState, connection: t.Coroutine[t.Any, t.Any, tuple[t.Any, Exception | None]]
-) -> tuple[t.Any, Exception | None]:
+    serving: ServingState, connection: t.Coroutine[t.Any, t.Any, Ended]
+) -> Ended:
     """Run an async handler's connection; cancel it when the server starts
     shutting down. It runs in this task, which the shared *stopping* future
     cancels: no task of its own per connection."""
@@ -485,30 +516,30 @@ async def _until_stopped(
         if not stopped.done() or task is None:
             raise
         task.uncancel()
-        return None, WebSocketDisconnect(1012, "the server is shutting down")
+        return WebSocketDisconnect(1012, "the server is shutting down"), None
     finally:
         running = False
         stopped.remove_done_callback(stop)
 
 
-async def _conclude(app: Application, websocket: WebSocket, rv: t.Any, error: BaseException | None) -> None:
-    """Reject, close, or leave be, from what the handler returned or raised."""
+async def _conclude(
+    app: Application, websocket: WebSocket, error: BaseException | None, rejection: Response | None
+) -> None:
+    """Reject, close, or leave be, from what the handler raised and the
+    response that rejects it, if it never accepted."""
     try:
         if isinstance(error, WebSocketDisconnect):
             await websocket._close(error.code if error.code == 1012 else 1000)
-        elif error is not None:
-            if isinstance(error, HTTPException) and not websocket.accepted:
-                await websocket._reject(app.make_response(error))
-                return
+            return
+        if error is not None and (websocket.accepted or not isinstance(error, HTTPException)):
             app.logger.error("Exception in WebSocket handler %s", websocket.path, exc_info=error)
             if websocket._trace is not None:
                 websocket._trace.failed(error)
             if websocket.accepted:
                 await websocket._close(1011)
-            else:
-                await websocket._reject(app.make_response(("Internal Server Error", 500)))
-        elif rv is not None and not websocket.accepted:
-            await websocket._reject(app.make_response(rv))
+                return
+        if rejection is not None:
+            await websocket._reject(rejection)
         else:
             await websocket._close(1000)
     except WebSocketDisconnect:

@@ -31,6 +31,7 @@ from ..typing import Receive, Scope, Send, StartResponse, WSGIEnvironment
 from .asgi_body import RequestBody
 from .asgi_http import serve_http, stream_chunks
 from .asgi_request import environ_from_scope
+from .headers import encode_headers
 from .lifecycle import ServingState
 from .lifespan import start_without_lifespan
 from .threaded import ThreadedIterator
@@ -59,7 +60,7 @@ class _WSGIResponse:
         if exc_info is not None and self.headers is not None and self._iterator is not None:
             raise exc_info[1].with_traceback(exc_info[2])
         self.status = int(status.split(" ", 1)[0])
-        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        self.headers = encode_headers(headers)
         return self._written.append
 
     def begin(self, entry: t.Callable[..., t.Any], app: t.Any, environ: WSGIEnvironment) -> bytes | None:
