@@ -31,7 +31,7 @@ from .live.fanout import warn_if_split
 from .live.periodic import PeriodicService
 from .live.presence import Presence
 from .serving.asgi_http import serve_http
-from .serving.entry import DualCall, ServesBoth, serve_both
+from .serving.entry import DualCall, ServesBoth, install_protocol_entry
 from .serving.lifecycle import ServingState
 from .serving.lifespan import serve_lifespan
 from .serving.websocket import serve_websocket
@@ -83,7 +83,7 @@ class Tether(Application, DualCall, metaclass=ServesBoth):
         #: Who may follow which channel (``channel``); empty: every channel.
         self.channel_policy = ChannelPolicy()
         self.serving.source_guard = self.channel_policy
-        serve_both(self)
+        install_protocol_entry(self)
 
     def spawn(self, fn: t.Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> Job:
         """Run ``fn(*args, **kwargs)`` in the background and return its :class:`~tether.Job`.

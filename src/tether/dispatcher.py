@@ -14,7 +14,7 @@ import typing as t
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware as _WSGIDispatcher
 
-from .serving.entry import DualCall, serve_both
+from .serving.entry import DualCall, install_protocol_entry
 
 __all__ = ["DispatcherMiddleware"]
 
@@ -29,7 +29,7 @@ class DispatcherMiddleware(DualCall):
         self.mounts = dict(mounts or {})
         self._wsgi = _WSGIDispatcher(app, self.mounts)
         self._prefixes = sorted(self.mounts, key=len, reverse=True)
-        serve_both(self)  # served as ASGI 3 too
+        install_protocol_entry(self)  # served as ASGI 3 too
 
     def wsgi_app(self, environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
         return self._wsgi(environ, start_response)

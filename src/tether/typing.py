@@ -51,10 +51,10 @@ class RequestLike(t.Protocol):
     @property
     def blueprints(self) -> list[str]: ...
 
-    def route_later(self, app: t.Any) -> None:
+    def match_url_later(self, app: t.Any) -> None:
         """Match the URL with ``app`` when routing data is first read."""
 
-    def route(self, app: t.Any) -> None:
+    def match_url(self, app: t.Any) -> None:
         """Match the URL with ``app`` now."""
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import time
 
 from tether import EventStream, Response, Tether, g, request, websocket
 from tether.contexts.ctx import _cv_app, _cv_request
-from tether.serving.entry import serve_both
+from tether.serving.entry import install_protocol_entry
 
 EVENTS = os.environ["EVENTS_FILE"]
 _lock = threading.Lock()
@@ -98,7 +98,7 @@ class CheckedApp:
     no tether context current: a request must never leave one behind."""
 
     def __init__(self) -> None:
-        serve_both(self)
+        install_protocol_entry(self)
 
     def __call__(self, *args: object) -> object:
         if _cv_request.get(None) is not None or _cv_app.get(None) is not None:

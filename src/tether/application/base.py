@@ -327,7 +327,7 @@ class AppBase(Scaffold):
         session = interface.open_session(self, ctx.request)
         if session is None:
             session = interface.make_null_session(self)
-        if ctx.headers_sent and hasattr(session, "seal"):
+        if ctx.headers_final and hasattr(session, "seal"):
             session.seal(
                 f"The session of {ctx.request.method} {ctx.request.path} was first used after "
                 "its response headers were sent, so a change could not be saved. Read or set "

@@ -40,7 +40,7 @@ __all__ = [
     "send_from_directory",
     "stream_body",
     "stream_with_context",
-    "streams_body",
+    "marked_stream_body",
     "url_for",
 ]
 
@@ -193,7 +193,7 @@ def stream_body(view: F) -> F:
     return view
 
 
-def streams_body(view: t.Callable[..., t.Any]) -> bool:
+def marked_stream_body(view: t.Callable[..., t.Any]) -> bool:
     """Whether ``view`` was marked with :func:`stream_body`."""
     return bool(getattr(view, "tether_stream_body", False))
 

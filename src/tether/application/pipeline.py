@@ -164,7 +164,7 @@ class Application(ErrorHandling):
             plan = self._first_request()
         if not plan.on_loop:
             return None
-        request.route_pending()
+        request.match_url_pending()
         rule = request.url_rule
         if rule is None or request.routing_exception is not None:
             return None
@@ -181,7 +181,7 @@ class Application(ErrorHandling):
         exception's handler, then the response finalized; each step the app's
         own where its plan says so."""
         plan = self._plan or self._current_plan()
-        ctx.request.route_pending()
+        ctx.request.match_url_pending()
         try:
             if request_started.receivers:
                 request_started.send(self)

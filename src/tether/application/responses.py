@@ -100,7 +100,7 @@ class ResponseMaking(URLMapping):
         is handled as the view's own (``tether.application.streaming``)."""
         plan = self._plan or self._current_plan()
         response = self.make_response(rv)
-        if prime and type(response.response) is not list and response.primes_body() and ctx.request.method != "HEAD":
+        if prime and type(response.response) is not list and response.produces_first_chunk_early() and ctx.request.method != "HEAD":
             try:
                 response.response = yield from prime_steps(response.response)
             except Exception as e:
@@ -150,12 +150,12 @@ class ResponseMaking(URLMapping):
         if not ctx.session_opened and (
             not ctx.request.sends_cookies() or not self.config["SESSION_REFRESH_EACH_REQUEST"]
         ):
-            ctx.headers_sent = True
+            ctx.headers_final = True
             return
         session = t.cast(SessionMixin, ctx._session)  # saving it is not the app reading it
         if not self.session_interface.is_null_session(session):
             self.session_interface.save_session(self, session, response)
-        ctx.headers_sent = True
+        ctx.headers_final = True
         seal = getattr(session, "seal", None)
         if seal is not None:
             seal(

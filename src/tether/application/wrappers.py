@@ -285,20 +285,20 @@ class Request(_Request):
         router = self._router
         if router is None:
             return None
-        self.route(router)
+        self.match_url(router)
         return self.__dict__[name]
 
-    def route_later(self, app: Router) -> None:
+    def match_url_later(self, app: Router) -> None:
         """Match the URL with ``app`` when ``url_rule`` & co. are first read."""
         self._router = app
 
-    def route_pending(self) -> None:
-        """Match the URL now, if :meth:`route_later` asked for it and it has not been."""
+    def match_url_pending(self) -> None:
+        """Match the URL now, if :meth:`match_url_later` asked for it and it has not been."""
         router = self._router
         if router is not None:
-            self.route(router)
+            self.match_url(router)
 
-    def route(self, app: Router) -> None:
+    def match_url(self, app: Router) -> None:
         """Match this request's URL with ``app`` and set ``url_rule`` and
         ``view_args``, or ``routing_exception`` (a 404, 405 or redirect)."""
         self._router = None
@@ -431,7 +431,7 @@ class Response(_Response):
     autocorrect_location_header = False
     #: Whether a streamed body is produced up to its first chunk before the
     #: status is sent (``tether.application.streaming``).
-    prime_body = True
+    first_chunk_before_status = True
     #: The longest one send of a streamed body may hang before the stream is
     #: ended (seconds; ``None``: no limit). An ``EventStream`` sets it.
     send_timeout: float | None = None
@@ -473,11 +473,11 @@ class Response(_Response):
         # Werkzeug iterates any iterable body, and tether's adapters async ones too.
         super().__init__(t.cast(t.Any, response), status, headers, mimetype, content_type, direct_passthrough)
 
-    def primes_body(self) -> bool:
+    def produces_first_chunk_early(self) -> bool:
         """Whether the pipeline produces this body's first chunk before sending
-        the status: a streamed body, unless it opted out (``prime_body``) or is
+        the status: a streamed body, unless it opted out (``first_chunk_before_status``) or is
         a file passed straight to the server (``direct_passthrough``)."""
-        return self.prime_body and not self.direct_passthrough and self.is_streamed
+        return self.first_chunk_before_status and not self.direct_passthrough and self.is_streamed
 
     @property
     def max_cookie_size(self) -> int:  # type: ignore[override]

@@ -277,7 +277,7 @@ class RequestContext(_Context, t.Generic[R]):
     """
 
     #: Set once the response headers (and so the session cookie) are final.
-    headers_sent = False
+    headers_final = False
     #: Whether the outermost pop always takes the teardown path, without
     #: checking for ``teardown_request`` functions (a WebSocket context's are
     #: the ``teardown_websocket`` ones).
@@ -295,7 +295,7 @@ class RequestContext(_Context, t.Generic[R]):
             if environ is None:
                 raise TypeError("A RequestContext needs the request's environ, or the request itself.")
             made: R = app.request_class(environ)
-            made.route_later(app)
+            made.match_url_later(app)
             request = made
         self.request: R = request
         #: Flashed messages, once ``get_flashed_messages`` has read them.
@@ -356,7 +356,7 @@ class RequestContext(_Context, t.Generic[R]):
 
     def match_request(self) -> None:
         """Match the URL now (it is otherwise matched on first use of ``request.url_rule``)."""
-        self.request.route(self.app)
+        self.request.match_url(self.app)
 
     def push(self) -> None:
         app_ctx = _cv_app.get(None)
@@ -421,7 +421,7 @@ class WebSocketContext(RequestContext[R]):
     handshake), ``current_app`` and ``g``. Its teardown runs the
     ``teardown_websocket`` functions."""
 
-    headers_sent = True
+    headers_final = True
     teardown_always = True
 
     def __init__(self, app: ContextApp, request: R, websocket: t.Any) -> None:

@@ -44,7 +44,7 @@ class RequestSnapshot:
         # Werkzeug's cached properties, filled with the copies.
         request.__dict__.update({"form": self.form, "files": self.files, CACHED_DATA: self.data})
         if rerouted:
-            request.route_later(app)
+            request.match_url_later(app)
         else:
             request.url_rule, request.view_args, request.routing_exception = self.url_rule, self.view_args, None
         return request

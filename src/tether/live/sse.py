@@ -84,7 +84,7 @@ class EventStream(Response):
     refuse is left, and a ``refused`` event says so.
     """
 
-    prime_body = False
+    first_chunk_before_status = False
 
     def __init__(
         self,

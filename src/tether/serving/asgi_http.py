@@ -22,7 +22,7 @@ import functools
 import typing as t
 from collections.abc import AsyncIterable, AsyncIterator
 
-from ..application.helpers import streams_body
+from ..application.helpers import marked_stream_body
 from ..application.pipeline import Finish
 from ..application.wrappers import Request, Response
 from ..contexts.ctx import RequestContext
@@ -51,14 +51,14 @@ async def serve_http(serving: ServingState, scope: Scope, receive: Receive, send
     body = RequestBody(receive, loop, limit)
     request, (declared, chunked) = request_from_scope(app.request_class, scope, body)
     ctx = RequestContext(app, None, request=request)
-    request.route(app)
+    request.match_url(app)
     if declared == 0 or (declared is None and not chunked and scope.get("http_version", "1.1")[0] == "1"):
         body.expect_none()  # HTTP/1 frames every body with one of those headers
     elif limit is not None and declared is not None and declared > limit:
         body.refuse()
     view = app.async_view(request)
     if view is not None:
-        if body.unread and not streams_body(view):
+        if body.unread and not marked_stream_body(view):
             await body.load(declared)
         response, finish = await app.handle_async(ctx)
         if finish is None:

@@ -2,7 +2,7 @@
 
 An object whose class defines ``__call__(*args)`` (two arguments for WSGI,
 three for ASGI, or ASGI's as keywords, as daphne passes them) is served by
-both kinds of server once :func:`serve_both` gives the instance a
+both kinds of server once :func:`install_protocol_entry` gives the instance a
 :class:`ProtocolEntry`. A class made by :class:`ServesBoth` stays so when a
 WSGI-only function replaces its ``__call__`` (an APM tool's patch, a
 subclass's override): :class:`WSGIOnlyCall` takes the WSGI calls to that
@@ -16,7 +16,7 @@ import types
 import typing as t
 import weakref
 
-__all__ = ["DualCall", "ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "asgi_call", "serve_both"]
+__all__ = ["DualCall", "ProtocolEntry", "ServesBoth", "WSGIOnlyCall", "asgi_arguments", "asgi_call", "install_protocol_entry"]
 
 
 class WSGIAndASGI(t.Protocol):
@@ -93,7 +93,7 @@ class ProtocolEntry:
         return type(app).__call__(app, *asgi_arguments(args, scope, receive, send))
 
 
-def serve_both(app: WSGIAndASGI) -> None:
+def install_protocol_entry(app: WSGIAndASGI) -> None:
     """Make ``app`` (an instance) look like an ASGI 3 application to ASGI servers,
     while WSGI servers keep calling it as before."""
     vars(app)["__call__"] = ProtocolEntry(app)

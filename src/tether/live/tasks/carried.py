@@ -117,7 +117,7 @@ def execution_context(app: ContextApp, carried: t.Mapping[str, t.Any] | None) ->
             content_type=copy["content_type"],
         ).get_environ()
         request = app.request_class(environ)
-        request.route_later(app)
+        request.match_url_later(app)
         ctx = RequestContext(app, None, request=request)
     with ctx:
         g = _cv_app.get().g
