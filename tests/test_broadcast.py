@@ -220,10 +220,66 @@ def test_a_gap_comes_first_when_the_history_cannot_cover_last_id() -> None:
         assert subscription.queued()[0] == Gap("c", "not an id")
     with broadcast.subscribe("c", last_id="1-0") as subscription:  # from before this process started
         assert subscription.queued()[0] == Gap("c", "1-0")
-    small = Broadcast(maxsize=5, history=100)
-    ids = [small.publish("c", n) for n in range(20)]
-    with small.subscribe("c", last_id=ids[0]) as subscription:  # more than its queue holds
-        assert subscription.queued() == [Gap("c", ids[0]), 16, 17, 18, 19]
+
+
+def test_a_replay_longer_than_the_queue_comes_whole_and_live_traffic_keeps_its_bound() -> None:
+    """The queue bounds live traffic; a replay is bounded by the history."""
+    broadcast = Broadcast(maxsize=5, history=100)
+    ids = [broadcast.publish("c", n) for n in range(60)]
+    with broadcast.subscribe("c", last_id=ids[9]) as subscription:
+        assert subscription.queued() == list(range(10, 60))  # 50 missed: no gap, nothing dropped
+        for n in range(60, 68):  # 8 live, the queue holds 5 of them: the 3 oldest live ones go
+            broadcast.publish("c", n)
+        assert subscription.queued() == [*range(10, 60), *range(63, 68)] and subscription.dropped == 3
+        assert [next(subscription) for _ in range(52)] == [*range(10, 60), 63, 64]
+        for n in range(68, 75):  # taking the replay gave the live traffic no more room
+            broadcast.publish("c", n)
+        assert subscription.queued() == list(range(70, 75)) and subscription.dropped == 8
+    ids = [broadcast.publish("d", n) for n in range(60)]
+    with broadcast.subscribe("d", last_id=ids[9], overflow="disconnect") as subscription:
+        for n in range(60, 65):
+            broadcast.publish("d", n)
+        assert subscription.queued() == list(range(10, 65)) and not subscription.closed
+        assert [next(subscription) for _ in range(20)] == list(range(10, 30))
+        broadcast.publish("d", 65)  # a sixth live one: too slow for the live traffic
+        with pytest.raises(SubscriberTooSlow):
+            next(subscription)
+
+
+def test_what_comes_while_a_long_replay_is_read_is_live_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
+    broadcast = Broadcast(maxsize=5, history=100)
+    ids = [broadcast.publish("c", n) for n in range(60)]
+    catch_up = broadcast.backend.catch_up
+
+    def catching_up(channel: str, last_id: str) -> object:
+        found = catch_up(channel, last_id)
+        for n in range(60, 68):  # delivered while the subscription catches up: held, then bounded as live
+            broadcast.publish(channel, n)
+        return found
+
+    monkeypatch.setattr(broadcast.backend, "catch_up", catching_up)
+    with broadcast.subscribe("c", last_id=ids[9]) as subscription:
+        assert subscription.queued() == [*range(10, 60), *range(63, 68)] and subscription.dropped == 3
+
+
+def test_drop_oldest_drops_live_messages_of_any_channel_never_a_replay() -> None:
+    broadcast = Broadcast(maxsize=3, history=100)
+    ids = [broadcast.publish("b", f"b{n}") for n in range(11)]
+    with broadcast.subscribe_many(["a"]) as subscription:
+        broadcast.publish("a", "a1")
+        broadcast.publish("a", "a2")
+        subscription.join("b", last_id=ids[0])
+        replay = [f"b{n}" for n in range(1, 11)]
+        broadcast.publish("b", "live b1")
+        broadcast.publish("b", "live b2")  # a fourth live message: a1 goes
+        assert [d.message for d in subscription.queued()] == ["a2", *replay, "live b1", "live b2"]
+        broadcast.publish("a", "a3")
+        assert [d.message for d in subscription.queued()] == [*replay, "live b1", "live b2", "a3"]
+        assert subscription.dropped == 2
+        subscription.leave("b")  # its replay leaves with it: the bound is 3 live messages again
+        for n in range(4, 7):
+            broadcast.publish("a", f"a{n}")
+        assert [d.message for d in subscription.queued()] == ["a4", "a5", "a6"] and subscription.dropped == 3
 
 
 def test_resuming_while_others_publish_loses_and_repeats_nothing() -> None:

@@ -313,6 +313,42 @@ def test_join_leave_rejoin_and_gap_give_the_same_deliveries_on_memory_and_redis(
     assert results["memory"][0] == results["redis"][0]
 
 
+def long_resume(make: MakeBroadcast) -> dict[str, tuple[list[object], int]]:
+    """Resumes that missed 500 messages the history (1,000) still holds, with
+    a queue of 100, by each way of subscribing: what each yields up to the
+    first live message after it (a duplicate would come before that), and
+    how many it dropped."""
+    publisher, broadcast = make(), make()
+    assert broadcast.maxsize == 100
+    seen = publisher.publish("long", "seen")
+    for n in range(500):
+        publisher.publish("long", n)
+    joined = broadcast.subscribe_many()
+    subscriptions = {
+        "subscribe": broadcast.subscribe("long", last_id=seen),
+        "subscribe_many": broadcast.subscribe_many(["long"], last_ids={"long": seen}),
+        "subscribe_many, SSE id": broadcast.subscribe_many(["long"], last_ids=encode_last_ids({"long": seen})),
+        "join": joined,
+    }
+    joined.join("long", seen)
+    try:
+        publisher.publish("long", "live")
+        return {name: (shown(take(s, 501)), s.dropped) for name, s in subscriptions.items()}
+    finally:
+        for subscription in subscriptions.values():
+            subscription.close()
+
+
+def test_a_resume_longer_than_the_queue_comes_whole_on_memory_and_redis(token: str) -> None:  # noqa: F811
+    results = {backend: long_resume(maker(backend, token)) for backend in ("memory", "redis")}
+    for backend, result in results.items():
+        for name, (got, dropped) in result.items():
+            messages = [*range(500), "live"]
+            expected = messages if name == "subscribe" else [("long", m, None) for m in messages]
+            assert (got, dropped) == (expected, 0), (backend, name)
+    assert results["memory"] == results["redis"]
+
+
 def test_a_channel_joined_is_heard_at_once_and_one_left_no_more(make: MakeBroadcast) -> None:
     """On Redis, the listener reads a channel joined while it waits on others
     (woken without the joiner waiting on Redis)."""
@@ -404,7 +440,48 @@ def test_an_event_stream_of_several_rooms_under_a_real_server_resumes_with_last_
     assert decode_last_ids(resumed[0]["id"]) == {"r1": ids[0], "r2": newer}
 
 
-def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
+def test_a_resume_longer_than_the_queue_comes_whole_over_sse_and_websockets(rooms_server: int) -> None:
+    """500 missed, in a history of 1,000, with a queue of 100: every message,
+    in order, no gap, through an EventStream resumed from Last-Event-ID (one
+    channel, several), the live endpoint (WebSocket and SSE) and a relayed
+    subscription's join. Each read stops at the last message."""
+    port = rooms_server
+    base = f"http://127.0.0.1:{port}"
+    messages: list[object] = [*range(500), {"end": True}]
+    published = httpx.post(f"{base}/publish-many/long", json=["seen", *messages], timeout=30).json()["ids"]
+    seen, ids = published[0], published[1:]
+    expected = [{"channel": "long", "id": i, "event": None, "data": m} for m, i in zip(messages, ids, strict=True)]
+
+    def sse(path: str, last_event_id: str) -> list[dict[str, str]]:
+        with httpx.stream("GET", base + path, headers={"Last-Event-ID": last_event_id}, timeout=30) as feed:
+            return read_events(feed.iter_lines(), until=lambda event: '"end"' in event.get("data", ""))
+
+    one = sse("/feed-one?room=long", seen)
+    assert [(e.get("event"), e["id"], json.loads(e["data"])) for e in one] == [
+        (None, i, m) for m, i in zip(messages, ids, strict=True)
+    ]
+    for path, first in (("/feed?room=long", []), ("/live/events?channels=long", ["joined"])):
+        events = sse(path, encode_last_ids({"long": seen}))
+        assert [e["event"] for e in events] == [*first, *["message"] * 501], path  # the endpoint says joined first
+        assert [json.loads(e["data"]) for e in events[len(first):]] == [{"channel": "long", "data": m} for m in messages]
+        assert decode_last_ids(events[-1]["id"]) == {"long": ids[-1]}, path
+    for path in ("/live/ws", "/rooms"):
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{port}{path}") as ws:
+            if path == "/rooms":
+                assert _receive(ws, 1) == [{"ready": []}]
+            ws.send(json.dumps({"join": "long", "last_id": seen}))
+            got: list[dict[str, t.Any]] = []
+            while not got or got[-1].get("data") != {"end": True}:
+                got += _receive(ws, 1)
+            assert [item for item in got if "id" in item] == expected, path
+            answers = [item for item in got if "id" not in item]
+            assert len(answers) <= 1 and "gap" not in [a.get("event") for a in answers], path
+
+
+def read_events(
+    lines: Iterator[str], count: int = 0, until: Callable[[dict[str, str]], bool] | None = None
+) -> list[dict[str, str]]:
+    """SSE events from ``lines``: ``count`` of them, or up to the one ``until`` accepts."""
     events: list[dict[str, str]] = []
     event: dict[str, str] = {}
     for line in lines:
@@ -412,7 +489,7 @@ def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
             if event:
                 events.append(event)
                 event = {}
-                if len(events) == count:
+                if len(events) == count or (until is not None and until(events[-1])):
                     return events
             continue
         if not line.startswith(":"):

@@ -1,6 +1,7 @@
 """An app for tests/test_rooms.py: WebSocket clients that join and leave rooms
 (broadcast channels) by sending commands while their subscription is relayed,
-from an async handler and from a sync one, and an SSE feed of several rooms."""
+from an async handler and from a sync one, SSE feeds of several rooms and of
+one, and the live endpoint (``app.live``)."""
 
 import os
 import typing as t
@@ -11,6 +12,7 @@ from tether.live.broadcast import Subscription
 app = Tether(__name__)
 app.config["BROADCAST_URL"] = os.environ.get("BROADCAST_URL", "memory://")
 app.config["BROADCAST_NAMESPACE"] = os.environ.get("BROADCAST_NAMESPACE", "rooms_app")
+app.live("/live")
 
 
 def obey(subscription: Subscription, message: str | bytes) -> dict[str, t.Any]:
@@ -46,6 +48,16 @@ def rooms_sync() -> None:
 @app.get("/feed")
 def feed() -> EventStream:
     return EventStream(app.broadcast.subscribe_many(request.args.getlist("room"), last_ids=request.last_event_id))
+
+
+@app.get("/feed-one")
+def feed_one() -> EventStream:
+    return EventStream(app.broadcast.subscribe(request.args["room"], last_id=request.last_event_id))
+
+
+@app.post("/publish-many/<path:room>")
+def publish_many(room: str) -> dict[str, list[str]]:
+    return {"ids": [app.broadcast.publish(room, message) for message in request.get_json()]}
 
 
 @app.post("/publish/<path:room>")

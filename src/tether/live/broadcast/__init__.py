@@ -186,9 +186,6 @@ class Broadcast:
                 self.backend.follow(channel, tail)
             subscribers.add(subscription)
         missed, gap = self.backend.catch_up(channel, start) if start is not None else ([], False)
-        room = subscription.maxsize - 1
-        if len(missed) > room:  # more than the queue holds: never a silently partial replay
-            missed, gap = missed[len(missed) - room:] if room else [], True
         floor = id_key(missed[-1].id) if missed else (id_key(start) if start is not None else None)
         first: list[Item] = list(missed)
         if gap and last_id is not None:

@@ -8,11 +8,12 @@ and :meth:`~Subscription.leave` channels while it streams, from any thread.
 Order holds per channel, and so does the last id (``last_ids``): each channel
 resumes on its own.
 
-When the queue is full, the ``overflow`` policy applies: ``"drop-oldest"`` (the
-oldest queued message is dropped and counted in ``dropped``) or
-``"disconnect"`` (the subscription ends, and iterating it raises
-:class:`SubscriberTooSlow`). So a slow consumer never delays the others and
-never makes memory grow.
+When the queue holds ``maxsize`` live messages, the ``overflow`` policy
+applies: ``"drop-oldest"`` (the oldest queued live message is dropped and
+counted in ``dropped``) or ``"disconnect"`` (the subscription ends, and
+iterating it raises :class:`SubscriberTooSlow`). So a slow consumer never
+delays the others and never makes memory grow. A replay (what a resume
+missed) is not live traffic: it is queued whole, bounded by the history.
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ class Subscription:
         self._last_ids = LastIds()
         self._following: dict[str, _Channel] = {}
         self._queue: collections.deque[Item] = collections.deque()
+        #: Per channel, how many of its replayed items (``release``) are still
+        #: queued: a channel's replay comes before its live items, so they are
+        #: the first that many of its items in the queue.
+        self._replayed: dict[str, int] = {}
+        #: The queue's bound: ``maxsize`` live items, plus the replayed ones.
+        self._limit = maxsize
         #: A plain lock (C-level enter and exit: a fan-out takes it once per
         #: subscriber); the condition over it is made for the first sync wait.
         self._lock = threading.Lock()
@@ -185,6 +192,7 @@ class Subscription:
             self._last_ids.leave(channel)
             if any(item.channel == channel for item in self._queue):
                 self._queue = collections.deque(item for item in self._queue if item.channel != channel)
+            self._limit -= self._replayed.pop(channel, 0)
             return True
 
     def drop_all(self) -> list[str]:
@@ -195,9 +203,18 @@ class Subscription:
             return channels
 
     def release(self, channel: str, first: list[Item], floor: tuple[int, int] | None) -> None:
-        """Queue ``first`` (what ``channel`` missed), then what was held that
-        is newer than ``floor``, in one go; its deliveries are queued as they
-        come from now on."""
+        """Queue ``first`` (what ``channel`` missed) whole, then what was held
+        that is newer than ``floor`` as live traffic, in one go; its
+        deliveries are queued as they come from now on.
+
+        The replay bypasses ``maxsize``, which protects the server from a
+        consumer slower than the live traffic: the replay is bounded by the
+        history already, and is in memory already (the backend read it whole).
+        Paging it from the history as the consumer drains it instead would
+        hold the channel's live deliveries all that time, and on Redis make
+        the consumer's path wait on round trips. What was held, like all live
+        traffic, obeys ``maxsize`` and the overflow policy; the replayed items
+        do not count against it."""
         with self._lock:
             following = self._following.get(channel)
             if following is None or following.held is None:  # left meanwhile
@@ -205,9 +222,12 @@ class Subscription:
             held, following.held = following.held, None
             following.floor = floor
             following.settled = floor is None
+            if first and not self.closed:
+                self._queue.extend(first)
+                self._replayed[channel] = self._replayed.get(channel, 0) + len(first)
+                self._limit += len(first)
+                self._wake_locked()
             ended = False
-            for item in first:
-                ended = self._put_locked(item) or ended
             for item in held:
                 if floor is None or type(item) is not Delivery or not _not_after(item, floor):
                     ended = self._put_locked(item) or ended
@@ -262,16 +282,41 @@ class Subscription:
         the subscription (``disconnect``)."""
         if self.closed:
             return False
-        if len(self._queue) >= self.maxsize:
+        if len(self._queue) >= self._limit:
             if self.overflow == "disconnect":
                 self.too_slow = True
                 self._close_locked()
                 return True
-            self._queue.popleft()
-            self.dropped += 1
+            self._drop_oldest_live()
         self._queue.append(item)
         self._wake_locked()
         return False
+
+    def _drop_oldest_live(self) -> None:
+        """Drop the oldest queued live item (``drop-oldest``): a replayed one
+        is not live traffic, so it stays, and the replay arrives whole."""
+        if not self._replayed:
+            self._queue.popleft()
+            self.dropped += 1
+            return
+        passed: dict[str, int] = {}
+        for index, item in enumerate(self._queue):
+            replayed = passed.get(item.channel, 0)
+            if replayed >= self._replayed.get(item.channel, 0):
+                del self._queue[index]
+                self.dropped += 1
+                return
+            passed[item.channel] = replayed + 1
+
+    def _replayed_taken(self, channel: str) -> None:
+        """An item of ``channel`` left the queue's front: one of its replay, if any is left."""
+        left = self._replayed.get(channel)
+        if left is not None:
+            self._limit -= 1
+            if left > 1:
+                self._replayed[channel] = left - 1
+            else:
+                del self._replayed[channel]
 
     def _wake_locked(self) -> None:
         if self._condition is not None:
@@ -291,6 +336,8 @@ class Subscription:
         self._sink = None
         if self.too_slow:
             self._queue.clear()
+            self._replayed.clear()
+            self._limit = self.maxsize
         self._wake_locked()
 
     def queued(self) -> list[t.Any]:
@@ -330,6 +377,8 @@ class Subscription:
     def _take(self) -> tuple[bool, Item | None]:
         if self._queue:
             item = self._queue.popleft()
+            if self._replayed:
+                self._replayed_taken(item.channel)
             if isinstance(item, Delivery):
                 self.last_id = item.id
                 if self.many:
