@@ -132,25 +132,29 @@ class Broadcast:
         self._lock = threading.Lock()
         self._subscriptions: dict[str, set[Subscription]] = {}
 
-    def _deliver(self, item: Item) -> None:
-        """Fan ``item`` out. A subscription consumed on an event loop gets it on
-        that loop, one hand-off per loop for all its subscribers (from any
-        thread, the loop's own included, so that the backend's order is the
-        loop's order): there it goes straight to a waiting consumer's sink
-        (``tether.serving.direct``). Others (sync consumers, or none yet) get
-        it here and now."""
+    def _deliver(self, items: t.Sequence[Item]) -> None:
+        """Fan ``items`` out, in order. A subscription consumed on an event loop
+        gets them on that loop, one hand-off per loop for the whole batch (a
+        backend hands over all it read at once: from any thread, the loop's own
+        included, so that the backend's order is the loop's order): there each
+        goes straight to a waiting consumer's sink (``tether.serving.direct``).
+        Others (sync consumers, or none yet) get them here and now."""
         with self._lock:
-            subscriptions = list(self._subscriptions.get(item.channel, ()))
-        homes: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
-        for subscription in subscriptions:
-            home = subscription.home
-            if home is None:
-                subscription.put(item)
-            else:
-                homes.setdefault(home, []).append(subscription)
-        for loop, group in homes.items():
+            found = [(item, list(self._subscriptions.get(item.channel, ()))) for item in items]
+        homes: dict[asyncio.AbstractEventLoop, list[tuple[list[Subscription], Item]]] = {}
+        for item, subscriptions in found:
+            groups: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
+            for subscription in subscriptions:
+                home = subscription.home
+                if home is None:
+                    subscription.put(item)
+                else:
+                    groups.setdefault(home, []).append(subscription)
+            for loop, group in groups.items():
+                homes.setdefault(loop, []).append((group, item))
+        for loop, batch in homes.items():
             try:
-                loop.call_soon_threadsafe(put_each, group, item)
+                loop.call_soon_threadsafe(put_each, batch)
             except RuntimeError:  # the loop is closed: its consumers are gone
                 pass
 

@@ -475,8 +475,9 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def put_each(subscriptions: list[Subscription], item: Item) -> None:
-    """Put ``item`` to each of ``subscriptions``: the broadcast calls it on
-    their home loop, once per message for all of that loop's subscribers."""
-    for subscription in subscriptions:
-        subscription.put(item)
+def put_each(batch: list[tuple[list[Subscription], Item]]) -> None:
+    """Put each item to its subscriptions, in the batch's order: the broadcast
+    calls it on their home loop, once per batch the backend handed over."""
+    for subscriptions, item in batch:
+        for subscription in subscriptions:
+            subscription.put(item)
