@@ -273,9 +273,9 @@ class Listener:
             shard.positions[channel] = last
             shard.ids[channel] = bulk(last)
         for message_id, flat in messages:
-            pairs = iter(flat or ())
+            flat = flat or []
             try:
-                batch.append(self._entry(channel, message_id, dict(zip(pairs, pairs))))
+                batch.append(self._entry(channel, message_id, dict(zip(flat[::2], flat[1::2], strict=True))))
             except (KeyError, ValueError):
                 logger.warning("A message on broadcast channel %r is not tether's; skipped.", channel)
 
