@@ -20,9 +20,9 @@ channel, and its SSE id holds them all (``last_ids``). ``publish(channel,
 message, event=...)`` names a message's kind (an SSE ``event:``).
 
 A backend gives ids, keeps the history and carries published messages to
-``deliver(delivery)``, which fans each out to that channel's subscriptions in
-this process (to one consumed on an event loop, on that loop, where a waiting
-stream sends it at once: ``tether.serving.direct``). It offers
+``deliver(deliveries)``, as many at once as it has, which fans each out to its
+channel's subscriptions in this process (to one consumed on an event loop, on
+that loop, where a waiting stream sends it at once: ``tether.serving.direct``). It offers
 ``publish(channel, message, event)`` (async), ``publish_now(...)`` (sync, from
 any thread) and ``tail``, ``follow``/``unfollow``, ``catch_up`` and
 ``expire``. ``memory://`` (``memory``) delivers in-process, at once.
