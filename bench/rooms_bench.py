@@ -169,7 +169,8 @@ class Run:
         self.hosts = hosts
         self.round = round_number
         self.port = free_port()
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent / "src")]),
+        path = [str(HERE), str(HERE.parent / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(path),
                     "ROOMS_URL": f"redis://127.0.0.1:6379/{FRAMEWORKS[framework][1]}",
                     "ROOMS_CHANNELS_LAYER": args.channels_layer}
         self.server: subprocess.Popen[str] | None = None

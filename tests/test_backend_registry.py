@@ -80,7 +80,7 @@ class LoopbackBackend:
             self._sequence += 1
             delivery = Delivery(channel, f"7-{self._sequence}", message, event)
             self._messages.setdefault(channel, []).append(delivery)
-            self._deliver(delivery)
+            self._deliver((delivery,))
         return delivery.id
 
     async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str:

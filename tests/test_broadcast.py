@@ -84,6 +84,23 @@ def test_slow_subscriber_is_bounded_and_does_not_slow_others() -> None:
     assert [next(slow) for _ in range(5)] == [95, 96, 97, 98, 99]
 
 
+def test_a_subscription_holds_a_queue_only_while_something_is_queued() -> None:
+    """Idle subscriptions (most, with direct sends) share one empty queue: a
+    deque each would cost every connection 0.75 KiB."""
+    broadcast = Broadcast(maxsize=3)
+    first, second = broadcast.subscribe("prices"), broadcast.subscribe("prices")
+    assert first._queue is second._queue
+    for n in range(5):
+        broadcast.publish("prices", n)
+    assert first.queued() == second.queued() == [2, 3, 4] and first.dropped == 2
+    assert first._queue is not second._queue
+    assert [next(first) for _ in range(3)] == [2, 3, 4]
+    broadcast.publish("prices", 5)
+    assert [next(second) for _ in range(3)] == [3, 4, 5] and second.dropped == 3
+    assert next(first) == 5
+    assert first._queue is second._queue  # both drained: back to the shared one
+
+
 def test_disconnect_policy_ends_a_slow_subscription() -> None:
     broadcast = Broadcast()
     subscription = broadcast.subscribe("prices", maxsize=2, overflow="disconnect")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing as t
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import websockets.sync.client
 from support import SHARED, free_port, need_redis, server_process, take, wait_for_port
 from tether import Broadcast
 from tether.live.broadcast import BroadcastUnavailable, Gap
+from tether.live.broadcast.subscription import put_each
 from tether.signals import broadcast_health_changed
 
 #: The namespace of the broadcasts these tests make themselves; the apps of
@@ -62,6 +64,58 @@ def test_async_publishes_made_together_share_round_trips_and_keep_their_order(ch
         assert take(subscription, 200) == list(range(200))
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == 200
     assert subscription.last_id == ids[-1]
+
+
+def test_what_one_read_brings_reaches_a_loop_in_one_hand_off_in_order(channel: str) -> None:
+    """What one XREAD brings is handed to the subscribers' event loop in one
+    call, each channel's messages in the order they were published. Published
+    in one transaction to two channels, they come in one read, or in two when
+    the read was blocked (Redis serves a blocked read one stream)."""
+    other = f"{channel}-other"
+    listener = Broadcast(SHARED, namespace=NS)
+    raw = redis.Redis.from_url(SHARED)
+    published = [(other if n % 2 else channel, n) for n in range(10)]
+
+    def publish_together() -> None:
+        pipeline = raw.pipeline(transaction=True)
+        for name, n in published:
+            pipeline.xadd(f"tether:{NS}:broadcast:{name}", {"m": json.dumps(n)})
+        pipeline.execute()
+
+    async def main() -> tuple[list[tuple[str, int]], list[int]]:
+        loop = asyncio.get_running_loop()
+        handed: list[int] = []
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counted(callback: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            if callback is put_each:
+                handed.append(len(args[0]))
+            return call_soon_threadsafe(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        async with listener.subscribe_many([channel, other]) as subscription:
+
+            async def consume() -> list[tuple[str, int]]:
+                return [(d.channel, d.message) for d in [await subscription.next_item() for _ in range(10)]]
+
+            # Once a message of the channel followed last arrives, the listener reads both.
+            await asyncio.to_thread(raw.xadd, f"tether:{NS}:broadcast:{other}", {"m": "-1"})
+            assert (await asyncio.wait_for(subscription.next_item(), 10)).message == -1
+            handed.clear()
+            consumer = asyncio.ensure_future(consume())
+            while subscription.home is not loop:  # the consumer waits on this loop
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(publish_together)
+            return await asyncio.wait_for(consumer, 10), handed
+
+    try:
+        received, handed = asyncio.run(main())
+    finally:
+        raw.delete(f"tether:{NS}:broadcast:{other}")
+    assert sorted(received, key=lambda pair: pair[1]) == published
+    for name in (channel, other):
+        assert [n for c, n in received if c == name] == [n for c, n in published if c == name]
+    assert sum(handed) == 10 and len(handed) <= 2, handed
 
 
 def test_resume_from_last_id_and_the_gap(channel: str) -> None:

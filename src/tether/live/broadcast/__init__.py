@@ -21,10 +21,11 @@ message, event=...)`` names a message's kind (an SSE ``event:``).
 
 A backend (``backends.Backend``, chosen by the URL's scheme: ``backends``)
 gives ids, keeps the history and carries published messages to
-``deliver(delivery)``, which fans each out to that channel's subscriptions in
-this process (to one consumed on an event loop, on that loop, where a waiting
-stream sends it at once: ``tether.serving.direct``). ``memory://``
-(``memory``) delivers in-process, at once; ``redis://`` reaches every worker.
+``deliver(deliveries)``, as many at once as it has, which fans each out to its
+channel's subscriptions in this process (to one consumed on an event loop, on
+that loop, where a waiting stream sends it at once: ``tether.serving.direct``).
+``memory://`` (``memory``) delivers in-process, at once; ``redis://`` reaches
+every worker.
 
 On a shared server (``redis://``) a broadcast lives in a *namespace*: its
 channels, histories and cluster locks are keys of that namespace only, so two
@@ -101,25 +102,29 @@ class Broadcast:
         self._lock = threading.Lock()
         self._subscriptions: dict[str, set[Subscription]] = {}
 
-    def _deliver(self, item: Item) -> None:
-        """Fan ``item`` out. A subscription consumed on an event loop gets it on
-        that loop, one hand-off per loop for all its subscribers (from any
-        thread, the loop's own included, so that the backend's order is the
-        loop's order): there it goes straight to a waiting consumer's sink
-        (``tether.serving.direct``). Others (sync consumers, or none yet) get
-        it here and now."""
+    def _deliver(self, items: t.Sequence[Item]) -> None:
+        """Fan ``items`` out, in order. A subscription consumed on an event loop
+        gets them on that loop, one hand-off per loop for the whole batch (a
+        backend hands over all it read at once: from any thread, the loop's own
+        included, so that the backend's order is the loop's order): there each
+        goes straight to a waiting consumer's sink (``tether.serving.direct``).
+        Others (sync consumers, or none yet) get them here and now."""
         with self._lock:
-            subscriptions = list(self._subscriptions.get(item.channel, ()))
-        homes: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
-        for subscription in subscriptions:
-            home = subscription.home
-            if home is None:
-                subscription.put(item)
-            else:
-                homes.setdefault(home, []).append(subscription)
-        for loop, group in homes.items():
+            found = [(item, list(self._subscriptions.get(item.channel, ()))) for item in items]
+        homes: dict[asyncio.AbstractEventLoop, list[tuple[list[Subscription], Item]]] = {}
+        for item, subscriptions in found:
+            groups: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
+            for subscription in subscriptions:
+                home = subscription.home
+                if home is None:
+                    subscription.put(item)
+                else:
+                    groups.setdefault(home, []).append(subscription)
+            for loop, group in groups.items():
+                homes.setdefault(loop, []).append((group, item))
+        for loop, batch in homes.items():
             try:
-                loop.call_soon_threadsafe(put_each, group, item)
+                loop.call_soon_threadsafe(put_each, batch)
             except RuntimeError:  # the loop is closed: its consumers are gone
                 pass
 

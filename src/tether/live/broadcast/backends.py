@@ -124,7 +124,8 @@ class BackendOptions:
 
     #: Where its channels and turns live on a shared server (``None``: not given).
     namespace: str | None
-    #: Called with every message of a followed channel, in order.
+    #: Called with the messages of followed channels, in order per channel, as
+    #: many at once as the backend has (a sequence of Delivery or Gap).
     deliver: Deliver
     #: About how many messages of each channel it keeps.
     history: int

@@ -11,9 +11,10 @@ from .history import Delivery, Gap, History
 
 __all__ = ["Deliver", "MemoryBackend"]
 
-#: Called by a backend for every message published to a channel, in order
-#: (and for a :class:`Gap` when messages were lost on the way).
-Deliver = t.Callable[[Delivery | Gap], None]
+#: Called by a backend with the messages it received, in order (and a
+#: :class:`Gap` where messages were lost on the way): as many at once as it
+#: has, so that each event loop is handed them in one go.
+Deliver = t.Callable[[t.Sequence[Delivery | Gap]], None]
 
 
 class MemoryBackend:
@@ -35,7 +36,7 @@ class MemoryBackend:
         """Publish from synchronous code, from any thread; the message's id."""
         with self._lock:
             delivery = self._history.append(channel, message, event)
-            self._deliver(delivery)
+            self._deliver((delivery,))
         return delivery.id
 
     def tail(self, channel: str) -> str | None:

@@ -4,11 +4,17 @@ channel with a subscriber here and hands what it reads to the broadcast's
 
 Channels are read in *shards* of at most :data:`SHARD_SIZE`, each by one
 blocking ``XREAD`` on a connection of its own, woken by a control stream of its
-own. A read costs what its command names (redis-py builds it in Python, Redis
-goes through each stream), and a shard reads again each time one of its
-streams has news or its channels change: so a join, a leave or a message
-costs a read of one shard, however many channels the process follows (at
-10,000 channels, 40 connections). Following and unfollowing only change what a
+own. A shard reads again each time one of its streams has news or its channels
+change: so a join, a leave or a message costs a read of one shard, however
+many channels the process follows (at 10,000 channels, 40 connections). A
+read names every stream of its shard with its last id, so the shard keeps each
+stream's part of the command ready (``Shard.keys``, ``Shard.ids``): a read
+joins them, and only what a read brought changes them, rather than redis-py
+encoding every argument anew in Python.
+
+All a read brings goes to ``deliver`` in one call, so each event loop with
+subscribers is handed the whole read at once (one wake-up per read, not one
+per message), in the order Redis gave it. Following and unfollowing only change what a
 shard reads; the shard is woken from the listener's own loop, so the caller
 waits on no round trip.
 
@@ -34,12 +40,14 @@ from .history import Delivery, Gap, id_key
 from .memory import Deliver
 from .redis_publisher import ENCODING_ERRORS
 
-__all__ = ["SHARD_SIZE", "Listener", "text", "trimmed_after"]
+__all__ = ["SHARD_SIZE", "Listener", "bulk", "text", "trimmed_after"]
 
 logger = logging.getLogger("tether.broadcast")
 
 #: The most channels one read (one connection) names.
 SHARD_SIZE = 256
+#: ``XREAD BLOCK 10000 COUNT 1000 STREAMS``, as the command's first arguments.
+XREAD_HEAD = b"$5\r\nXREAD\r\n$5\r\nBLOCK\r\n$5\r\n10000\r\n$5\r\nCOUNT\r\n$4\r\n1000\r\n$7\r\nSTREAMS\r\n"
 
 #: Makes the Delivery of a stream entry (channel, id, fields); raises
 #: ``KeyError``/``ValueError`` for an entry that is not tether's.
@@ -51,13 +59,17 @@ Health = t.Callable[[bool, Exception | None], None]
 class Shard:
     """Channels read by one ``XREAD``, with the last id read of each."""
 
-    __slots__ = ("control", "name", "positions", "version", "read_version", "woken_version", "task")
+    __slots__ = ("control", "name", "positions", "keys", "ids", "version", "read_version", "woken_version", "task")
 
     def __init__(self, control: str, name: str) -> None:
         self.control = control
         #: Its connection's name, as ``CLIENT LIST`` shows it.
         self.name = name
         self.positions: dict[str, str] = {}
+        #: Each channel's stream key and last id as the ``XREAD`` names them
+        #: (``bulk``), in the same order.
+        self.keys: dict[str, bytes] = {}
+        self.ids: dict[str, bytes] = {}
         #: Counts the changes to its channels; the change its current read
         #: has, and the change a wake was last sent for.
         self.version = 0
@@ -105,6 +117,8 @@ class Listener:
                 return
             shard = self._roomy[-1] if self._roomy else self._new_shard()
             shard.positions[channel] = tail or "0-0"
+            shard.keys[channel] = bulk(self._prefix + channel)
+            shard.ids[channel] = bulk(tail or "0-0")
             shard.version += 1
             self._shard_of[channel] = shard
             if len(shard.positions) >= SHARD_SIZE:
@@ -120,7 +134,7 @@ class Listener:
             shard = self._shard_of.pop(channel, None)
             if shard is None:
                 return
-            del shard.positions[channel]
+            del shard.positions[channel], shard.keys[channel], shard.ids[channel]
             shard.version += 1
             if shard not in self._roomy:
                 self._roomy.append(shard)
@@ -183,7 +197,8 @@ class Listener:
         control_id = "$"
         while True:
             client: t.Any = aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=2, socket_timeout=None, encoding_errors=ENCODING_ERRORS
+                self.url, socket_connect_timeout=2, socket_timeout=None, encoding_errors=ENCODING_ERRORS,
+                single_connection_client=True,
             )
             try:
                 await client.client_setname(shard.name)
@@ -195,16 +210,7 @@ class Listener:
                 self._connected(shard, None)
                 backoff = 0.1
                 while True:
-                    with self._lock:
-                        streams = {shard.control: control_id, **{self._prefix + c: p for c, p in shard.positions.items()}}
-                        shard.read_version = shard.version
-                    read: t.Any = await client.xread(streams, block=10_000, count=1000)
-                    for stream, messages in read or ():
-                        name = text(stream)
-                        if name == shard.control:
-                            control_id = text(messages[-1][0])
-                            continue
-                        self._hand_over(shard, name[len(self._prefix):], messages)
+                    control_id = await self._read(client.connection, shard, control_id)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
                 self._connected(shard, e)
             except Exception as e:
@@ -214,6 +220,28 @@ class Listener:
                 await client.aclose()
             await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
             backoff = min(backoff * 2, 5.0)
+
+    async def _read(self, connection: t.Any, shard: Shard, control_id: str) -> str:
+        """One blocking read of ``shard``, delivered whole; the control stream's
+        id after it. The command is sent as it is kept (see the module docstring)."""
+        with self._lock:
+            command = b"".join((
+                b"*%d\r\n" % (8 + 2 * len(shard.keys)), XREAD_HEAD, bulk(shard.control), *shard.keys.values(),
+                bulk(control_id), *shard.ids.values(),
+            ))
+            shard.read_version = shard.version
+        await connection.send_packed_command(command, check_health=False)
+        read: t.Any = await connection.read_response()
+        batch: list[Delivery | Gap] = []
+        for stream, messages in (read.items() if isinstance(read, dict) else read or ()):  # RESP3: a map
+            name = text(stream)
+            if name == shard.control:
+                control_id = text(messages[-1][0])
+            else:
+                self._take(shard, name[len(self._prefix):], messages, batch)
+        if batch:
+            self._deliver(batch)
+        return control_id
 
     def _connected(self, shard: Shard, error: Exception | None) -> None:
         """A shard connected (``error`` is ``None``) or lost its connection."""
@@ -233,20 +261,29 @@ class Listener:
             except redis.ResponseError:  # the stream is gone: a restart that kept nothing
                 gap = seen > (0, 0)
             if gap:
-                self._deliver(Gap(channel, position))
+                self._deliver((Gap(channel, position),))
 
-    def _hand_over(self, shard: Shard, channel: str, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _take(self, shard: Shard, channel: str, messages: list[t.Any], batch: list[Delivery | Gap]) -> None:
+        """Add a stream's messages from a read (``[id, [field, value, ...]]``
+        each) to ``batch``, and move the shard's position past them."""
+        last = text(messages[-1][0])
         with self._lock:
             if self._shard_of.get(channel) is not shard:
                 return  # unfollowed meanwhile (and maybe followed again, by another shard)
-            shard.positions[channel] = text(messages[-1][0])
-        for message_id, fields in messages:
+            shard.positions[channel] = last
+            shard.ids[channel] = bulk(last)
+        for message_id, flat in messages:
+            flat = flat or []
             try:
-                delivery = self._entry(channel, message_id, fields)
+                batch.append(self._entry(channel, message_id, dict(zip(flat[::2], flat[1::2], strict=True))))
             except (KeyError, ValueError):
                 logger.warning("A message on broadcast channel %r is not tether's; skipped.", channel)
-                continue
-            self._deliver(delivery)
+
+
+def bulk(value: str) -> bytes:
+    """``value`` as a command argument (a RESP bulk string)."""
+    data = value.encode("utf-8", ENCODING_ERRORS)
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def text(value: bytes | str) -> str:
