@@ -150,3 +150,24 @@ def test_shutdown_gives_back_threads_still_held() -> None:
     stopper.start()
     stopper.join(10)
     assert not stopper.is_alive() and not any(thread.is_alive() for thread in pool._threads)
+
+
+def test_a_hold_takes_a_worker_only_with_its_first_call() -> None:
+    """With one worker, a hold no call was made through leaves it free; its
+    first call then runs on a worker, and its later ones on that same one."""
+    pool = SyncPool(1)
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        idle, held = pool.hold(), pool.hold()
+        assert await asyncio.wait_for(pool.run(loop, lambda: 1), 10) == 1
+        first = await asyncio.wait_for(held.run(loop, threading.get_ident), 10)
+        second = await asyncio.wait_for(held.run(loop, threading.get_ident), 10)
+        held.release()
+        idle.release()
+        assert await asyncio.wait_for(pool.run(loop, lambda: 2), 10) == 2
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first == second
+    pool.shutdown()
