@@ -7,7 +7,9 @@ under one gunicorn ``gthread`` worker. The server is pinned to core 0 and wrk
 gives medians and each figure as a ratio to the anchor (Starlette, Flask).
 A bare ASGI or WSGI callable ("no framework") shows the server's own ceiling.
 
-    python bench/server_bench.py [--rounds 3] [--seconds 5]
+    python bench/server_bench.py [--rounds 3] [--seconds 5] [--only "tether sync" starlette]
+
+``--only`` keeps the apps named (an anchor left out leaves its table out).
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``) and ``taskset``.
 """
@@ -65,14 +67,31 @@ def serve(kind: str, target: str, port: int) -> subprocess.Popen[bytes]:
             sys.executable, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "-k", "gthread",
             "--threads", "8", "-w", "1", "--log-level", "warning",
         ]
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    # The caller's PYTHONPATH stays behind the bench's: a checkout's own src.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(HERE), os.environ.get("PYTHONPATH"))))}
     return subprocess.Popen(["taskset", "-c", "0", *command], cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def load(port: int, path: str, seconds: int) -> tuple[float, float]:
-    """Requests per second and p99 latency in ms."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time used by a process and its descendants (a gunicorn worker): on a
+    shared machine, the server's CPU per request moves less than its req/s."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except FileNotFoundError:  # gone meanwhile
+        pass
+    return total
+
+
+def load(port: int, path: str, seconds: int, pid: int) -> tuple[float, float, float]:
+    """Requests per second, p99 latency in ms, and the server's CPU µs per request."""
     url = f"http://127.0.0.1:{port}{path}"
     subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d1s", url], capture_output=True, check=True)
+    cpu = cpu_seconds(pid)
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
     ).stdout
@@ -80,11 +99,16 @@ def load(port: int, path: str, seconds: int) -> tuple[float, float]:
         raise RuntimeError(f"{url} answered errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    served = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu_us = (cpu_seconds(pid) - cpu) / served * 1e6
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], cpu_us
 
 
-def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, seconds: int) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+Results = dict[tuple[str, str], list[tuple[float, float, float]]]
+
+
+def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, seconds: int) -> Results:
+    results: Results = {}
     for _ in range(rounds):
         for name, target in apps.items():
             port = free_port()
@@ -92,38 +116,45 @@ def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, sec
             try:
                 wait_for(port, proc)
                 for case, path in paths.items():
-                    results.setdefault((name, case), []).append(load(port, path, seconds))
+                    results.setdefault((name, case), []).append(load(port, path, seconds, proc.pid))
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
     return results
 
 
-def report(title: str, anchor: str, apps: dict[str, str], paths: dict[str, str], results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+def report(title: str, anchor: str, apps: dict[str, str], paths: dict[str, str], results: Results) -> None:
     print(f"\n{title} (medians; ratios to {anchor})")
-    print(f"{'case':<22}{'app':<15}{'req/s':>10}{'ratio':>8}{'p99 ms':>9}{'ratio':>8}")
+    print(f"{'case':<22}{'app':<15}{'req/s':>10}{'ratio':>8}{'p99 ms':>9}{'ratio':>8}{'CPU µs/req':>12}")
     for case in paths:
-        base_rps = statistics.median(r for r, _ in results[(anchor, case)])
-        base_p99 = statistics.median(p for _, p in results[(anchor, case)])
+        base_rps = statistics.median(r for r, _, _ in results[(anchor, case)])
+        base_p99 = statistics.median(p for _, p, _ in results[(anchor, case)])
         for name in apps:
-            rps = statistics.median(r for r, _ in results[(name, case)])
-            p99 = statistics.median(p for _, p in results[(name, case)])
-            print(f"{case:<22}{name:<15}{rps:>10.0f}{rps / base_rps:>7.2f}x{p99:>9.2f}{p99 / base_p99:>7.2f}x")
+            rps = statistics.median(r for r, _, _ in results[(name, case)])
+            p99 = statistics.median(p for _, p, _ in results[(name, case)])
+            cpu = statistics.median(c for _, _, c in results[(name, case)])
+            print(f"{case:<22}{name:<15}{rps:>10.0f}{rps / base_rps:>7.2f}x{p99:>9.2f}{p99 / base_p99:>7.2f}x{cpu:>12.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=[], help="the apps to serve, by name")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'}).")
-    asgi = run("asgi", ASGI, ASGI_PATHS, args.rounds, args.seconds)
-    wsgi = run("wsgi", WSGI, WSGI_PATHS, args.rounds, args.seconds)
-    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c32 on core 1, the server on core 0")
-    report("ASGI, one uvicorn worker", "starlette", ASGI, ASGI_PATHS, asgi)
-    report("WSGI, one gunicorn gthread worker (8 threads)", "flask", WSGI, WSGI_PATHS, wsgi)
+    asgi_apps = {name: target for name, target in ASGI.items() if not args.only or name in args.only}
+    wsgi_apps = {name: target for name, target in WSGI.items() if not args.only or name in args.only}
+    asgi = run("asgi", asgi_apps, ASGI_PATHS, args.rounds, args.seconds)
+    wsgi = run("wsgi", wsgi_apps, WSGI_PATHS, args.rounds, args.seconds)
+    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c32 on core 1, the server on core 0; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if "starlette" in asgi_apps:
+        report("ASGI, one uvicorn worker", "starlette", asgi_apps, ASGI_PATHS, asgi)
+    if "flask" in wsgi_apps:
+        report("WSGI, one gunicorn gthread worker (8 threads)", "flask", wsgi_apps, WSGI_PATHS, wsgi)
 
 
 if __name__ == "__main__":
