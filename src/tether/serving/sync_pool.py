@@ -55,18 +55,25 @@ class SyncPool(concurrent.futures.Executor):
             raise ValueError("max_workers must be greater than 0")
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
-        self._jobs: queue.SimpleQueue[t.Any] = queue.SimpleQueue()
-        #: Workers done with their last job and not yet given the next one
-        #: (a plain count under ``_lock``: a ``Semaphore`` costs more).
-        self._idle = 0
-        self._threads: list[threading.Thread] = []
+        #: Everything below, but the results, is guarded by ``_lock``.
         self._lock = threading.Lock()
+        self._jobs: collections.deque[t.Any] = collections.deque()
+        #: Workers done with their last job and not yet given the next one.
+        self._idle = 0
+        #: The wake-up locks of the workers asleep, the last one to fall
+        #: asleep on top: it is woken first, its caches still warm.
+        self._asleep: list[threading.Lock] = []
+        #: Whether a worker is being woken: the next one is woken only once it
+        #: runs, and only if jobs are left for it (no herd of threads).
+        self._waking = False
+        self._threads: list[threading.Thread] = []
         self._shutdown = False
         #: Results for each loop, waiting for its drain; whether one is scheduled.
         self._results: dict[asyncio.AbstractEventLoop, collections.deque[t.Any]] = {}
         self._wake_pending: set[asyncio.AbstractEventLoop] = set()
-        #: The held threads not yet released, released at shutdown.
-        self._holds: weakref.WeakSet[HeldThread] = weakref.WeakSet()
+        #: The held threads a worker has taken and not yet given back,
+        #: released at shutdown.
+        self._holds: set[HeldThread] = set()
         atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     def run(self, loop: asyncio.AbstractEventLoop, fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
@@ -92,11 +99,20 @@ class SyncPool(concurrent.futures.Executor):
         """The held thread the caller runs on, if it runs on one."""
         return getattr(_serving, "held", None)
 
-    def _put(self, job: tuple[t.Any, ...]) -> None:
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new work after shutdown")
-        self._jobs.put(job)
+    def _put(self, job: tuple[t.Any, ...], held: HeldThread | None = None) -> None:
+        """Queue ``job``; with ``held``, it is that held thread's first call,
+        unless another thread's call came first."""
         with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            if held is not None:
+                if held._taken:
+                    held._calls.put(job)
+                    return
+                held._taken = True
+                self._holds.add(held)
+                job = (None, held, None, job)
+            self._jobs.append(job)
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self._max_workers:
@@ -105,24 +121,52 @@ class SyncPool(concurrent.futures.Executor):
                 )
                 self._threads.append(thread)
                 thread.start()
+            if self._waking or not self._asleep:
+                return
+            self._waking = True
+            wake = self._asleep.pop()
+        wake.release()
+
+    def _next(self, wake: threading.Lock, woken: bool, done: bool, held: t.Any = None) -> t.Any:
+        """The next job for the worker whose wake-up lock is ``wake`` (``done``
+        with one, perhaps a ``held`` thread given back, or just ``woken``), or
+        None if it is to sleep (it is then on the stack)."""
+        with self._lock:
+            if done:
+                self._idle += 1
+                self._holds.discard(held)
+            if woken:
+                self._waking = False
+            if not self._jobs:
+                self._asleep.append(wake)
+                return None
+            job = self._jobs.popleft()
+            if not (self._jobs and self._asleep and not self._waking):
+                return job
+            self._waking = True
+            after = self._asleep.pop()
+        after.release()
+        return job
 
     def _work(self) -> None:
-        jobs, lock = self._jobs, self._lock
+        wake = threading.Lock()
+        wake.acquire()
+        job = self._next(wake, False, False)
         while True:
-            job = jobs.get()
+            if job is None:
+                wake.acquire()
+                job = self._next(wake, True, False)
+                continue
             if job is _STOP:
                 return
-            if job[2] is None:  # a held thread, with its first call
-                job, outcome = job[1]._serve(job[3])
-            else:
-                outcome = self._call(job)
-            with lock:
-                self._idle += 1
+            held = job[1] if job[2] is None else None  # a held thread, with its first call
+            done, outcome = held._serve(job[3]) if held is not None else (job, self._call(job))
+            job = self._next(wake, False, True, held)
             # Handed over last: the loop, woken by it, would otherwise wait for
             # the GIL while this thread does its bookkeeping.
             if outcome is not None:
-                self._complete(job, outcome)
-            del job, outcome
+                self._complete(done, outcome)
+            del done, outcome, held
 
     @staticmethod
     def _call(job: tuple[t.Any, ...]) -> tuple[t.Any, BaseException | None] | None:
@@ -179,11 +223,10 @@ class SyncPool(concurrent.futures.Executor):
                 self._shutdown = True
                 threads = list(self._threads)
             holds = list(self._holds)
-        while cancel_futures:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
+            cancelled = [job for job in self._jobs if job is not _STOP] if cancel_futures else []
+            if cancel_futures:
+                self._jobs.clear()
+        for job in cancelled:
             if job[2] is None:  # a hold no worker took: none of its calls will run
                 job[1]._cancel()
                 _cancel(job[3])
@@ -191,8 +234,12 @@ class SyncPool(concurrent.futures.Executor):
                 _cancel(job)
         for held in holds:  # waiting for calls that will never come now
             held.release()
-        for _ in threads:
-            self._jobs.put(_STOP)
+        with self._lock:  # one stop for each thread, which takes no job after it
+            self._jobs.extend(_STOP for _ in threads)
+            wake = None if self._waking or not self._asleep else self._asleep.pop()
+            self._waking = self._waking or wake is not None
+        if wake is not None:
+            wake.release()
         if wait:
             for thread in threads:
                 thread.join()
@@ -234,16 +281,10 @@ class HeldThread(concurrent.futures.Executor):
     def _put(self, job: tuple[t.Any, ...]) -> None:
         if self._released:
             raise RuntimeError("This thread of the pool was released; it takes no more calls.")
-        if not self._taken:
-            pool = self._pool
-            with pool._lock:
-                first, self._taken = not self._taken, True
-                if first:
-                    pool._holds.add(self)
-            if first:  # no worker is held until there is a call to run
-                pool._put((None, self, None, job))
-                return
-        self._calls.put(job)
+        if self._taken:
+            self._calls.put(job)
+        else:  # no worker is held until there is a call to run
+            self._pool._put(job, self)
 
     def abandon(self, cleanup: t.Callable[[t.Any], None]) -> None:
         """The caller no longer waits for the first call's result (it was
@@ -294,11 +335,9 @@ class HeldThread(concurrent.futures.Executor):
             while (job := calls.get()) is not _STOP:
                 if (outcome := call(job)) is not None:
                     complete(job, outcome)
-            return job, None
+            return first, None
         finally:
             _serving.held = None
-            with self._pool._lock:
-                self._pool._holds.discard(self)
 
 
 def _cancel(job: tuple[t.Any, ...]) -> None:
