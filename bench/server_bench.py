@@ -7,7 +7,7 @@ under one gunicorn ``gthread`` worker. The server is pinned to core 0 and wrk
 gives medians and each figure as a ratio to the anchor (Starlette, Flask).
 A bare ASGI or WSGI callable ("no framework") shows the server's own ceiling.
 
-    python bench/server_bench.py [--rounds 3] [--seconds 5] [--only "tether sync" starlette]
+    python bench/server_bench.py [--rounds 3] [--seconds 5] [--connections 32] [--only "tether sync" starlette]
 
 ``--only`` keeps the apps named (an anchor left out leaves its table out).
 
@@ -87,13 +87,17 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+#: wrk's connections (``--connections``): 1 measures one request at a time.
+CONNECTIONS = [32]
+
+
 def load(port: int, path: str, seconds: int, pid: int) -> tuple[float, float, float]:
     """Requests per second, p99 latency in ms, and the server's CPU µs per request."""
     url = f"http://127.0.0.1:{port}{path}"
-    subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d1s", url], capture_output=True, check=True)
+    subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS[0]}", "-d1s", url], capture_output=True, check=True)
     cpu = cpu_seconds(pid)
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS[0]}", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
     ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"{url} answered errors:\n{out}")
@@ -141,7 +145,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=[], help="the apps to serve, by name")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections (1: one request at a time)")
     args = parser.parse_args()
+    CONNECTIONS[0] = args.connections
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'}).")
@@ -149,7 +155,7 @@ def main() -> None:
     wsgi_apps = {name: target for name, target in WSGI.items() if not args.only or name in args.only}
     asgi = run("asgi", asgi_apps, ASGI_PATHS, args.rounds, args.seconds)
     wsgi = run("wsgi", wsgi_apps, WSGI_PATHS, args.rounds, args.seconds)
-    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c32 on core 1, the server on core 0; "
+    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c{args.connections} on core 1, the server on core 0; "
           f"load average {os.getloadavg()[0]:.1f}")
     if "starlette" in asgi_apps:
         report("ASGI, one uvicorn worker", "starlette", asgi_apps, ASGI_PATHS, asgi)
