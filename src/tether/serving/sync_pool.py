@@ -6,11 +6,13 @@ future to it through callbacks, and wakes the loop once per finished job. Here
 a job carries the loop's own future; a worker hands the outcome to the loop's
 inbox, and only the first result since the loop last drained it costs a
 ``call_soon_threadsafe``, so under load many results cost one wake-up of the
-loop, and an idle worker takes the next job without sleeping. A held thread
-(below) is taken by a worker only with its first call, which travels with it:
-one queue and one wake-up of a thread per request. ``bench/pool_bench.py``
-compares it with ``run_in_executor``, anyio's ``to_thread`` and bare designs;
-the figures are in docs/performance.md.
+loop. A worker done with a job takes the next without sleeping; idle ones sleep
+on a stack, and the last to fall asleep is woken first (its caches are warm),
+one at a time: a worker woken wakes the next only if a job is left for it. A
+held thread (below) is taken by a worker only with its first call, which
+travels with it: one queue and one wake-up of a thread per request.
+``bench/pool_bench.py`` compares it with ``run_in_executor``, anyio's
+``to_thread`` and bare designs; the figures are in docs/performance.md.
 
 It is also a ``concurrent.futures.Executor`` (``submit``), for the code that
 wants one.
