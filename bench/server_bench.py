@@ -9,7 +9,9 @@ requests per second, p99 latency, and the server process's CPU time per
 request (from ``/proc``: what a loaded machine distorts least).
 A bare ASGI or WSGI callable ("no framework") shows the server's own ceiling.
 
-    python bench/server_bench.py [--rounds 3] [--seconds 5]
+    python bench/server_bench.py [--rounds 3] [--seconds 5] [--connections 32] [--only asgi | --only "tether sync" starlette]
+
+``--only`` keeps one kind of app, or the apps named (an anchor left out leaves its table out).
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``) and ``taskset``.
 """
@@ -91,6 +93,10 @@ def cpu_seconds(pid: int) -> float:
     return used + sum(cpu_seconds(int(child)) for child in children)
 
 
+#: wrk's connections (``--connections``): 1 measures one request at a time.
+CONNECTIONS = [32]
+
+
 def load(port: int, path: str, seconds: int, pid: int) -> tuple[float, float, float]:
     """Requests per second, p99 latency in ms, and the server's CPU µs per
     request; ``path`` may be ``"POST /x"``."""
@@ -101,7 +107,7 @@ def load(port: int, path: str, seconds: int, pid: int) -> tuple[float, float, fl
         lua = Path(tempfile.gettempdir()) / "tether-bench-post.lua"
         lua.write_text(POST_SCRIPT)
         script = ["-s", str(lua)]
-    wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c32", *script]
+    wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS[0]}", *script]
     subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True)
     cpu = cpu_seconds(pid)
     out = subprocess.run([*wrk, f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True).stdout
@@ -145,18 +151,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--only", choices=["asgi", "wsgi"], help="serve one kind of app only")
+    parser.add_argument("--only", nargs="*", default=[], help="'asgi', 'wsgi', or the apps to serve, by name")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections (1: one request at a time)")
     args = parser.parse_args()
+    CONNECTIONS[0] = args.connections
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'}).")
-    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c32 on core 1, the server on core 0")
-    if args.only != "wsgi":
-        report("ASGI, one uvicorn worker", "starlette", ASGI, ASGI_PATHS, run("asgi", ASGI, ASGI_PATHS, args.rounds, args.seconds))
-    if args.only != "asgi":
-        wsgi = run("wsgi", WSGI, WSGI_PATHS, args.rounds, args.seconds)
-        report("WSGI, one gunicorn gthread worker (8 threads)", "flask", WSGI, WSGI_PATHS, wsgi)
 
+    def kept(kind: str, apps: dict[str, str]) -> dict[str, str]:
+        names = set(args.only) - {"asgi", "wsgi"}
+        if args.only and kind not in args.only and not names:
+            return {}
+        return {name: target for name, target in apps.items() if not names or name in names}
+
+    asgi_apps, wsgi_apps = kept("asgi", ASGI), kept("wsgi", WSGI)
+    asgi = run("asgi", asgi_apps, ASGI_PATHS, args.rounds, args.seconds)
+    wsgi = run("wsgi", wsgi_apps, WSGI_PATHS, args.rounds, args.seconds)
+    print(f"{args.rounds} interleaved rounds of {args.seconds} s; wrk -t1 -c{args.connections} on core 1, the server on core 0; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if "starlette" in asgi_apps:
+        report("ASGI, one uvicorn worker", "starlette", asgi_apps, ASGI_PATHS, asgi)
+    if "flask" in wsgi_apps:
+        report("WSGI, one gunicorn gthread worker (8 threads)", "flask", wsgi_apps, WSGI_PATHS, wsgi)
 
 if __name__ == "__main__":
     main()

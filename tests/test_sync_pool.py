@@ -150,3 +150,58 @@ def test_shutdown_gives_back_threads_still_held() -> None:
     stopper.start()
     stopper.join(10)
     assert not stopper.is_alive() and not any(thread.is_alive() for thread in pool._threads)
+
+
+def test_a_hold_takes_a_worker_only_with_its_first_call() -> None:
+    """With one worker, a hold no call was made through leaves it free; its
+    first call then runs on a worker, and its later ones on that same one."""
+    pool = SyncPool(1)
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        idle, held = pool.hold(), pool.hold()
+        assert await asyncio.wait_for(pool.run(loop, lambda: 1), 10) == 1
+        first = await asyncio.wait_for(held.run(loop, threading.get_ident), 10)
+        second = await asyncio.wait_for(held.run(loop, threading.get_ident), 10)
+        held.release()
+        idle.release()
+        assert await asyncio.wait_for(pool.run(loop, lambda: 2), 10) == 2
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first == second
+    pool.shutdown()
+
+
+def test_idle_workers_are_woken_for_every_job_queued() -> None:
+    """Two workers asleep, two jobs queued at once, the first waiting for the
+    second: the worker woken for the first wakes the other for the second."""
+    pool = SyncPool(2)
+    both = threading.Barrier(2)
+    assert sorted(f.result(timeout=10) for f in [pool.submit(both.wait, 10) for _ in range(2)]) == [0, 1]
+    while len(pool._asleep) < 2:  # both asleep again
+        time.sleep(0.001)
+    second_ran = threading.Event()
+    first = pool.submit(second_ran.wait, 10)
+    second = pool.submit(second_ran.set)
+    assert first.result(timeout=20) is True and second.result(timeout=10) is None
+    assert len(pool._threads) == 2
+    pool.shutdown()
+
+
+def test_no_job_is_lost_with_many_submitters() -> None:
+    pool = SyncPool(4)
+    results: list[list[int]] = [[] for _ in range(4)]
+
+    def submitter(n: int) -> None:
+        futures = [pool.submit(pow, i, 2) for i in range(500)]
+        results[n] = [f.result(timeout=30) for f in futures]
+
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [[i * i for i in range(500)]] * 4
+    pool.shutdown()
+    assert not any(thread.is_alive() for thread in pool._threads)

@@ -3,12 +3,16 @@ hand-off back to the event loop than ``loop.run_in_executor``.
 
 ``run_in_executor`` makes a ``concurrent.futures.Future``, chains an asyncio
 future to it through callbacks, and wakes the loop once per finished job. Here
-a job carries the loop's own future; a worker sets it through one
-``call_soon_threadsafe`` that drains every result finished meanwhile, so under
-load many results cost one wake-up of the loop, and an idle worker takes the
-next job without sleeping. ``python bench/pool_bench.py`` on the project's
-2-core machine under uvloop: 60 µs against ``run_in_executor``'s 75 one job at
-a time, 8.7 against 18.2 µs per job with 32 at once.
+a job carries the loop's own future; a worker hands the outcome to the loop's
+inbox, and only the first result since the loop last drained it costs a
+``call_soon_threadsafe``, so under load many results cost one wake-up of the
+loop. A worker done with a job takes the next without sleeping; idle ones sleep
+on a stack, and the last to fall asleep is woken first (its caches are warm),
+one at a time: a worker woken wakes the next only if a job is left for it. A
+held thread (below) is taken by a worker only with its first call, which
+travels with it: one queue and one wake-up of a thread per request.
+``bench/pool_bench.py`` compares it with ``run_in_executor``, anyio's
+``to_thread`` and bare designs; the figures are in docs/performance.md.
 
 It is also a ``concurrent.futures.Executor`` (``submit``), for the code that
 wants one.
@@ -53,16 +57,25 @@ class SyncPool(concurrent.futures.Executor):
             raise ValueError("max_workers must be greater than 0")
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
-        self._jobs: queue.SimpleQueue[t.Any] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-        self._threads: list[threading.Thread] = []
+        #: Everything below, but the results, is guarded by ``_lock``.
         self._lock = threading.Lock()
+        self._jobs: collections.deque[t.Any] = collections.deque()
+        #: Workers done with their last job and not yet given the next one.
+        self._idle = 0
+        #: The wake-up locks of the workers asleep, the last one to fall
+        #: asleep on top: it is woken first, its caches still warm.
+        self._asleep: list[threading.Lock] = []
+        #: Whether a worker is being woken: the next one is woken only once it
+        #: runs, and only if jobs are left for it (no herd of threads).
+        self._waking = False
+        self._threads: list[threading.Thread] = []
         self._shutdown = False
         #: Results for each loop, waiting for its drain; whether one is scheduled.
         self._results: dict[asyncio.AbstractEventLoop, collections.deque[t.Any]] = {}
         self._wake_pending: set[asyncio.AbstractEventLoop] = set()
-        #: The held threads not yet released, released at shutdown.
-        self._holds: weakref.WeakSet[HeldThread] = weakref.WeakSet()
+        #: The held threads a worker has taken and not yet given back,
+        #: released at shutdown.
+        self._holds: set[HeldThread] = set()
         atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     def run(self, loop: asyncio.AbstractEventLoop, fn: t.Callable[..., T], *args: t.Any) -> asyncio.Future[T]:
@@ -82,62 +95,101 @@ class SyncPool(concurrent.futures.Executor):
     def hold(self, keep: t.Callable[[t.Any], bool] | None = None) -> HeldThread:
         """A worker of the pool held for the calls made through the result, until
         it is released; see :class:`HeldThread` for ``keep``."""
-        held = HeldThread(self, keep)
-        self._put((None, held, None, ()))
-        self._holds.add(held)
-        return held
+        return HeldThread(self, keep)
 
     def home(self) -> HeldThread | None:
         """The held thread the caller runs on, if it runs on one."""
         return getattr(_serving, "held", None)
 
-    def _put(self, job: tuple[t.Any, ...]) -> None:
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new work after shutdown")
-        self._jobs.put(job)
-        if self._idle.acquire(blocking=False):
-            return
+    def _put(self, job: tuple[t.Any, ...], held: HeldThread | None = None) -> None:
+        """Queue ``job``; with ``held``, it is that held thread's first call,
+        unless another thread's call came first."""
         with self._lock:
-            if len(self._threads) < self._max_workers:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            if held is not None:
+                if held._taken:
+                    held._calls.put(job)
+                    return
+                held._taken = True
+                self._holds.add(held)
+                job = (None, held, None, job)
+            self._jobs.append(job)
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._max_workers:
                 thread = threading.Thread(
                     target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
                 )
                 self._threads.append(thread)
                 thread.start()
+            if self._waking or not self._asleep:
+                return
+            self._waking = True
+            wake = self._asleep.pop()
+        wake.release()
+
+    def _next(self, wake: threading.Lock, woken: bool, done: bool, held: t.Any = None) -> t.Any:
+        """The next job for the worker whose wake-up lock is ``wake`` (``done``
+        with one, perhaps a ``held`` thread given back, or just ``woken``), or
+        None if it is to sleep (it is then on the stack)."""
+        with self._lock:
+            if done:
+                self._idle += 1
+                self._holds.discard(held)
+            if woken:
+                self._waking = False
+            if not self._jobs:
+                self._asleep.append(wake)
+                return None
+            job = self._jobs.popleft()
+            if not (self._jobs and self._asleep and not self._waking):
+                return job
+            self._waking = True
+            after = self._asleep.pop()
+        after.release()
+        return job
 
     def _work(self) -> None:
-        jobs = self._jobs
+        wake = threading.Lock()
+        wake.acquire()
+        job = self._next(wake, False, False)
         while True:
-            job = jobs.get()
+            if job is None:
+                wake.acquire()
+                job = self._next(wake, True, False)
+                continue
             if job is _STOP:
                 return
-            if job[2] is None:
-                job[1]._serve()
-            else:
-                self._call(job)
-            del job
-            self._idle.release()
+            held = job[1] if job[2] is None else None  # a held thread, with its first call
+            done, outcome = held._serve(job[3]) if held is not None else (job, self._call(job))
+            job = self._next(wake, False, True, held)
+            # Handed over last: the loop, woken by it, would otherwise wait for
+            # the GIL while this thread does its bookkeeping.
+            if outcome is not None:
+                self._complete(done, outcome)
+            del done, outcome, held
 
-    def _call(self, job: tuple[t.Any, ...]) -> tuple[t.Any, BaseException | None]:
-        """Run one job and hand its outcome to its future; returns the outcome."""
+    @staticmethod
+    def _call(job: tuple[t.Any, ...]) -> tuple[t.Any, BaseException | None] | None:
+        """Run one job; its outcome, or None if its future was cancelled first."""
         loop, future, fn, args = job
-        outcome: tuple[t.Any, BaseException | None]
-        if loop is None:
-            if not future.set_running_or_notify_cancel():
-                return None, None
-            try:
-                outcome = (fn(*args), None)
-            except BaseException as e:
-                future.set_exception(e)
-                return None, e
-            future.set_result(outcome[0])
-            return outcome
+        if loop is None and not future.set_running_or_notify_cancel():
+            return None
         try:
-            outcome = (fn(*args), None)
+            return fn(*args), None
         except BaseException as e:
-            outcome = (None, e)
-        self._deliver(loop, future, outcome)
-        return outcome
+            return None, e
+
+    def _complete(self, job: tuple[t.Any, ...], outcome: tuple[t.Any, BaseException | None]) -> None:
+        """Hand a job's outcome to its future."""
+        loop, future = job[0], job[1]
+        if loop is not None:
+            self._deliver(loop, future, outcome)
+        elif outcome[1] is None:
+            future.set_result(outcome[0])
+        else:
+            future.set_exception(outcome[1])
 
     def _deliver(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[t.Any], outcome: tuple[t.Any, t.Any]) -> None:
         with self._lock:
@@ -172,19 +224,24 @@ class SyncPool(concurrent.futures.Executor):
             else:
                 self._shutdown = True
                 threads = list(self._threads)
-        while cancel_futures:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
+            holds = list(self._holds)
+            cancelled = [job for job in self._jobs if job is not _STOP] if cancel_futures else []
+            if cancel_futures:
+                self._jobs.clear()
+        for job in cancelled:
             if job[2] is None:  # a hold no worker took: none of its calls will run
                 job[1]._cancel()
+                _cancel(job[3])
             else:
                 _cancel(job)
-        for held in list(self._holds):  # waiting for calls that will never come now
+        for held in holds:  # waiting for calls that will never come now
             held.release()
-        for _ in threads:
-            self._jobs.put(_STOP)
+        with self._lock:  # one stop for each thread, which takes no job after it
+            self._jobs.extend(_STOP for _ in threads)
+            wake = None if self._waking or not self._asleep else self._asleep.pop()
+            self._waking = self._waking or wake is not None
+        if wake is not None:
+            wake.release()
         if wait:
             for thread in threads:
                 thread.join()
@@ -206,6 +263,8 @@ class HeldThread(concurrent.futures.Executor):
         self._keep = keep
         self._calls: queue.SimpleQueue[t.Any] = queue.SimpleQueue()
         self._released = False
+        #: Whether its first call went to the pool (with it, for a worker to take).
+        self._taken = False
         #: The first call's result, once it has run.
         self._first: t.Any = None
 
@@ -224,7 +283,10 @@ class HeldThread(concurrent.futures.Executor):
     def _put(self, job: tuple[t.Any, ...]) -> None:
         if self._released:
             raise RuntimeError("This thread of the pool was released; it takes no more calls.")
-        self._calls.put(job)
+        if self._taken:
+            self._calls.put(job)
+        else:  # no worker is held until there is a call to run
+            self._pool._put(job, self)
 
     def abandon(self, cleanup: t.Callable[[t.Any], None]) -> None:
         """The caller no longer waits for the first call's result (it was
@@ -255,24 +317,29 @@ class HeldThread(concurrent.futures.Executor):
             if job is not _STOP:
                 _cancel(job)
 
-    def _serve(self) -> None:
-        """Run the calls, on the worker that took this hold, until released."""
-        calls, call = self._calls, self._pool._call
+    def _serve(self, first: tuple[t.Any, ...]) -> tuple[tuple[t.Any, ...], t.Any]:
+        """Run the first call, then the later ones, on the worker that took
+        this hold, until released. A thread given back with its first call
+        returns that call and its outcome, for the worker to hand over once it
+        is free; one kept hands each over at once."""
+        pool = self._pool
+        calls, call, complete = self._calls, pool._call, pool._complete
         _serving.held = self
         try:
-            job = calls.get()
-            if job is _STOP:
-                return
-            result, error = call(job)
+            outcome = call(first)
+            result, error = outcome or (None, None)
             self._first = result
             if self._keep is not None and (error is not None or not self._keep(result)):
                 self._released = True
-                return
+                return first, outcome
+            if outcome is not None:
+                complete(first, outcome)
             while (job := calls.get()) is not _STOP:
-                call(job)
+                if (outcome := call(job)) is not None:
+                    complete(job, outcome)
+            return first, None
         finally:
             _serving.held = None
-            self._pool._holds.discard(self)
 
 
 def _cancel(job: tuple[t.Any, ...]) -> None:
