@@ -282,9 +282,12 @@ def test_the_page_shows_history_people_here_and_messages_from_outside(chat: Chat
                 page.on("websocket", lambda socket, page=page: sockets.append((page.url, socket.url)))
                 page.goto(chat.url)
                 page.fill("input[name=name]", person)
-                page.click("button")
+                with page.expect_navigation():
+                    page.click("button")
                 if transport == "sse":
                     page.goto(page_url)
+                # The page's script is deferred: the form is there before its handler.
+                expect(page.locator("#status")).to_contain_text("live over", timeout=20_000)
                 page.fill("#open-room input", name)
                 page.press("#open-room input", "Enter")
                 expect(page.locator("#room-title")).to_have_text(f"# {name}")
