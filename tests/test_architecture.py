@@ -4,10 +4,14 @@ circles, small modules, and type annotations that hold."""
 from __future__ import annotations
 
 import ast
+import importlib
+import io
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -199,3 +203,96 @@ def test_a_missing_service_skips_or_fails_by_the_switch(monkeypatch: pytest.Monk
     monkeypatch.setenv(SERVICES_SWITCH, "1")
     with pytest.raises(pytest.fail.Exception, match=f"Redis is gone, and {SERVICES_SWITCH}=1"):
         missing("Redis is gone", "start it")
+
+
+def comments_and_docstrings(path: Path) -> t.Iterator[tuple[int, str]]:
+    """Each comment (``tokenize``) and docstring (``ast``) of a module, with its line."""
+    source = path.read_text()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            docstring = ast.get_docstring(node, clean=False)
+            if docstring is not None:
+                yield node.body[0].lineno, docstring
+
+
+PROSE = {name: list(comments_and_docstrings(path)) for name, path in MODULES.items()}
+#: ``tether.x.y``: a module of the package, or an object reached from one.
+DOTTED_NAME = re.compile(r"\btether(?:\.\w+)+")
+#: ``name.py`` or ``folder/name.py``, not part of a dotted name or a longer path.
+FILE_NAME = re.compile(r"(?<![\w./-])((?:[\w-]+/)*\w+\.py)\b")
+#: Where a file named in the package's prose may be.
+FILE_HOMES = [PACKAGE, TESTS, ROOT / "bench", ROOT / "examples", ROOT / "docs" / "examples"]
+#: Names that look like references to tether's own code and are not, with why.
+NOT_REFERENCES = {
+    "tether.broadcast_backends": "the entry point group a package names its broadcast backend in",
+    "project/app.py": "instance.py's example of a user's project layout",
+    "project/pkg/__init__.py": "instance.py's example of a user's project layout",
+}
+
+
+def names_something(dotted: str) -> bool:
+    """Whether ``dotted`` is a module of the package, or an attribute path from one."""
+    parts = dotted.split(".")
+    for length in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:length]))
+        except ImportError:
+            continue
+        for attribute in parts[length:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def file_exists(name: str) -> bool:
+    """Whether a file ``name`` (``x.py`` or ``folder/x.py``) is in one of the project's trees."""
+    return any(str(path).endswith("/" + name) for home in FILE_HOMES for path in home.rglob(Path(name).name))
+
+
+def test_the_reference_checks_tell_a_missing_name() -> None:
+    assert names_something("tether.serving.asgi_body") and names_something("tether.live.broadcast.Backend")
+    assert not names_something("tether.asgi_body") and not names_something("tether.live.broadcast.Nothing")
+    assert file_exists("asgi_body.py") and file_exists("serving/asgi_body.py") and file_exists("conftest.py")
+    assert not file_exists("asgi_bodies.py") and not file_exists("live/asgi_body.py")
+
+
+def test_comments_and_docstrings_name_modules_that_exist() -> None:
+    """A comment that names a module or object of tether's names one that is
+    there, so a reader who follows it finds it."""
+    broken = []
+    for name, prose in PROSE.items():
+        for line, text in prose:
+            dotted = [match.group() for match in DOTTED_NAME.finditer(text)]
+            files = [match.group(1) for match in FILE_NAME.finditer(text)]
+            broken += [
+                f"{name}:{line} {reference}"
+                for reference in [*(d for d in dotted if not names_something(d)), *(f for f in files if not file_exists(f))]
+                if reference not in NOT_REFERENCES
+            ]
+    assert sum(len(prose) for prose in PROSE.values()) > 1000, "no comments found: the scanner is broken"
+    assert broken == []
+
+
+#: ARCHITECTURE.md names files relative to the package's folder (``serving/wsgi.py``)
+#: or the repository's root (``tests/conftest.py``).
+ARCHITECTURE_PATH = re.compile(r"(?<![\w./-])((?:[\w-]+/)+\w+\.py|src/tether/[\w/.]*\w)")
+#: The user documentation names the package's files from the repository's root.
+DOCS_PATH = re.compile(r"\bsrc/tether/[\w/.]*\w")
+
+
+def test_the_documentation_names_package_files_that_exist() -> None:
+    broken = []
+    pages = {ROOT / "ARCHITECTURE.md": ARCHITECTURE_PATH, **{page: DOCS_PATH for page in (ROOT / "docs").glob("*.md")}}
+    for page, pattern in pages.items():
+        text = page.read_text()
+        paths = [match.group(1) if match.groups() else match.group() for match in pattern.finditer(text)]
+        broken += [f"{page.name}: {path}" for path in paths
+                   if not any((base / path).exists() for base in (ROOT, PACKAGE, ROOT / ".ci"))]
+        broken += [f"{page.name}: {dotted}" for dotted in DOTTED_NAME.findall(text)
+                   if dotted not in NOT_REFERENCES and not names_something(dotted)]
+    assert broken == []

@@ -6,7 +6,7 @@ A request is answered in one of two ways:
   to the bounded thread pool (``sync_pool``), inside a ``contextvars.Context``
   of its own, as under WSGI; a streamed sync body is iterated in the pool
   inside that Context. A small declared body is read before the hop.
-* an async view runs on the loop, its body read first (``tether.asgi_body``).
+* an async view runs on the loop, its body read first (``tether.serving.asgi_body``).
 
 A streamed body is produced no faster than the client takes it (each chunk is
 sent before the next is asked for), and it ends when the client disconnects or

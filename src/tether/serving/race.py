@@ -42,7 +42,7 @@ Sink = t.Callable[[t.Any, str], bool]
 class Pushable(t.Protocol):
     """A source that holds its items for the taker, and can hand them to a sink
     the moment they are put: a broadcast subscription's ``deliveries()``
-    (``tether.live.broadcast.Deliveries``). :class:`NextItem` waits on it
+    (``tether.live.broadcast.subscription.Deliveries``). :class:`NextItem` waits on it
     without a task or ``asyncio.wait`` per item."""
 
     def poll(self) -> t.Any:
