@@ -206,11 +206,23 @@ def test_a_missing_service_skips_or_fails_by_the_switch(monkeypatch: pytest.Monk
 
 
 def comments_and_docstrings(path: Path) -> t.Iterator[tuple[int, str]]:
-    """Each comment (``tokenize``) and docstring (``ast``) of a module, with its line."""
+    """Each comment (``tokenize``; those on consecutive lines as one, so that a
+    phrase may cross lines) and docstring (``ast``) of a module, with its line."""
     source = path.read_text()
+    block: list[str] = []
+    start = last = 0
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            yield token.start[0], token.string
+        if token.type != tokenize.COMMENT:
+            continue
+        if block and token.start[0] != last + 1:
+            yield start, " ".join(block)
+            block = []
+        if not block:
+            start = token.start[0]
+        block.append(token.string.lstrip("#:").strip())
+        last = token.start[0]
+    if block:
+        yield start, " ".join(block)
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             docstring = ast.get_docstring(node, clean=False)
@@ -296,3 +308,30 @@ def test_the_documentation_names_package_files_that_exist() -> None:
         broken += [f"{page.name}: {dotted}" for dotted in DOTTED_NAME.findall(text)
                    if dotted not in NOT_REFERENCES and not names_something(dotted)]
     assert broken == []
+
+
+#: Phrases that tell a comment's history ("was X, now Y") rather than what the
+#: code does. "No longer" is not among them: the package uses it for states at
+#: run time (a history that no longer holds a message, a lease no longer held).
+HISTORY = re.compile(
+    r"(?<!\bis )(?<!\bare )(?<!\bbe )(?<!\bbeen )\bused to\b|\bissue #?\d+|\bwas \d"
+    r"|\b(before|after|since) this change\b|\bas before\b|\b(previously|formerly|anymore|any longer)\b"
+    r"|\bfrom (under |over |about )?\d[\d.]*\s*(x|%|µs|ms)(?!\w)[^.,;]{0,40}? to (under |over |about )?\d",
+    re.IGNORECASE,
+)
+
+
+def test_the_history_pattern_tells_narration() -> None:
+    narration = ["takes it from 1.60x the direct attribute to under 1.5x", "was 3 ms", "(issue 13)",
+                 "it used to copy", "before this change it copied", "it no longer copies anymore"]
+    present = ["the lock is used to order them", "the history no longer holds it", "ids from 0 to 9"]
+    assert [text for text in narration if not HISTORY.search(text)] == []
+    assert [text for text in present if HISTORY.search(text)] == []
+
+
+def test_comments_and_docstrings_say_what_is_not_what_was() -> None:
+    """A comment says what the code does and why; what it once did, and by how
+    much a change moved a figure, belong in the commit message."""
+    found = [f"{name}:{line} {match.group()!r}" for name, prose in PROSE.items()
+             for line, text in prose for match in HISTORY.finditer(text)]
+    assert found == []

@@ -273,8 +273,9 @@ def _context_var_proxy_class(var: ContextVar[t.Any], attr: str | None, message: 
 # attribute: ``obj.request`` is a specialized attribute load where
 # ``getattr(obj, attr)`` is a call. The proxy's own names (``_OWN``) are looked
 # for only once the current object lacks them, so other attributes skip that
-# lookup. Together they take "proxy: request.args" in bench/micro_bench.py from
-# 1.60x the direct attribute to under 1.5x.
+# lookup. A proxy read is on every ``request.x`` of every view, so its cost
+# over the direct attribute is what "proxy: request.args" in bench/micro_bench.py
+# measures.
 _GETATTRIBUTE = """
 def __getattribute__(self, name):
     try:

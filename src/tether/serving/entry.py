@@ -95,7 +95,7 @@ class ProtocolEntry:
 
 def install_protocol_entry(app: WSGIAndASGI) -> None:
     """Make ``app`` (an instance) look like an ASGI 3 application to ASGI servers,
-    while WSGI servers keep calling it as before."""
+    while it stays the WSGI application WSGI servers call."""
     vars(app)["__call__"] = ProtocolEntry(app)
 
 
