@@ -112,7 +112,7 @@ class ResponseMaking(URLMapping):
             elif ctx._after_request_functions or self.after_request_funcs:
                 response = yield from self._process_response_steps(response, ctx)
             else:
-                self._save_session(response, ctx)  # all there is to process
+                self._finish_headers(response, ctx)  # all there is to process
             if request_finished.receivers:
                 request_finished.send(self, response=response)
         except Exception:
@@ -139,11 +139,13 @@ class ResponseMaking(URLMapping):
             for name in chain(ctx.request.blueprints, (None,)):
                 for func in reversed(self.after_request_funcs.get(name, ())):
                     response = yield func, (response,), NO_KWARGS
-        self._save_session(response, ctx)
+        self._finish_headers(response, ctx)
         return response
 
-    def _save_session(self, response: Response, ctx: Ctx) -> None:
-        """Save the session into the response; after this its cookie is final."""
+    def _finish_headers(self, response: Response, ctx: Ctx) -> None:
+        """The last step of every response's headers, whichever way it was
+        processed: the session saved into it. After this the headers are final
+        (``headers_final``); a header every response should carry is set here."""
         # A request that sent cookies may carry a permanent session to refresh, as
         # in Flask; one that sent none never opens the session (most requests
         # leave here).
