@@ -17,7 +17,7 @@ import pickle
 import typing as t
 from contextvars import ContextVar
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 from werkzeug.local import LocalProxy as WerkzeugProxy
@@ -71,6 +71,25 @@ def test_the_requests_are_werkzeugs_request_of_the_wsgi_environ(wire: Wire) -> N
     assert seen(Request(wsgi_environ(wire))) == expected
     ours, _ = request_from_scope(Request, asgi_scope(wire), io.BytesIO(wire.body))
     assert seen(ours) == expected
+
+
+@SETTINGS
+@given(wire=wires())
+@example(wire=Wire("POST", "/", b"", (("Content-Type", ""), ("Content-Length", ""), ("Transfer-Encoding", "")), b""))
+@example(wire=Wire("POST", "/", b"", (("Content-Type", "a/b"), ("content-type", "text/plain")), b""))
+def test_headers_read_one_by_one_are_werkzeugs(wire: Wire) -> None:
+    """An ASGI request reads ``Content-Type``, ``Content-Length`` and
+    ``Transfer-Encoding`` from its scope one by one while its headers are not
+    made (``ScopeSource.header``): what Werkzeug reads from the whole headers."""
+    expected = WerkzeugRequest(wsgi_environ(wire))
+    for field in ("mimetype", "content_length", "is_json"):
+        ours, _ = request_from_scope(Request, asgi_scope(wire), io.BytesIO(wire.body))
+        assert getattr(ours, field) == getattr(expected, field)
+        assert "headers" not in ours.__dict__ and "environ" not in ours.__dict__
+    for name in ("Content-Type", "Content-Length", "Transfer-Encoding"):
+        ours, _ = request_from_scope(Request, asgi_scope(wire), io.BytesIO(wire.body))
+        key = name.upper().replace("-", "_")
+        assert ours._header(name, key if key.startswith("CONTENT") else f"HTTP_{key}") == expected.headers.get(name)
 
 
 # The response-header encoders against Werkzeug's get_wsgi_headers.

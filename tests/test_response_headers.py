@@ -129,3 +129,23 @@ def test_the_rule_is_http_and_what_passes_is_encoded_validly(name: str, value: s
             assert h11_accepts(sent_name.encode("latin-1"), sent_value.encode("latin-1"))
         for raw_name, raw_value in asgi_headers(response, tether.request, 200):
             assert h11_accepts(raw_name, raw_value)
+
+
+class _Text(str):
+    """A str subclass: not a plain header value."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=20), st.sampled_from(["text/html; charset=utf-8", "13", "a\x00b", "\u20ac"])), max_size=6))
+def test_header_problem_cache_of_good_values_changes_no_answer(values: list[str]) -> None:
+    """The cache of values found good (``header_rules._GOOD_VALUES``) against the
+    regular expression it spares: each value is judged alike, the first time and
+    the second (from the cache), and a str subclass is refused even when its
+    text is cached."""
+    from tether.application import header_rules
+
+    for value in values:
+        expected = header_rules._FIELD_VALUE.fullmatch(value) is not None
+        for _ in range(2):
+            assert (header_problem([("X-Value", value)]) is None) is expected
+        assert header_problem([("X-Value", _Text(value))]) is not None

@@ -19,6 +19,10 @@ __all__ = ["InvalidResponseHeader", "header_problem"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _GOOD_NAMES: set[str] = set()
+#: Values already found good: most responses repeat the same few
+#: (``text/html; charset=utf-8``, small lengths), and a set lookup is cheaper
+#: than the regular expression (measured for issue 24).
+_GOOD_VALUES: set[str] = set()
 
 
 class InvalidResponseHeader(ValueError):
@@ -28,15 +32,20 @@ class InvalidResponseHeader(ValueError):
 def header_problem(headers: t.Iterable[tuple[str, str]]) -> str | None:
     """Why ``headers`` cannot be sent, or ``None`` when they all can."""
     good = _GOOD_NAMES
+    good_values = _GOOD_VALUES
     for name, value in headers:
         if name not in good:
             if type(name) is not str or _TOKEN.fullmatch(name) is None:
                 return f"The response header name {name!r} is not an HTTP token."
             if len(good) < 512:
                 good.add(name)
+        if type(value) is str and value in good_values:
+            continue
         if type(value) is not str or _FIELD_VALUE.fullmatch(value) is None:
             return (
                 f"The value of response header {name!r} ({value!r}) has a control character (CR, LF, NUL, ...) "
                 "or a character latin-1 cannot encode."
             )
+        if len(good_values) < 1024 and len(value) < 128:
+            good_values.add(value)
     return None

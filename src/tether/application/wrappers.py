@@ -55,6 +55,10 @@ class RequestSource(t.Protocol):
     def headers(self) -> Headers:
         """The request's headers, as ``request.headers`` gives them under WSGI."""
 
+    def header(self, environ_key: str) -> str | None:
+        """One header, by its environ key (``CONTENT_TYPE``): what ``headers()``
+        would give for it, without making them."""
+
     def extra(self, key: str) -> t.Any:
         """An environ value given beside the parts (a test client's), without
         building the environ; ``None`` if there is none."""
@@ -245,10 +249,15 @@ class Request(_Request):
         return source is not None and source.has_cookie
 
     def _header(self, name: str, environ_key: str) -> str | None:
-        """A request header, from the environ while the headers are not made:
-        most requests never make them, and reading the environ is cheaper."""
-        if "headers" not in self.__dict__ and "environ" in self.__dict__:
-            return t.cast("str | None", self.environ.get(environ_key))
+        """A request header, from the environ or the request's source while the
+        headers are not made: most requests never make them, and reading one
+        value is cheaper."""
+        if "headers" not in self.__dict__:
+            if "environ" in self.__dict__:
+                return t.cast("str | None", self.environ.get(environ_key))
+            source = self._source
+            if source is not None:
+                return source.header(environ_key)
         return self.headers.get(name)
 
     @cached_property

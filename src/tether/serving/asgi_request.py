@@ -75,11 +75,9 @@ _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 _PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
 
 
-class Framing(t.NamedTuple):
-    """How the request body is framed: its declared length, or chunked."""
-
-    length: int | None
-    chunked: bool
+#: How the request body is framed: its declared length, and whether it is
+#: chunked (a plain tuple: a named one costs a Python-level call per request).
+Framing = tuple[int | None, bool]
 
 
 def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) -> tuple[Request, Framing]:
@@ -122,14 +120,16 @@ def request_from_scope(request_class: type[Request], scope: Scope, body: t.Any) 
         body if isinstance(body, RequestBody) else None,
         scope["type"] == "websocket",
     )
-    return request, Framing(length, chunked)
+    return request, (length, chunked)
 
 
 class ScopeSource:
     """A request's scope, read for what the request makes on first use
     (``tether.application.wrappers.RequestSource``)."""
 
-    __slots__ = ("_scope", "_root_path", "_path", "_server", "_scheme", "_client", "_body", "_raw_headers", "has_cookie")
+    __slots__ = (
+        "_scope", "_root_path", "_path", "_server", "_scheme", "_client", "_body", "_raw_headers", "has_cookie", "_fields",
+    )
 
     #: An ASGI server holds WebSockets.
     websockets = True
@@ -155,12 +155,26 @@ class ScopeSource:
         self._body = body
         self._raw_headers = raw_headers
         self.has_cookie = has_cookie
+        self._fields: dict[str, tuple[str, str]] | None = None
 
     def environ(self) -> dict[str, t.Any]:
         return _environ(self._scope, self._root_path, self._path, self._server, self._scheme, self._client, self._body)
 
     def headers(self) -> Headers:
-        return _headers(self._raw_headers)
+        return _headers(self._header_fields())
+
+    def header(self, environ_key: str) -> str | None:
+        # As the environ gives it (``request.environ.get(key)``), an empty
+        # CONTENT_LENGTH included, which is what Werkzeug reads (its
+        # ``EnvironHeaders.get`` returns it, though iterating them skips it).
+        field = self._header_fields().get(environ_key)
+        return field[1] if field is not None else None
+
+    def _header_fields(self) -> dict[str, tuple[str, str]]:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = _header_fields(self._raw_headers)
+        return fields
 
     def extra(self, key: str) -> t.Any:
         extra = self._scope.get("tether.environ")
@@ -178,14 +192,18 @@ def environ_from_scope(scope: Scope, body: t.Any) -> tuple[dict[str, t.Any], Fra
     return request.environ, framing
 
 
-def _headers(raw: t.Iterable[tuple[bytes, bytes]]) -> Headers:
+def _headers(fields: dict[str, tuple[str, str]]) -> Headers:
     """The request's headers, made when first used: what ``request.headers``
     gives under WSGI for the same request (Werkzeug's ``EnvironHeaders`` over
     the environ a WSGI server makes), so that names, order and values are the
     same on every server: ``User-Agent``, not the ``user-agent`` of ASGI."""
-    return headers_from_list([
-        (name, value) for key, (name, value) in _header_fields(raw).items() if value or key[0] == "H"
-    ])
+    return headers_from_list([(name, value) for key, (name, value) in fields.items() if _is_header(key, value)])
+
+
+def _is_header(environ_key: str, value: str) -> bool:
+    """Whether an environ field is a header (``EnvironHeaders``' rule): an
+    empty ``CONTENT_TYPE`` or ``CONTENT_LENGTH`` is none."""
+    return bool(value) or environ_key[0] == "H"
 
 
 def _path_info(scope: Scope, script_name: str, path: str) -> str:
