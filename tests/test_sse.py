@@ -157,9 +157,9 @@ def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
     release.clear()
     exchange = _KeepaliveWatch(release)
     run(app(http_scope("/slow-subscription"), exchange.receive, exchange.send))
-    body = b"".join(exchange.chunks).decode()
-    assert body.startswith(": keep-alive\n\n") and body.count(": keep-alive") >= 2
-    assert body.endswith("data: late\n\n")
+    text = b"".join(exchange.chunks).decode()
+    assert text.startswith(": keep-alive\n\n") and text.count(": keep-alive") >= 2
+    assert text.endswith("data: late\n\n")
 
 
 def test_last_event_id_is_available(app: tether.Tether) -> None:
