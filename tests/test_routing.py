@@ -160,9 +160,10 @@ def _werkzeug(url_map: Map, request: tether.Request, server_name: str | None) ->
         return url_map.bind_to_environ(request.environ, server_name=server_name)
 
 
-def _app(found: list[Spec], **config: t.Any) -> tether.Tether:
+def _app(found: list[Spec], map_options: tuple[bool, bool] = (True, True), **config: t.Any) -> tether.Tether:
     app = tether.Tether(__name__, subdomain_matching="SERVER_NAME" in config)
     app.config.update(config)
+    app.url_map.strict_slashes, app.url_map.merge_slashes = map_options  # what a rule's None means
     try:
         for i, spec in enumerate(found):
             app.url_map.add(spec.rule(f"e{i % 4}"))
@@ -189,7 +190,7 @@ def _compare(app: tether.Tether, request: tether.Request, server_name: str | Non
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data(), found=rule_specs())
 def test_matching_answers_as_werkzeug(data: st.DataObject, found: list[Spec]) -> None:
-    app = _app(found)
+    app = _app(found, data.draw(st.sampled_from([(True, True)] * 4 + [(False, True), (True, False)])))
     for _ in range(data.draw(st.integers(1, 6))):
         path = data.draw(request_paths(found))
         method = data.draw(st.sampled_from(["GET", "GET", "GET", *METHODS]))
