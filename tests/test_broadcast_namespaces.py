@@ -35,7 +35,12 @@ def test_two_apps_on_one_redis_keep_their_channels_apart(token: str) -> None:
         asyncio.run(shop.broadcast.apublish("news", "again from shop"))
         assert take(at_shop, 2) == ["from shop", "again from shop"]
         assert take(at_blog, 1) == ["from blog"]
-        time.sleep(0.2)  # whatever crossed over would have arrived by now
+        # A last message on each side: whatever crossed over was published
+        # before it, so it would come first.
+        shop.broadcast.publish("news", "shop done")
+        blog.broadcast.publish("news", "blog done")
+        assert take(at_shop, 1) == ["shop done"]
+        assert take(at_blog, 1) == ["blog done"]
         assert at_shop.queued() == [] and at_blog.queued() == []
     # Each history is its own too: a resume from the start replays only the app's messages.
     with blog.broadcast.subscribe("news", last_id="0-0") as replay:

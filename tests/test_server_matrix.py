@@ -240,6 +240,14 @@ def read_stream(
     return got
 
 
+def after_another_stream(running: Running, kind: str, tag: str) -> list[str]:
+    """The log once a later stream has ended too: a second teardown of ``tag``,
+    which would come right after the first, would be in it by then."""
+    with running.client() as client:
+        assert len(read_stream(client, kind, f"{tag}-after", 1)) == 1
+    return running.wait_for(lambda lines: f"teardown {tag}-after" in lines)
+
+
 def ended_once_in_order(lines: list[str], tag: str) -> bool:
     return lines.count(f"finally {tag}") == 1 and lines.count(f"teardown {tag}") == 1
 
@@ -295,8 +303,7 @@ def test_teardown_once_after_the_source_finally_when_a_stream_completes(running:
     with running.client() as client:
         assert len(read_stream(client, kind, tag, 4)) == 4
     assert_finally_then_teardown(running.wait_for(lambda lines: f"teardown {tag}" in lines), tag)
-    time.sleep(0.2)  # a second teardown would come right after the first
-    assert_finally_then_teardown(running.lines(), tag)
+    assert_finally_then_teardown(after_another_stream(running, kind, tag), tag)
 
 
 @pytest.mark.parametrize("running, kind", scope="module", argvalues=stream_cells("disconnect"), indirect=["running"])
@@ -307,8 +314,7 @@ def test_teardown_once_after_the_source_finally_when_the_client_leaves(running: 
         assert len(read_stream(client, kind, tag, 0, keep=2, tick=0.5)) == 2
     lines = running.wait_for(lambda lines: f"teardown {tag}" in lines and f"finally {tag}" in lines)
     assert_finally_then_teardown(lines, tag)
-    time.sleep(0.2)
-    assert_finally_then_teardown(running.lines(), tag)
+    assert_finally_then_teardown(after_another_stream(running, kind, tag), tag)
 
 
 @indirect(cells("websocket", asgi_only=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
+import typing as t
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -98,11 +98,28 @@ def test_event_stream_sources_and_headers(app: tether.Tether) -> None:
     assert [json.loads(e["data"]) for e in events] == [{"n": 0, "path": "/async"}, {"n": 1, "path": "/async"}]
 
 
+class _KeepaliveWatch(Exchange):
+    """An ASGI exchange that releases the idle source once two keep-alives came."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+
+    async def send(self, message: dict[str, t.Any]) -> None:
+        await super().send(message)
+        if b"".join(self.chunks).count(b": keep-alive") >= 2:
+            self.release.set()
+
+
 def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
+    """The source stays idle until the client has had two keep-alives: no
+    guess at how many fit in some duration."""
+    release = threading.Event()
+
     @app.route("/slow")
     async def slow() -> EventStream:
         async def source() -> AsyncIterator[str]:
-            await asyncio.sleep(0.25)
+            await asyncio.to_thread(release.wait, 30)
             yield "late"
 
         return EventStream(source(), keepalive=0.05)
@@ -110,7 +127,7 @@ def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
     @app.route("/slow-sync")
     def slow_sync() -> EventStream:
         def source() -> Iterator[str]:
-            time.sleep(0.25)
+            release.wait(30)
             yield "late"
 
         return EventStream(source(), keepalive=0.05)
@@ -120,7 +137,7 @@ def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
         subscription = app.broadcast.subscribe("slow")
 
         def later() -> None:
-            time.sleep(0.25)
+            release.wait(30)
             app.broadcast.publish("slow", "late")
             subscription.close()
 
@@ -128,14 +145,21 @@ def test_keepalive_when_the_source_is_idle(app: tether.Tether) -> None:
         return EventStream(subscription, keepalive=0.05)
 
     for path in ("/slow", "/slow-sync", "/slow-subscription"):
-        body = app.test_client().get(path).get_data(as_text=True)
-        assert body.startswith(": keep-alive\n\n") and body.count(": keep-alive") >= 2, path
-        assert body.endswith("data: late\n\n"), path
-    exchange = Exchange()
+        release.clear()
+        body = b""
+        for chunk in app.test_client().get(path, buffered=False).iter_encoded():
+            body += chunk
+            if body.count(b": keep-alive") >= 2:
+                release.set()
+        text = body.decode()
+        assert text.startswith(": keep-alive\n\n") and text.count(": keep-alive") >= 2, path
+        assert text.endswith("data: late\n\n"), path
+    release.clear()
+    exchange = _KeepaliveWatch(release)
     run(app(http_scope("/slow-subscription"), exchange.receive, exchange.send))
-    body = b"".join(exchange.chunks).decode()
-    assert body.startswith(": keep-alive\n\n") and body.count(": keep-alive") >= 2
-    assert body.endswith("data: late\n\n")
+    text = b"".join(exchange.chunks).decode()
+    assert text.startswith(": keep-alive\n\n") and text.count(": keep-alive") >= 2
+    assert text.endswith("data: late\n\n")
 
 
 def test_last_event_id_is_available(app: tether.Tether) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from support import Servers, wait_for_lines
+from support import Servers, wait_for, wait_for_lines
 
 ROOT = Path(__file__).parent.parent
 SERVERS = Path(__file__).parent / "servers"
@@ -97,7 +97,7 @@ def test_client_vanishing_mid_stream_and_mid_socket(live: tuple[str, Path, objec
 
 
 def test_sync_view_that_sleeps_does_not_block_async_views(live: tuple[str, Path, object]) -> None:
-    host, _, _ = live
+    host, events, _ = live
 
     async def main() -> list[str]:
         order: list[str] = []
@@ -107,9 +107,12 @@ def test_sync_view_that_sleeps_does_not_block_async_views(live: tuple[str, Path,
                 order.append(response.text)
 
             slow = asyncio.ensure_future(fetch("/slow"))
-            await asyncio.sleep(0.2)
+            # The sync view holds a thread until /release: the pings, async
+            # views, are answered meanwhile unless that thread blocks them.
+            await asyncio.to_thread(wait_for, lambda: events.exists() and "slow started" in events.read_text().splitlines())
             await asyncio.gather(*(fetch("/ping") for _ in range(5)))
             order.append("pings done")
+            await client.get(f"http://{host}/release")
             await slow
         return order
 

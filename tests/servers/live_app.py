@@ -3,7 +3,7 @@ endings and the serving lifecycle are written to $EVENTS_FILE."""
 
 import asyncio
 import os
-import time
+import threading
 
 from examples.chat.app import app
 
@@ -32,10 +32,22 @@ def after_serving():
     record("after_serving")
 
 
+#: Set by /release: /slow holds its worker thread until then, so a test knows
+#: it is busy for as long as it needs, without guessing a duration.
+released = threading.Event()
+
+
 @app.route("/slow")
 def slow():
-    time.sleep(1.5)
+    record("slow started")
+    released.wait(30)
     return "slow"
+
+
+@app.route("/release")
+async def release():
+    released.set()
+    return "released"
 
 
 @app.route("/ping")

@@ -92,6 +92,10 @@ class FastRouter:
                 # Werkzeug may redirect the slash-less path here instead of
                 # matching another rule: never answer for it.
                 self._add(rule, rule.rule[:-1], safe=False)
+            elif not rule.strict_slashes:
+                # Werkzeug matches this rule with a trailing slash too, ahead
+                # of a rule that would take the slash (a ``path``).
+                self._add(rule, rule.rule + "/", safe=False)
             self._add(rule, rule.rule, safe)
         #: Every bucket's candidates, merged once: the lists a path of that
         #: segment count and first segment must be checked against.
