@@ -215,8 +215,11 @@ def test_most_generated_requests_are_answered() -> None:
     OUTCOMES.clear()
     test_matching_answers_as_werkzeug()
     total = sum(OUTCOMES[name] for name in ("match", "NotFound", "405", "redirect"))
-    assert OUTCOMES["match"] >= total // 2, OUTCOMES
-    assert OUTCOMES["fast router answered"] >= OUTCOMES["match"] // 3, OUTCOMES
+    # Runs vary (seen: 47-63% matched, the fast router answering 30-50% of
+    # the matches): the bounds leave room for that and still catch a
+    # generator gone to mostly 404s, or a fast router left out.
+    assert OUTCOMES["match"] >= total * 2 // 5, OUTCOMES
+    assert OUTCOMES["fast router answered"] >= OUTCOMES["match"] // 5, OUTCOMES
     print("outcomes:", dict(OUTCOMES), f"matched {OUTCOMES['match'] / total:.0%}")
 
 
