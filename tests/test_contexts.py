@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
+import weakref
 
 import pytest
 
@@ -410,3 +412,31 @@ def test_routing_attributes_match_lazily(app: tether.Tether) -> None:
     with app.test_request_context("/missing"):
         assert request.url_rule is None and request.routing_exception.code == 404
     assert app.request_class({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}).url_rule is None
+
+
+@pytest.mark.parametrize("asgi", [False, True])
+def test_nothing_keeps_a_request_after_it_ended(asgi: bool) -> None:
+    app = tether.Tether(__name__)
+    app.config["SYNC_THREADS"] = 1
+    seen: list[weakref.ref[object]] = []
+
+    @app.get("/x")
+    def view() -> str:  # sync: under ASGI it runs on the pool's one thread
+        seen.append(weakref.ref(request._get_current_object()))  # type: ignore[attr-defined]
+        return "ok"
+
+    client = app.test_client(asgi=asgi)
+    assert client.get("/x").data == b"ok"
+    gc.collect()
+    assert seen[0]() is None
+    if asgi:  # unrelated code the same pool thread runs next is not told about /x
+        def unrelated() -> ContextError:
+            try:
+                request.path  # noqa: B018
+            except ContextError as e:
+                return e
+            raise AssertionError("no error")
+
+        error = app.serving.executor.submit(unrelated).result()
+        assert error.situation == "thread" and "/x" not in str(error)
+    client.close()

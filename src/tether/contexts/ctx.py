@@ -13,7 +13,6 @@ from a coroutine, and the request pipeline chains them into its own steps.
 from __future__ import annotations
 
 import sys
-import threading
 import typing as t
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
@@ -52,10 +51,11 @@ PopSteps = t.Union[Steps[None], tuple[()]]
 _cv_app: ContextVar[AppContext] = ContextVar("tether.app_ctx")
 _cv_request: ContextVar[RequestContext[t.Any]] = ContextVar("tether.request_ctx")
 _cv_websocket: ContextVar[t.Any] = ContextVar("tether.websocket")
-#: ``_ended.request``: the last request whose context ended on this thread, so a
-#: later use here can say "it ended". A thread-local, not a ContextVar: it is
-#: only read on the same thread, and a ContextVar set would cost every request.
-_ended = threading.local()
+#: The method and path of the last request whose context ended in this context,
+#: so a later use here can say "it ended". A ContextVar, not a thread-local: code
+#: a pool thread runs afterwards for someone else is not told about it; and two
+#: strings, not the request, which nothing keeps once its context ended.
+_cv_ended: ContextVar[tuple[str, str]] = ContextVar("tether.ended")
 
 
 class _AppCtxGlobals:
@@ -391,7 +391,7 @@ class RequestContext(_Context, t.Generic[R]):
 
     def _pop_outermost(self, exc: BaseException | None) -> PopSteps:
         app_ctx = self._reset()
-        _ended.request = self.request
+        _cv_ended.set((self.request.method, self.request.path))
         try:
             self.request.close()
         finally:

@@ -13,7 +13,7 @@ import threading
 import typing as t
 
 from ..locals import LocalProxy
-from .ctx import AppContext, RequestContext, _cv_app, _cv_request, _cv_websocket, _ended
+from .ctx import AppContext, RequestContext, _cv_app, _cv_ended, _cv_request, _cv_websocket
 
 __all__ = ["ContextError", "app_ctx", "current_app", "g", "request", "request_ctx", "session", "websocket"]
 
@@ -56,10 +56,10 @@ def _situation_error(proxy: str, kind: str) -> ContextError:
     head = f"Working outside of {needs} context: `{proxy}` was used where no {needs} context is current."
     task = _current_task_name()
     thread = threading.current_thread()
-    ended = getattr(_ended, "request", None) if task is None else None
+    ended = _cv_ended.get(None) if task is None else None
     if kind == "request" and ended is not None:
         return ContextError(
-            f"{head} The request context for {ended.method} {ended.path} already ended here. Read what you "
+            f"{head} The request context for {ended[0]} {ended[1]} already ended here. Read what you "
             "need from the request while it is current (a view, a hook, or a body the "
             "view returns, which keeps it), or simulate one with "
             "`with app.test_request_context(...):`.",
