@@ -9,7 +9,6 @@ import json
 import queue
 import threading
 import typing as t
-import weakref
 from contextlib import ExitStack, contextmanager
 from urllib.parse import quote_from_bytes, urlsplit
 
@@ -224,14 +223,6 @@ class TetherClient(werkzeug.test.Client):
     def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
         self.preserve_context = False
         self._context_stack.close()
-        self.close()
-
-    def close(self) -> None:
-        """End the ASGI loop thread, if one was started: a test that keeps using
-        the client afterwards gets a new one on its next ASGI request."""
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
 
 
 class TetherCliRunner(CliRunner):
@@ -291,19 +282,8 @@ class ASGITransport:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=_serve_loop, args=(self.loop,), name="tether-test-loop", daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="tether-test-loop", daemon=True)
         self._thread.start()
-        # The thread holds the loop, never the transport: a transport nobody uses
-        # any more is collected, and this ends its thread.
-        # Collection only asks the loop to stop: waiting there could block whichever
-        # thread happens to collect on a task that waits for that very thread.
-        self._stop = weakref.finalize(self, _stop_loop, self.loop)
-
-    def close(self) -> None:
-        """End the loop thread and wait for it; tasks still running are cancelled."""
-        self._stop()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
 
     def call(self, coro: t.Coroutine[t.Any, t.Any, t.Any], timeout: float | None = None) -> t.Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -356,25 +336,6 @@ class ASGITransport:
             future.result(30)
 
         return ClosingIterator(chunks(), close)
-
-
-def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """The loop thread: run until stopped, then cancel what is left and close."""
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        left = asyncio.all_tasks(loop)
-        for task in left:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(loop.stop)
 
 
 def _next_message(outbox: queue.Queue[dict[str, t.Any]], future: concurrent.futures.Future[t.Any]) -> dict[str, t.Any] | None:
