@@ -439,4 +439,3 @@ def test_nothing_keeps_a_request_after_it_ended(asgi: bool) -> None:
 
         error = app.serving.executor.submit(unrelated).result()
         assert error.situation == "thread" and "/x" not in str(error)
-    client.close()
