@@ -7,6 +7,7 @@ import gc
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -439,3 +440,49 @@ def test_nothing_keeps_a_request_after_it_ended(asgi: bool) -> None:
 
         error = app.serving.executor.submit(unrelated).result()
         assert error.situation == "thread" and "/x" not in str(error)
+
+
+@pytest.mark.parametrize("setup", ["plain", "teardown", "tearing_down_receiver", "inner_push", "popped_receiver", "wrong_pop"])
+def test_app_context_pop_does_what_pop_steps_does(setup: str) -> None:
+    """``AppContext.pop`` takes its commonest case itself (for speed): each case
+    ends as driving ``pop_steps`` does: what ran, what is current, what is raised."""
+    from tether.contexts.ctx import _cv_app
+    from tether.contexts.steps import run
+
+    def outcome(pop: Callable[[AppContext], None]) -> list[object]:
+        app = tether.Tether(__name__)
+        seen: list[object] = []
+        receivers = []
+        if setup == "teardown":
+            app.teardown_appcontext(lambda exc: seen.append(("teardown", exc)))
+        if setup in ("tearing_down_receiver", "popped_receiver"):
+            signal = tether.appcontext_tearing_down if setup == "tearing_down_receiver" else tether.appcontext_popped
+
+            def receiver(sender: object, **kwargs: object) -> None:
+                seen.append(("signal", sender is app))
+
+            receivers.append(receiver)
+            signal.connect(receiver, app)
+        ctx = app.app_context()
+        ctx.push()
+        if setup == "inner_push":
+            ctx.push()
+        other = app.app_context() if setup == "wrong_pop" else None
+        if other is not None:
+            other.push()
+        try:
+            pop(ctx)
+        except Exception as e:
+            seen.append(("raised", type(e).__name__, str(e)))
+        seen.append(("current is ctx", _cv_app.get(None) is ctx))
+        for target in (other, ctx, ctx):
+            while target is not None and _cv_app.get(None) is target:
+                target.pop()
+        return seen
+
+    def by_steps(ctx: AppContext) -> None:
+        steps = ctx.pop_steps(None)
+        if steps:
+            run(steps)
+
+    assert outcome(lambda ctx: ctx.pop()) == outcome(by_steps)
