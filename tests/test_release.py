@@ -28,7 +28,7 @@ import pytest
 from packaging.version import Version
 
 import tether
-from support import free_port, missing, wait_for_port
+from support import free_port, missing, terminate, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tether.__version__
@@ -197,12 +197,7 @@ def board(installed: Path, tutorial: Path) -> Iterator[int]:
         wait_for_port(port, proc, timeout=30)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 15)
         assert proc.stdout is not None
         print(proc.stdout.read().decode())  # shown when the test fails
 
