@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+
 import click
 import pytest
 
@@ -109,3 +112,67 @@ def test_cli_runner_invokes_app_commands(app: tether.Tether) -> None:
     result = runner.invoke(args=["hello", "ada"])
     assert result.exit_code == 0 and result.output == "hello ada from test_app\n"
     assert runner.invoke(args=["plain"]).output == "context: False\n"
+
+
+def _loop_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name == "tether-test-loop"}
+
+
+def _asgi_app() -> tether.Tether:
+    app = tether.Tether(__name__)
+
+    @app.get("/")
+    async def index() -> str:
+        return "hi"
+
+    return app
+
+
+@pytest.mark.parametrize("end", ["close", "with", "collect"])
+def test_the_asgi_client_ends_its_loop_thread(end: str) -> None:
+    before = _loop_threads()
+    client = _asgi_app().test_client(asgi=True)
+    if end == "with":
+        with client:
+            assert client.get("/").data == b"hi"
+    else:
+        assert client.get("/").data == b"hi"
+    assert len(_loop_threads() - before) == 1 or end == "with"
+    if end == "close":
+        client.close()
+    elif end == "collect":
+        del client
+        gc.collect()
+        for thread in _loop_threads() - before:
+            thread.join(30)  # collection asks the loop to stop, without waiting
+    assert _loop_threads() - before == set()
+
+
+def test_a_closed_asgi_client_can_be_used_again() -> None:
+    client = _asgi_app().test_client(asgi=True)
+    with client:
+        assert client.get("/").data == b"hi"
+    assert client.get("/").data == b"hi"
+    client.close()
+
+
+def test_a_client_after_a_closed_one_starts_the_app_again() -> None:
+    """An app started by a client's first request (no lifespan) shuts down with
+    that client's loop; the next client starts it again on its own loop, with
+    a stopping event of its own, so its WebSocket is not told the server is
+    shutting down."""
+    app = tether.Tether(__name__)
+    calls: list[str] = []
+    app.before_serving(lambda: calls.append("before"))
+    app.after_serving(lambda: calls.append("after"))
+
+    @app.websocket("/echo")
+    async def echo() -> None:
+        await tether.websocket.accept()
+        await tether.websocket.send(await tether.websocket.receive())
+
+    for _ in range(2):
+        with app.test_client(asgi=True) as client, client.websocket("/echo") as ws:
+            ws.send("hi")
+            assert ws.receive() == "hi"
+    assert calls == ["before", "after", "before", "after"]

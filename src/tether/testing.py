@@ -9,6 +9,7 @@ import json
 import queue
 import threading
 import typing as t
+import weakref
 from contextlib import ExitStack, contextmanager
 from urllib.parse import quote_from_bytes, urlsplit
 
@@ -223,6 +224,14 @@ class TetherClient(werkzeug.test.Client):
     def __exit__(self, exc_type: type | None, exc_value: BaseException | None, tb: t.Any) -> None:
         self.preserve_context = False
         self._context_stack.close()
+        self.close()
+
+    def close(self) -> None:
+        """End the ASGI loop thread, if one was started: a test that keeps using
+        the client afterwards gets a new one on its next ASGI request."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
 
 
 class TetherCliRunner(CliRunner):
@@ -282,8 +291,17 @@ class ASGITransport:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="tether-test-loop", daemon=True)
+        self._thread = threading.Thread(target=_serve_loop, args=(self.loop,), name="tether-test-loop", daemon=True)
         self._thread.start()
+        # The thread holds the loop, never the transport: a transport nobody uses
+        # any more is collected, and this ends its thread (see _end_loop).
+        self._end = weakref.finalize(self, _end_loop, self.loop, self._thread, threading.get_ident())
+
+    def close(self) -> None:
+        """End the loop thread and wait for it; tasks still running are cancelled."""
+        self._end()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
     def call(self, coro: t.Coroutine[t.Any, t.Any, t.Any], timeout: float | None = None) -> t.Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -336,6 +354,33 @@ class ASGITransport:
             future.result(30)
 
         return ClosingIterator(chunks(), close)
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop thread: run until stopped, then cancel what is left and close."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, owner: int) -> None:
+    """Stop the loop; in the thread that made the client, also wait until it has
+    ended, so that an app it started has shut down before the test's next client
+    starts it again on a loop of its own. Elsewhere (the loop's own thread, a
+    pool thread the shutdown may wait for) collection only asks it to stop."""
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:  # closed already
+        return
+    if threading.get_ident() == owner and thread is not threading.current_thread():
+        thread.join()
 
 
 def _next_message(outbox: queue.Queue[dict[str, t.Any]], future: concurrent.futures.Future[t.Any]) -> dict[str, t.Any] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import multiprocessing.util
 import signal
 import threading
@@ -128,6 +129,7 @@ class ServingState:
         #: their next chunk.
         self.wsgi_stopping = threading.Event()
         self._stopped_at_exit = False
+        self._exit_watched = False
         self._watching = False
         self._environment_checked = False
         #: Streamed responses and WebSockets under way, and what is set when
@@ -276,9 +278,11 @@ class ServingState:
         before thread pools stop taking work, so that the services' stop runs
         as under a lifespan."""
         self._end_watch = loop.create_task(self._shutdown_when_cancelled(), name="tether: shutdown at loop end")
-        # Called before concurrent.futures refuses new work at exit (in reverse order).
-        register = getattr(threading, "_register_atexit", atexit.register)
-        register(self._shutdown_at_exit)
+        if not self._exit_watched:  # once, however many loops start the app
+            self._exit_watched = True
+            # Called before concurrent.futures refuses new work at exit (in reverse order).
+            register = getattr(threading, "_register_atexit", atexit.register)
+            register(self._shutdown_at_exit)
 
     def shutdown_soon(self, then: t.Callable[[], None]) -> None:
         """Start the shutdown that :meth:`stop_when_loop_ends` waits for, from any
@@ -301,6 +305,9 @@ class ServingState:
             try:
                 if self.started and self._app() is not None:
                     await self.shutdown()
+                # Startable again: a later loop (the next test's client) starts
+                # the app on its first request, with a stopping event of its own.
+                self.starting = self.stopping = None
             finally:
                 then, self._then = self._then, None
                 if then is not None:
@@ -317,7 +324,10 @@ class ServingState:
                 self.started = False
                 run(self._serving_steps(self.app.after_serving_funcs))
         elif loop.is_running():  # in another thread (a test client's)
-            asyncio.run_coroutine_threadsafe(_cancel(task), loop).result(30)
+            try:
+                asyncio.run_coroutine_threadsafe(_cancel(task), loop).result(30)
+            except concurrent.futures.CancelledError:  # that loop is ending: its end runs the shutdown
+                pass
         else:
             loop.run_until_complete(_cancel(task))
 
