@@ -329,6 +329,28 @@ def test_async_rules_under_uvicorn() -> None:
         server.stop()
 
 
+def test_open_sse_fallbacks_hold_no_thread_of_the_pool() -> None:
+    """More fallback streams than the pool has threads are all served, and a
+    sync view still answers while they are open: the endpoint's stream is sent
+    from the loop, not from a thread it would hold for as long as it is open."""
+    server = Server("memory://", "test-live-threads", SYNC_THREADS="2")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/live/events"
+        with contextlib.ExitStack() as streams:
+            for n in range(4):
+                response = streams.enter_context(httpx.stream("GET", url, params={"channels": f"room:{n}"}, timeout=10))
+                text = ""
+                for chunk in response.iter_text():
+                    text += chunk
+                    if "event: joined" in text:
+                        break
+                assert f'"channel": "room:{n}"' in text
+            assert httpx.get(f"http://127.0.0.1:{server.port}/login/a", timeout=10).text == "ok"
+    finally:
+        server.stop()
+
+
 # Presence on the endpoint: app.live("/live", presence=who).
 
 

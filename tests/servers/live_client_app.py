@@ -15,6 +15,7 @@ app.config["BROADCAST_URL"] = os.environ.get("BROADCAST_URL", "memory://")
 app.config["BROADCAST_NAMESPACE"] = os.environ.get("BROADCAST_NAMESPACE", "rooms")
 app.config["BROADCAST_HISTORY"] = int(os.environ.get("BROADCAST_HISTORY", "1000"))
 app.config["BROADCAST_QUEUE_SIZE"] = int(os.environ.get("BROADCAST_QUEUE_SIZE", "100"))
+app.config["SYNC_THREADS"] = int(os.environ.get("SYNC_THREADS", "40"))
 
 
 def present_as(channel: str) -> tuple[str, dict[str, str]] | None:
