@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 
 from .history import Delivery, Gap, id_key
 from .memory import Deliver
-from .redis_publisher import ENCODING_ERRORS
+from .redis_publisher import ENCODING_ERRORS, bulk
 
 __all__ = ["SHARD_SIZE", "Listener", "bulk", "text", "trimmed_after"]
 
@@ -278,12 +278,6 @@ class Listener:
                 batch.append(self._entry(channel, message_id, dict(zip(flat[::2], flat[1::2], strict=True))))
             except (KeyError, ValueError):
                 logger.warning("A message on broadcast channel %r is not tether's; skipped.", channel)
-
-
-def bulk(value: str) -> bytes:
-    """``value`` as a command argument (a RESP bulk string)."""
-    data = value.encode("utf-8", ENCODING_ERRORS)
-    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def text(value: bytes | str) -> str:
