@@ -76,3 +76,4 @@ def test_a_message_redis_refuses_fails_alone(channel: str) -> None:
     assert [d.message for d in deliveries] == [0, 2, 3, 4]  # type: ignore[attr-defined]
     assert [d.id for d in deliveries] == [results[0], *results[2:]]  # type: ignore[attr-defined]
     assert [d.event for d in deliveries] == [None, None, "kind", None]  # type: ignore[attr-defined]
+

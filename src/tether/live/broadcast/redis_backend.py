@@ -171,6 +171,10 @@ class RedisBackend:
     def unfollow(self, channel: str) -> None:
         self._listener.unfollow(channel)
 
+    def position(self, channel: str) -> str | None:
+        """The last id the listener read of ``channel`` (``None``: not followed)."""
+        return self._listener.position(channel)
+
     def turns(self, name: str, interval: float) -> ClusterTurns:
         """Turns taken on this Redis, in this broadcast's namespace (``tether.live.cluster``)."""
         return ClusterTurns(self.url, self.namespace, name, interval)

@@ -129,6 +129,15 @@ class Listener:
             loop = self._loop
         self._wake(loop, shard)
 
+    def position(self, channel: str) -> str | None:
+        """The last id read of ``channel``, or where it was followed from; no
+        round trip. What a read brings past it is handed to ``deliver`` after
+        the position moved, so a subscriber registered with the broadcast
+        from this position on gets every later message."""
+        with self._lock:
+            shard = self._shard_of.get(channel)
+            return None if shard is None else shard.positions[channel]
+
     def unfollow(self, channel: str) -> None:
         with self._lock:
             shard = self._shard_of.pop(channel, None)
