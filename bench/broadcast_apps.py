@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import traceback
+import types
 import typing as t
 
 from broadcaster import Broadcast as Broadcaster
@@ -108,9 +110,10 @@ anchor_app = Starlette(
 class FloorApp:
     """The floor: a bare ASGI app whose worker reads the channel's Redis
     Stream with one ``XREAD`` loop and writes each message to every open
-    WebSocket and SSE stream of that worker itself, with no framework, no
-    subscription and no queue: what fan-out through Redis Streams costs at
-    the least on this server."""
+    WebSocket and SSE stream of that worker itself (``write``: the server's
+    ``send`` run in place, no task or wake-up per connection), with no
+    framework, no subscription and no queue: what fan-out through Redis
+    Streams costs at the least on this server."""
 
     def __init__(self) -> None:
         self.websockets: set[t.Callable[[dict[str, t.Any]], t.Awaitable[None]]] = set()
@@ -150,22 +153,52 @@ class FloorApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def read(self) -> None:
+        try:
+            await self.read_forever()
+        except Exception:
+            traceback.print_exc()
+            raise
+
+    async def read_forever(self) -> None:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(URL)
+        client = aioredis.Redis.from_url(URL, socket_timeout=None)
         last: bytes | str = "$"
         while True:
-            for _, entries in await client.xread({FLOOR_STREAM: last}, block=0):
+            for _, entries in await client.xread({FLOOR_STREAM: last}, block=10_000):
                 for last, fields in entries:  # noqa: B007 (the last id read, for the next read)
                     text = fields[b"m"].decode()
                     frame = {"type": "websocket.send", "text": text}
                     for send in list(self.websockets):
-                        with contextlib.suppress(Exception):
-                            await send(frame)
+                        write(send, frame)
                     chunk = {"type": "http.response.body", "body": f"data: {text}\n\n".encode(), "more_body": True}
                     for send in list(self.streams):
-                        with contextlib.suppress(Exception):
-                            await send(chunk)
+                        write(send, chunk)
+
+
+def write(send: t.Callable[[dict[str, t.Any]], t.Awaitable[None]], message: dict[str, t.Any]) -> None:
+    """Run ``send(message)`` here and now: the server nearly always writes to
+    its transport without waiting; when it must wait, the rest runs in a task.
+    (A connection gone away is left to its handler, which sees it end.)"""
+    step = send(message).__await__()
+    try:
+        waiting = step.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        return
+    asyncio.ensure_future(_rest(step, waiting))
+
+
+@types.coroutine
+def _rest(step: t.Generator[t.Any, t.Any, t.Any], waiting: t.Any) -> t.Generator[t.Any, t.Any, None]:
+    """The rest of a ``send`` that had to wait, driven by a task."""
+    while True:
+        result = yield waiting
+        try:
+            waiting = step.send(result)
+        except StopIteration:
+            return
 
 
 #: The floor's stream: the bench XADDs each message there.

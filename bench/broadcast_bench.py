@@ -15,6 +15,7 @@ from sync code, and from async code one at a time and 50 coroutines at once
 
     python bench/broadcast_bench.py [--subscribers 10000] [--workers 4] [--clients 4] [--rounds 20]
     python bench/broadcast_bench.py --only floor --only tether   # a subset, in that order
+    python bench/broadcast_bench.py --interleave --subscribers 6000   # every server up, rounds in turn
 
 A message a subscriber has not received within ``--round-timeout`` seconds
 (5) counts as lost.
@@ -27,11 +28,13 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
+import typing as t
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -138,109 +141,162 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
-    port = free_port()
-    module = APPS[kind]
-    channel = f"bench-{kind}-{os.getpid()}"
-    env = {**os.environ, "PYTHONPATH": f"{HERE}:{HERE.parent / 'src'}", "BROADCAST_URL": URL, "BENCH_CHANNEL": channel}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", str(args.workers), "--log-level",
-         "warning", "--backlog", "20000", module],
-        cwd=HERE, env=env,
-    )
-    clients: list[subprocess.Popen[str]] = []
-    try:
+class Setup:
+    """One kind's server, its client processes and its publisher, kept up
+    while the other kinds' rounds run in between (``--interleave``)."""
+
+    def __init__(self, kind: str, args: argparse.Namespace) -> None:
+        self.kind, self.args = kind, args
+        self.port = free_port()
+        self.channel = f"bench-{kind}-{os.getpid()}"
+        self.env = {**os.environ, "PYTHONPATH": f"{HERE}:{HERE.parent / 'src'}", "BROADCAST_URL": URL,
+                    "BENCH_CHANNEL": self.channel}
+        self.clients: list[subprocess.Popen[str]] = []
+        self.lasts: list[float] = []
+        self.lost = self.closed = 0
+        self.cpu = 0.0
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--port", str(self.port), "--workers", str(args.workers),
+             "--log-level", "warning", "--backlog", "20000", APPS[kind]],
+            cwd=HERE, env=self.env,
+        )
+
+    def connect(self) -> None:
+        """Wait for the server, connect the clients, then warm up: a
+        subscription made just after its handshake may not be in place yet."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 break
             except OSError:
                 time.sleep(0.1)
         time.sleep(2)  # every worker up
-        rss_idle = workers_rss(server.pid)
-        each = args.subscribers // args.clients
-        for _ in range(args.clients):
-            clients.append(subprocess.Popen(
-                [sys.executable, __file__, "--client", str(port), str(each // 2), str(each - each // 2),
-                 str(args.round_timeout)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        self.rss_idle = workers_rss(self.server.pid)
+        self.each = self.args.subscribers // self.args.clients
+        for _ in range(self.args.clients):
+            self.clients.append(subprocess.Popen(
+                [sys.executable, __file__, "--client", str(self.port), str(self.each // 2),
+                 str(self.each - self.each // 2), str(self.args.round_timeout)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env,
             ))
-        for proc in clients:
+        for proc in self.clients:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        rss_busy = workers_rss(server.pid)
-        if kind == "floor":
-            import redis
+        self.rss_busy = workers_rss(self.server.pid)
+        self.pids = workers(self.server.pid)
+        self.publish = publisher(self.kind, self.channel)
+        self.number = 0
+        while self.one_round()[1] < self.each * self.args.clients and self.number < WARMUP_ROUNDS:
+            pass
 
-            floor = redis.Redis.from_url(URL)
+    def one_round(self) -> tuple[float, int]:
+        """Publish once; the last subscriber's latency and how many had it."""
+        self.number += 1
+        self.publish(self.number)
+        reports = []
+        for proc in self.clients:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(f"{self.number}\n")
+            proc.stdin.flush()
+            reports.append(json.loads(proc.stdout.readline()))
+        self.closed = sum(c for _, _, c in reports)
+        last = max((last for last, _, _ in reports if last is not None), default=self.args.round_timeout)
+        return last, sum(n for _, n, _ in reports)
 
-            def publish(number: int) -> None:
-                floor.xadd(f"bench-floor:{channel}", {"m": f"{number} {time.time()}"}, maxlen=1000)
-        elif kind == "tether":
-            from tether import Broadcast
+    def measured_round(self) -> None:
+        cpu = cpu_seconds(self.pids)
+        last, delivered = self.one_round()
+        self.cpu += cpu_seconds(self.pids) - cpu
+        self.lasts.append(last)
+        self.lost += self.each * self.args.clients - delivered
 
-            broadcast = Broadcast(URL, namespace="broadcast_apps")
-
-            def publish(number: int) -> None:
-                broadcast.publish(channel, f"{number} {time.time()}")
-        else:
-            import redis
-
-            connection = redis.Redis.from_url(URL)
-
-            def publish(number: int) -> None:
-                connection.publish(channel, f"{number} {time.time()}")
-
-        closed = [0]
-
-        def one_round(number: int) -> tuple[float, int]:
-            """Publish once; the last subscriber's latency and how many had it."""
-            publish(number)
-            reports = []
-            for proc in clients:
-                assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(f"{number}\n")
-                proc.stdin.flush()
-                reports.append(json.loads(proc.stdout.readline()))
-            closed[0] = sum(c for _, _, c in reports)
-            last = max((last for last, _, _ in reports if last is not None), default=args.round_timeout)
-            return last, sum(n for _, n, _ in reports)
-
-        warmup = 0
-        while one_round(warmup)[1] < each * args.clients and warmup < WARMUP_ROUNDS:
-            warmup += 1  # a subscription made just after its handshake may not be in place yet
-        lasts, lost = [], 0
-        pids = workers(server.pid)
-        cpu = cpu_seconds(pids)
-        for number in range(warmup + 1, warmup + 1 + args.rounds):
-            last, delivered = one_round(number)
-            lasts.append(last)
-            lost += each * args.clients - delivered
-            time.sleep(0.2)
-        cpu = cpu_seconds(pids) - cpu
-        lasts.sort()
-        rates = publish_rates(kind, channel) if kind != "floor" else {}
+    def result(self) -> dict[str, float]:
+        lasts = sorted(self.lasts)
         return {
             "median_ms": statistics.median(lasts) * 1000,
             "p99_ms": lasts[min(len(lasts) - 1, int(len(lasts) * 0.99))] * 1000,
-            "cpu_ms": cpu / args.rounds * 1000,
-            "rss_idle_mib": rss_idle / 2**20,
-            "rss_busy_mib": rss_busy / 2**20,
-            "lost": lost,
-            "closed": closed[0],
-            **rates,
+            "cpu_ms": self.cpu / len(lasts) * 1000,
+            "rss_idle_mib": self.rss_idle / 2**20,
+            "rss_busy_mib": self.rss_busy / 2**20,
+            "lost": self.lost,
+            "closed": self.closed,
         }
-    finally:
-        for proc in clients:
+
+    def close(self) -> None:
+        for proc in self.clients:
             proc.kill()
-        server.terminate()
+        self.server.terminate()
         try:
-            server.wait(30)
+            self.server.wait(30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            self.server.kill()
+            for pid in getattr(self, "pids", []):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         import redis
 
-        redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{channel}", f"bench-floor:{channel}")
+        redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{self.channel}", f"bench-floor:{self.channel}")
+
+
+def publisher(kind: str, channel: str) -> t.Callable[[int], None]:
+    """Publishes round ``number`` with its publish time, as each kind's app expects it."""
+    import redis
+
+    from tether import Broadcast
+
+    broadcast = Broadcast(URL, namespace="broadcast_apps")
+    connection = redis.Redis.from_url(URL)
+
+    def publish(number: int) -> None:
+        message = f"{number} {time.time()}"
+        if kind == "tether":
+            broadcast.publish(channel, message)
+        elif kind == "floor":
+            connection.xadd(f"bench-floor:{channel}", {"m": message}, maxlen=1000)
+        else:
+            connection.publish(channel, message)
+
+    return publish
+
+
+def run(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Each kind's rounds: one kind after another, or (``--interleave``) with
+    every kind's server up, a round of each in turn."""
+    results: dict[str, dict[str, float]] = {}
+    groups = [kinds] if args.interleave else [[kind] for kind in kinds]
+    for group in groups:
+        setups: list[Setup] = []
+        try:
+            for kind in group:
+                setups.append(Setup(kind, args))
+                setups[-1].connect()
+            for _ in range(args.rounds):
+                for setup in setups:
+                    setup.measured_round()
+                    time.sleep(0.2)
+            for setup in setups:
+                results[setup.kind] = setup.result()
+                report(setup.kind, results)
+        finally:
+            for setup in setups:
+                setup.close()
+    rates: dict[str, list[dict[str, float]]] = {}
+    for _ in range(3):  # in turn, each figure the median of three
+        for kind in kinds:
+            if kind != "floor":
+                rates.setdefault(kind, []).append(publish_rates(kind, f"bench-{kind}-{os.getpid()}"))
+    for kind, runs in rates.items():
+        results[kind].update({key: statistics.median(run[key] for run in runs) for key in runs[0]})
+    return results
+
+
+def report(kind: str, results: dict[str, dict[str, float]]) -> None:
+    r, floor = results[kind], results.get("floor")
+    ratio = f"{r['median_ms'] / floor['median_ms']:>6.2f}x" if floor else f"{'':>7}"
+    cpu_ratio = f"{r['cpu_ms'] / floor['cpu_ms']:>6.2f}x" if floor else f"{'':>7}"
+    print(f"{kind:12} {r['median_ms']:>10.0f}ms {r['p99_ms']:>6.0f}ms {ratio} {r['cpu_ms']:>8.0f}ms {cpu_ratio} "
+          f"{r['rss_idle_mib']:>4.0f}MiB {r['rss_busy_mib']:>5.0f}MiB {r['lost']:>5} {r['closed']:>6}"
+          f"   (load {load()})", flush=True)
 
 
 def publish_rates(kind: str, channel: str, count: int = 3000, together: int = 50) -> dict[str, float]:
@@ -295,6 +351,7 @@ def main() -> None:
         port, websockets_count, sse_count = map(int, sys.argv[2:5])
         asyncio.run(client(port, websockets_count, sse_count, float(sys.argv[5])))
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers and clients on the way out
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -305,19 +362,14 @@ def main() -> None:
     parser.add_argument("--round-timeout", type=float, default=ROUND_TIMEOUT,
                         help="seconds a subscriber may take before its message counts as lost")
     parser.add_argument("--only", action="append", choices=list(APPS), help="run these, in this order")
+    parser.add_argument("--interleave", action="store_true",
+                        help="keep every kind's server and clients up and take their rounds in turn")
     args = parser.parse_args()
     print(f"{args.subscribers} subscribers (half WebSocket, half SSE) on {args.workers} uvicorn workers, "
           f"{args.clients} client processes, {args.rounds} rounds; load average {load()}\n")
-    print(f"{'':12} {'last, median':>12} {'p99':>8} {'x floor':>7} {'CPU/round':>10} {'idle':>7} {'clients':>8} "
-          f"{'lost':>5} {'closed':>6}", flush=True)
-    results: dict[str, dict[str, float]] = {}
-    for kind in args.only or list(APPS):
-        r = results[kind] = run(kind, args)
-        floor = results.get("floor")
-        ratio = f"{r['median_ms'] / floor['median_ms']:>6.2f}x" if floor else f"{'':>7}"
-        print(f"{kind:12} {r['median_ms']:>10.0f}ms {r['p99_ms']:>6.0f}ms {ratio} {r['cpu_ms']:>8.0f}ms "
-              f"{r['rss_idle_mib']:>4.0f}MiB {r['rss_busy_mib']:>5.0f}MiB {r['lost']:>5} {r['closed']:>6}"
-              f"   (load {load()})", flush=True)
+    print(f"{'':12} {'last, median':>12} {'p99':>8} {'x floor':>7} {'CPU/round':>10} {'x floor':>7} {'idle':>7} "
+          f"{'clients':>8} {'lost':>5} {'closed':>6}", flush=True)
+    results = run(args.only or list(APPS), args)
     print(f"\n{'publish/s':12} {'sync':>8} {'async':>8} {'50 at once':>10} {'CPU/publish':>12}")
     for kind, r in results.items():
         if "publish_alone" in r:
