@@ -16,6 +16,7 @@ from sync code, and from async code one at a time and 50 coroutines at once
     python bench/broadcast_bench.py [--subscribers 10000] [--workers 4] [--clients 4] [--rounds 20]
     python bench/broadcast_bench.py --only floor --only tether   # a subset, in that order
     python bench/broadcast_bench.py --interleave --subscribers 6000   # every server up, rounds in turn
+    python bench/broadcast_bench.py --publish-only --only tether      # publish rates alone
 
 A message a subscriber has not received within ``--round-timeout`` seconds
 (5) counts as lost.
@@ -263,7 +264,7 @@ def run(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, float
     """Each kind's rounds: one kind after another, or (``--interleave``) with
     every kind's server up, a round of each in turn."""
     results: dict[str, dict[str, float]] = {}
-    groups = [kinds] if args.interleave else [[kind] for kind in kinds]
+    groups = [] if args.publish_only else [kinds] if args.interleave else [[kind] for kind in kinds]
     for group in groups:
         setups: list[Setup] = []
         try:
@@ -286,7 +287,7 @@ def run(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, float
             if kind != "floor":
                 rates.setdefault(kind, []).append(publish_rates(kind, f"bench-{kind}-{os.getpid()}"))
     for kind, runs in rates.items():
-        results[kind].update({key: statistics.median(run[key] for run in runs) for key in runs[0]})
+        results.setdefault(kind, {}).update({key: statistics.median(run[key] for run in runs) for key in runs[0]})
     return results
 
 
@@ -364,6 +365,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=list(APPS), help="run these, in this order")
     parser.add_argument("--interleave", action="store_true",
                         help="keep every kind's server and clients up and take their rounds in turn")
+    parser.add_argument("--publish-only", action="store_true", help="only the publish rates (no server)")
     args = parser.parse_args()
     print(f"{args.subscribers} subscribers (half WebSocket, half SSE) on {args.workers} uvicorn workers, "
           f"{args.clients} client processes, {args.rounds} rounds; load average {load()}\n")
