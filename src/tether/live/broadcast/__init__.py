@@ -179,7 +179,7 @@ class Broadcast:
         channel this process follows already takes no round trip to the
         backend's server (``_join_where_followed``): so a subscribe made on an
         event loop, as most are, holds it up only for the first subscriber
-        of a channel here."""
+        of a channel here, or one resuming from a ``last_id``."""
         _check_channel(channel)
         if last_id is None:
             joined = self._join_where_followed(subscription, channel)
