@@ -1,16 +1,25 @@
 """One publish reaching subscribers spread over several uvicorn workers, on
-tether's Redis broadcast and on encode/broadcaster's Redis backend (the anchor),
-in the same run.
+tether's Redis broadcast, on encode/broadcaster's Redis backend (the anchor),
+and on the floor: a bare ASGI app whose workers each read the Redis Stream with
+one ``XREAD`` loop and write each message to their connections themselves
+(``broadcast_apps.FloorApp``), all in the same run.
 
 Half the subscribers hold a WebSocket, half an SSE stream; they run in several
 client processes. Each round publishes one message carrying its publish time;
 reported are the time until the last subscriber has it (median and p99 over the
-rounds), the workers' memory, and how many messages one process publishes per
-second (one at a time, and 50 coroutines at once).
+rounds, and the median as a ratio to the floor's), the workers' CPU time per
+round (all workers together), their memory, the connections the server closed
+during the run, and how many messages one process publishes per second: tether
+from sync code, and from async code one at a time and 50 coroutines at once
+(with the CPU time of one async publish alone), against broadcaster's.
 
     python bench/broadcast_bench.py [--subscribers 10000] [--workers 4] [--clients 4] [--rounds 20]
+    python bench/broadcast_bench.py --only floor --only tether   # a subset, in that order
+    python bench/broadcast_bench.py --interleave --subscribers 6000   # every server up, rounds in turn
+    python bench/broadcast_bench.py --publish-only --only tether      # publish rates alone
 
-A message a subscriber has not received within five seconds counts as lost.
+A message a subscriber has not received within ``--round-timeout`` seconds
+(5) counts as lost.
 """
 
 from __future__ import annotations
@@ -20,16 +29,20 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
+import typing as t
 from pathlib import Path
 
 HERE = Path(__file__).parent
 URL = os.environ.get("BROADCAST_URL", "redis://127.0.0.1:6379/0")
 ROUND_TIMEOUT = 5.0
+APPS = {"floor": "broadcast_apps:floor_app", "tether": "broadcast_apps:tether_app",
+        "broadcaster": "broadcast_apps:anchor_app"}
 WARMUP_ROUNDS = 10
 
 
@@ -39,14 +52,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def client(port: int, websockets_count: int, sse_count: int) -> None:
+async def client(port: int, websockets_count: int, sse_count: int, timeout: float) -> None:
     """A client process: connect, say ready, then for each round number read on
-    stdin report the slowest latency and how many subscribers had that round's
-    message (a lost message is counted, not waited for)."""
+    stdin report the slowest latency, how many subscribers had that round's
+    message (a lost message is counted, not waited for) and how many
+    connections the server has closed so far."""
     import websockets
 
     arrived: dict[int, list[float]] = {}
     changed = asyncio.Event()
+    closed = [0]
 
     def record(message: str) -> None:
         number, published = (json.loads(message) if message.startswith('"') else message).split()
@@ -56,8 +71,10 @@ async def client(port: int, websockets_count: int, sse_count: int) -> None:
     async def ws_client(connected: asyncio.Queue[None]) -> None:
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_queue=4, open_timeout=120) as ws:
             await connected.put(None)
-            async for message in ws:
-                record(str(message))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for message in ws:
+                    record(str(message))
+            closed[0] += 1
 
     async def sse_client(connected: asyncio.Queue[None]) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
@@ -68,6 +85,7 @@ async def client(port: int, websockets_count: int, sse_count: int) -> None:
         while line := await reader.readline():
             if line.startswith(b"data: "):
                 record(line[6:].decode())
+        closed[0] += 1
 
     connected: asyncio.Queue[None] = asyncio.Queue()
     total = websockets_count + sse_count
@@ -79,13 +97,13 @@ async def client(port: int, websockets_count: int, sse_count: int) -> None:
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         number = int(line)
-        deadline = loop.time() + ROUND_TIMEOUT
+        deadline = loop.time() + timeout
         while len(arrived.get(number, ())) < total and loop.time() < deadline:
             changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), deadline - loop.time())
         got = arrived.pop(number, [])
-        print(json.dumps([max(got, default=None), len(got)]), flush=True)
+        print(json.dumps([max(got, default=None), len(got), closed[0]]), flush=True)
     for task in tasks:
         task.cancel()
 
@@ -95,120 +113,209 @@ def rss(pid: int) -> int:
     return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) * 1024
 
 
-def workers_rss(server: int) -> int:
-    """The workers' resident memory: uvicorn's children, or the server itself
-    when it runs one worker in its own process."""
-    total, children = 0, 0
+def workers(server: int) -> list[int]:
+    """The workers: uvicorn's children, or the server itself when it runs one
+    worker in its own process."""
+    children = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if int((entry / "stat").read_text().split()[3]) == server:
-                total += rss(int(entry.name))
-                children += 1
-        except (OSError, StopIteration, ValueError, IndexError):
+                children.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
             continue
-    return total if children else rss(server)
+    return children or [server]
 
 
-def run(kind: str, args: argparse.Namespace) -> dict[str, float]:
-    port = free_port()
-    module = "broadcast_apps:tether_app" if kind == "tether" else "broadcast_apps:anchor_app"
-    channel = f"bench-{kind}-{os.getpid()}"
-    env = {**os.environ, "PYTHONPATH": f"{HERE}:{HERE.parent / 'src'}", "BROADCAST_URL": URL, "BENCH_CHANNEL": channel}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", str(args.workers), "--log-level",
-         "warning", "--backlog", "20000", module],
-        cwd=HERE, env=env,
-    )
-    clients: list[subprocess.Popen[str]] = []
-    try:
+def workers_rss(server: int) -> int:
+    """The workers' resident memory."""
+    return sum(rss(pid) for pid in workers(server))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of ``pids`` so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Setup:
+    """One kind's server, its client processes and its publisher, kept up
+    while the other kinds' rounds run in between (``--interleave``)."""
+
+    def __init__(self, kind: str, args: argparse.Namespace) -> None:
+        self.kind, self.args = kind, args
+        self.port = free_port()
+        self.channel = f"bench-{kind}-{os.getpid()}"
+        self.env = {**os.environ, "PYTHONPATH": f"{HERE}:{HERE.parent / 'src'}", "BROADCAST_URL": URL,
+                    "BENCH_CHANNEL": self.channel}
+        self.clients: list[subprocess.Popen[str]] = []
+        self.lasts: list[float] = []
+        self.lost = self.closed = 0
+        self.cpu = 0.0
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--port", str(self.port), "--workers", str(args.workers),
+             "--log-level", "warning", "--backlog", "20000", APPS[kind]],
+            cwd=HERE, env=self.env,
+        )
+
+    def connect(self) -> None:
+        """Wait for the server, connect the clients, then warm up: a
+        subscription made just after its handshake may not be in place yet."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 break
             except OSError:
                 time.sleep(0.1)
         time.sleep(2)  # every worker up
-        rss_idle = workers_rss(server.pid)
-        each = args.subscribers // args.clients
-        for _ in range(args.clients):
-            clients.append(subprocess.Popen(
-                [sys.executable, __file__, "--client", str(port), str(each // 2), str(each - each // 2)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        self.rss_idle = workers_rss(self.server.pid)
+        self.each = self.args.subscribers // self.args.clients
+        for _ in range(self.args.clients):
+            self.clients.append(subprocess.Popen(
+                [sys.executable, __file__, "--client", str(self.port), str(self.each // 2),
+                 str(self.each - self.each // 2), str(self.args.round_timeout)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env,
             ))
-        for proc in clients:
+        for proc in self.clients:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        rss_busy = workers_rss(server.pid)
-        if kind == "tether":
-            from tether import Broadcast
+        self.rss_busy = workers_rss(self.server.pid)
+        self.pids = workers(self.server.pid)
+        self.publish = publisher(self.kind, self.channel)
+        self.number = 0
+        while self.one_round()[1] < self.each * self.args.clients and self.number < WARMUP_ROUNDS:
+            pass
 
-            broadcast = Broadcast(URL, namespace="broadcast_apps")
+    def one_round(self) -> tuple[float, int]:
+        """Publish once; the last subscriber's latency and how many had it."""
+        self.number += 1
+        self.publish(self.number)
+        reports = []
+        for proc in self.clients:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(f"{self.number}\n")
+            proc.stdin.flush()
+            reports.append(json.loads(proc.stdout.readline()))
+        self.closed = sum(c for _, _, c in reports)
+        last = max((last for last, _, _ in reports if last is not None), default=self.args.round_timeout)
+        return last, sum(n for _, n, _ in reports)
 
-            def publish(number: int) -> None:
-                broadcast.publish(channel, f"{number} {time.time()}")
-        else:
-            import redis
+    def measured_round(self) -> None:
+        cpu = cpu_seconds(self.pids)
+        last, delivered = self.one_round()
+        self.cpu += cpu_seconds(self.pids) - cpu
+        self.lasts.append(last)
+        self.lost += self.each * self.args.clients - delivered
 
-            connection = redis.Redis.from_url(URL)
-
-            def publish(number: int) -> None:
-                connection.publish(channel, f"{number} {time.time()}")
-
-        def one_round(number: int) -> tuple[float, int]:
-            """Publish once; the last subscriber's latency and how many had it."""
-            publish(number)
-            reports = []
-            for proc in clients:
-                assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(f"{number}\n")
-                proc.stdin.flush()
-                reports.append(json.loads(proc.stdout.readline()))
-            return max((last for last, _ in reports if last is not None), default=ROUND_TIMEOUT), sum(n for _, n in reports)
-
-        warmup = 0
-        while one_round(warmup)[1] < each * args.clients and warmup < WARMUP_ROUNDS:
-            warmup += 1  # a subscription made just after its handshake may not be in place yet
-        lasts, lost = [], 0
-        for number in range(warmup + 1, warmup + 1 + args.rounds):
-            last, delivered = one_round(number)
-            lasts.append(last)
-            lost += each * args.clients - delivered
-            time.sleep(0.2)
-        lasts.sort()
-        alone, together = publish_rates(kind, channel)
+    def result(self) -> dict[str, float]:
+        lasts = sorted(self.lasts)
         return {
             "median_ms": statistics.median(lasts) * 1000,
             "p99_ms": lasts[min(len(lasts) - 1, int(len(lasts) * 0.99))] * 1000,
-            "rss_idle_mib": rss_idle / 2**20,
-            "rss_busy_mib": rss_busy / 2**20,
-            "publish_alone": alone,
-            "publish_together": together,
-            "lost": lost,
+            "cpu_ms": self.cpu / len(lasts) * 1000,
+            "rss_idle_mib": self.rss_idle / 2**20,
+            "rss_busy_mib": self.rss_busy / 2**20,
+            "lost": self.lost,
+            "closed": self.closed,
         }
-    finally:
-        for proc in clients:
+
+    def close(self) -> None:
+        for proc in self.clients:
             proc.kill()
-        server.terminate()
+        self.server.terminate()
         try:
-            server.wait(30)
+            self.server.wait(30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            self.server.kill()
+            for pid in getattr(self, "pids", []):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         import redis
 
-        redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{channel}")
+        redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{self.channel}", f"bench-floor:{self.channel}")
 
 
-def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50) -> tuple[float, float]:
-    """Messages one process publishes per second from async code: one at a
-    time, and ``together`` coroutines publishing at once."""
+def publisher(kind: str, channel: str) -> t.Callable[[int], None]:
+    """Publishes round ``number`` with its publish time, as each kind's app expects it."""
+    import redis
 
-    async def main() -> tuple[float, float]:
+    from tether import Broadcast
+
+    broadcast = Broadcast(URL, namespace="broadcast_apps")
+    connection = redis.Redis.from_url(URL)
+
+    def publish(number: int) -> None:
+        message = f"{number} {time.time()}"
         if kind == "tether":
-            from tether import Broadcast
+            broadcast.publish(channel, message)
+        elif kind == "floor":
+            connection.xadd(f"bench-floor:{channel}", {"m": message}, maxlen=1000)
+        else:
+            connection.publish(channel, message)
 
-            broadcast = Broadcast(URL, namespace="broadcast_apps")
+    return publish
+
+
+def run(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Each kind's rounds: one kind after another, or (``--interleave``) with
+    every kind's server up, a round of each in turn."""
+    results: dict[str, dict[str, float]] = {}
+    groups = [] if args.publish_only else [kinds] if args.interleave else [[kind] for kind in kinds]
+    for group in groups:
+        setups: list[Setup] = []
+        try:
+            for kind in group:
+                setups.append(Setup(kind, args))
+                setups[-1].connect()
+            for _ in range(args.rounds):
+                for setup in setups:
+                    setup.measured_round()
+                    time.sleep(0.2)
+            for setup in setups:
+                results[setup.kind] = setup.result()
+                report(setup.kind, results)
+        finally:
+            for setup in setups:
+                setup.close()
+    rates: dict[str, list[dict[str, float]]] = {}
+    for _ in range(3):  # in turn, each figure the median of three
+        for kind in kinds:
+            if kind != "floor":
+                rates.setdefault(kind, []).append(publish_rates(kind, f"bench-{kind}-{os.getpid()}"))
+    for kind, runs in rates.items():
+        results.setdefault(kind, {}).update({key: statistics.median(run[key] for run in runs) for key in runs[0]})
+    return results
+
+
+def report(kind: str, results: dict[str, dict[str, float]]) -> None:
+    r, floor = results[kind], results.get("floor")
+    ratio = f"{r['median_ms'] / floor['median_ms']:>6.2f}x" if floor else f"{'':>7}"
+    cpu_ratio = f"{r['cpu_ms'] / floor['cpu_ms']:>6.2f}x" if floor else f"{'':>7}"
+    print(f"{kind:12} {r['median_ms']:>10.0f}ms {r['p99_ms']:>6.0f}ms {ratio} {r['cpu_ms']:>8.0f}ms {cpu_ratio} "
+          f"{r['rss_idle_mib']:>4.0f}MiB {r['rss_busy_mib']:>5.0f}MiB {r['lost']:>5} {r['closed']:>6}"
+          f"   (load {load()})", flush=True)
+
+
+def publish_rates(kind: str, channel: str, count: int = 3000, together: int = 50) -> dict[str, float]:
+    """Messages one process publishes per second: tether's from sync code
+    (``publish``), and from async code one at a time and ``together``
+    coroutines at once, with the CPU time of one async publish alone."""
+    rates: dict[str, float] = {}
+    if kind == "tether":
+        from tether import Broadcast
+
+        broadcast = Broadcast(URL, namespace="broadcast_apps")
+        started = time.perf_counter()
+        for n in range(count):
+            broadcast.publish(channel + "-rate", str(n))
+        rates["publish_sync"] = count / (time.perf_counter() - started)
+
+    async def measure() -> None:
+        if kind == "tether":
             publish = broadcast.apublish
         else:
             from broadcaster import Broadcast as Broadcaster
@@ -216,10 +323,12 @@ def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50
             broadcaster = Broadcaster(URL)
             await broadcaster.connect()
             publish = broadcaster.publish
-        started = time.perf_counter()
+        await publish(channel + "-rate", "connect")
+        started, cpu = time.perf_counter(), time.process_time()
         for n in range(count):
             await publish(channel + "-rate", str(n))
-        alone = count / (time.perf_counter() - started)
+        rates["publish_alone"] = count / (time.perf_counter() - started)
+        rates["publish_cpu_us"] = (time.process_time() - cpu) / count * 1e6
 
         async def publisher(first: int) -> None:
             for n in range(first, count, together):
@@ -227,12 +336,11 @@ def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50
 
         started = time.perf_counter()
         await asyncio.gather(*(publisher(first) for first in range(together)))
-        concurrent = count / (time.perf_counter() - started)
+        rates["publish_together"] = count / (time.perf_counter() - started)
         if kind != "tether":
             await broadcaster.disconnect()
-        return alone, concurrent
 
-    rates = asyncio.run(main())
+    asyncio.run(measure())
     import redis
 
     redis.Redis.from_url(URL).delete(f"tether:broadcast_apps:broadcast:{channel}-rate")
@@ -242,22 +350,38 @@ def publish_rates(kind: str, channel: str, count: int = 5000, together: int = 50
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         port, websockets_count, sse_count = map(int, sys.argv[2:5])
-        asyncio.run(client(port, websockets_count, sse_count))
+        asyncio.run(client(port, websockets_count, sse_count, float(sys.argv[5])))
         return
-    parser = argparse.ArgumentParser()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers and clients on the way out
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--only", action="append", choices=["tether", "broadcaster"])
+    parser.add_argument("--round-timeout", type=float, default=ROUND_TIMEOUT,
+                        help="seconds a subscriber may take before its message counts as lost")
+    parser.add_argument("--only", action="append", choices=list(APPS), help="run these, in this order")
+    parser.add_argument("--interleave", action="store_true",
+                        help="keep every kind's server and clients up and take their rounds in turn")
+    parser.add_argument("--publish-only", action="store_true", help="only the publish rates (no server)")
     args = parser.parse_args()
     print(f"{args.subscribers} subscribers (half WebSocket, half SSE) on {args.workers} uvicorn workers, "
-          f"{args.clients} client processes, {args.rounds} rounds\n")
-    print(f"{'':14} {'last, median':>12} {'last, p99':>10} {'workers idle':>12} {'with clients':>12} {'publish/s':>10} {'50 at once':>10} {'lost':>6}", flush=True)
-    for kind in args.only or ("tether", "broadcaster"):
-        r = run(kind, args)
-        print(f"{kind:14} {r['median_ms']:>10.0f}ms {r['p99_ms']:>8.0f}ms {r['rss_idle_mib']:>9.0f}MiB "
-              f"{r['rss_busy_mib']:>9.0f}MiB {r['publish_alone']:>10,.0f} {r['publish_together']:>10,.0f} {r['lost']:>6}", flush=True)
+          f"{args.clients} client processes, {args.rounds} rounds; load average {load()}\n")
+    print(f"{'':12} {'last, median':>12} {'p99':>8} {'x floor':>7} {'CPU/round':>10} {'x floor':>7} {'idle':>7} "
+          f"{'clients':>8} {'lost':>5} {'closed':>6}", flush=True)
+    results = run(args.only or list(APPS), args)
+    print(f"\n{'publish/s':12} {'sync':>8} {'async':>8} {'50 at once':>10} {'CPU/publish':>12}")
+    for kind, r in results.items():
+        if "publish_alone" in r:
+            sync = f"{r['publish_sync']:>8,.0f}" if "publish_sync" in r else f"{'':>8}"
+            print(f"{kind:12} {sync} {r['publish_alone']:>8,.0f} {r['publish_together']:>10,.0f} "
+                  f"{r['publish_cpu_us']:>10.0f}µs")
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

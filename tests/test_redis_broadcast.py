@@ -394,3 +394,46 @@ def test_stopping_a_cluster_service_stops_it_even_when_redis_py_swallows_the_can
     # In a thread of its own: a service that swallows the cancel keeps asyncio.run() from returning.
     threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
     assert stopped.wait(30), "stop() did not stop the service"
+
+
+def test_subscribing_to_a_followed_channel_takes_no_round_trip_and_misses_nothing(channel: str) -> None:
+    """Subscribes made on an event loop while another process publishes: the
+    first asks Redis where the channel stands, the others start where the
+    listener's reading stands, with no round trip (which would hold the loop
+    and its connections up). Each gets every message published after its
+    subscribe returned, once, in order."""
+    publisher, listener = Broadcast(SHARED, namespace=NS), Broadcast(SHARED, namespace=NS)
+    backend = listener.backend
+    asked: list[str] = []
+    for name in ("tail", "catch_up"):
+        method = getattr(backend, name)
+        setattr(backend, name, lambda *args, method=method, name=name: asked.append(name) or method(*args))
+    total, acked = 400, [0]
+
+    def publish_all() -> None:
+        for n in range(total):
+            publisher.publish(channel, n)
+            acked[0] = n + 1
+
+    async def main() -> list[tuple[int, t.Any]]:
+        publisher.publish(channel, "before")
+        made = [(0, listener.subscribe(channel, maxsize=total))]
+        thread = threading.Thread(target=publish_all)
+        thread.start()
+        while thread.is_alive():
+            subscription = listener.subscribe(channel, maxsize=total)
+            made.append((acked[0], subscription))
+            await asyncio.sleep(0.002)
+        thread.join()
+        return made
+
+    made = asyncio.run(main())
+    assert asked == ["tail", "catch_up"] and len(made) > 10
+    for acked_then, subscription in made:
+        expected = total - acked_then - 1  # published after the subscribe returned, at least
+        deadline = time.monotonic() + 10
+        while not subscription.queued() or subscription.queued()[-1] != total - 1:
+            assert time.monotonic() < deadline, subscription.queued()
+            time.sleep(0.01)
+        got = subscription.queued()
+        assert got == list(range(got[0], total)) and len(got) >= expected

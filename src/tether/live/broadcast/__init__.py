@@ -175,8 +175,16 @@ class Broadcast:
         """Make ``subscription`` follow ``channel`` (its ``join`` calls this);
         the id it follows from, ``None`` if it did not join. From ``start``
         on, nothing is missed and nothing comes twice: what is delivered while
-        catching up is held, then kept only if newer."""
+        catching up is held, then kept only if newer. Joining from now a
+        channel this process follows already takes no round trip to the
+        backend's server (``_join_where_followed``): so a subscribe made on an
+        event loop, as most are, holds it up only for the first subscriber
+        of a channel here, or one resuming from a ``last_id``."""
         _check_channel(channel)
+        if last_id is None:
+            joined = self._join_where_followed(subscription, channel)
+            if joined is not False:
+                return joined
         try:
             tail = self.backend.tail(channel)
         except BroadcastUnavailable:  # joined all the same: the listener catches up once it is back
@@ -196,6 +204,26 @@ class Broadcast:
         if gap and last_id is not None:
             first.insert(0, Gap(channel, last_id))
         subscription.release(channel, first, floor)
+        return position
+
+    def _join_where_followed(self, subscription: Subscription, channel: str) -> str | None | t.Literal[False]:
+        """Join ``channel`` from now, with no round trip, when this process
+        follows it already and the backend knows where its reading stands
+        (``position``): from there on, the backend delivers every message
+        to the subscriptions registered here, this one included. ``False``
+        where it cannot (the join then asks the backend)."""
+        position_of = getattr(self.backend, "position", None)
+        if position_of is None:
+            return False
+        with self._lock:
+            subscribers = self._subscriptions.get(channel)
+            position: str | None = position_of(channel) if subscribers else None
+            if not subscribers or position is None:
+                return False
+            if not subscription.hold(channel, position):
+                return None
+            subscribers.add(subscription)
+        subscription.release(channel, [], id_key(position))
         return position
 
     def remove_channel(self, subscription: Subscription, channel: str) -> None:

@@ -101,6 +101,11 @@ class Backend(t.Protocol):
         read (a join then goes on without it). A backend may also have
         ``async def atail(channel)``, which ``alast_id`` awaits."""
 
+    # A backend may also have ``def position(channel) -> str | None``: the id
+    # it has delivered ``channel`` up to, while it follows the channel, known
+    # without I/O (called under the broadcast's lock). A join from now of a
+    # channel followed already then starts there, with no round trip.
+
     def follow(self, channel: str, tail: str | None) -> None:
         """Deliver ``channel``'s messages after ``tail`` (it has a subscriber
         here now). Called under the broadcast's lock: no waiting on I/O."""

@@ -4,8 +4,8 @@ Each channel is a Redis Stream (``tether:<namespace>:broadcast:<channel>``), tri
 about ``history`` messages: its ids are the messages' ids, a message is field
 ``m`` (and its event name, if any, ``e``), and what a subscriber missed is read
 back with ``XRANGE``. Publishing is one ``XADD``,
-from sync code (redis-py) or async code (``redis.asyncio``, batched per event
-loop by ``redis_publisher``); a message is JSON (the app's provider), never pickle.
+from sync code (redis-py) or async code (one connection per event loop, the
+command packed and publishes made together sent together: ``redis_publisher``); a message is JSON (the app's provider), never pickle.
 A channel is any str: names are encoded with ``surrogatepass``, so one holding
 a lone surrogate (valid JSON input) works here as it does on ``memory://``.
 
@@ -83,6 +83,8 @@ class RedisBackend:
             raise TypeError(f"A broadcast message must be JSON-serializable: {e}") from e
 
     def _unavailable(self, error: Exception) -> BroadcastUnavailable:
+        if isinstance(error, redis.ResponseError):
+            return BroadcastUnavailable(f"The message was not published: Redis at {self.url} refused it ({error}).")
         return BroadcastUnavailable(f"The message was not published: Redis at {self.url} is unreachable ({error}).")
 
     def _fields(self, message: t.Any, event: str | None) -> dict[str, str]:
@@ -98,8 +100,7 @@ class RedisBackend:
         return text(message_id)
 
     async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str:
-        fields = self._fields(message, event)
-        return await self._publisher().publish(self.key(channel), fields)
+        return await self._publisher().publish(self.key(channel), self._encode(message), event)
 
     def _publisher(self) -> Publisher:
         """The running loop's connection."""
@@ -107,7 +108,9 @@ class RedisBackend:
         loop = asyncio.get_running_loop()
         publisher = self._publishers.get(loop)
         if publisher is None:
-            publisher = self._publishers[loop] = Publisher(self.url, self._history, self._unavailable)
+            publisher = self._publishers[loop] = Publisher(
+                self.url, self._history, self._unavailable, f"{self.client_name}-publish"
+            )
         return publisher
 
     def expire(self, channel: str, seconds: float) -> None:
@@ -167,6 +170,10 @@ class RedisBackend:
 
     def unfollow(self, channel: str) -> None:
         self._listener.unfollow(channel)
+
+    def position(self, channel: str) -> str | None:
+        """The last id the listener read of ``channel`` (``None``: not followed)."""
+        return self._listener.position(channel)
 
     def turns(self, name: str, interval: float) -> ClusterTurns:
         """Turns taken on this Redis, in this broadcast's namespace (``tether.live.cluster``)."""

@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 
 from .history import Delivery, Gap, id_key
 from .memory import Deliver
-from .redis_publisher import ENCODING_ERRORS
+from .redis_publisher import ENCODING_ERRORS, bulk
 
 __all__ = ["SHARD_SIZE", "Listener", "bulk", "text", "trimmed_after"]
 
@@ -128,6 +128,15 @@ class Listener:
                 self._thread.start()
             loop = self._loop
         self._wake(loop, shard)
+
+    def position(self, channel: str) -> str | None:
+        """The last id read of ``channel``, or where it was followed from; no
+        round trip. What a read brings past it is handed to ``deliver`` after
+        the position moved, so a subscriber registered with the broadcast
+        from this position on gets every later message."""
+        with self._lock:
+            shard = self._shard_of.get(channel)
+            return None if shard is None else shard.positions[channel]
 
     def unfollow(self, channel: str) -> None:
         with self._lock:
@@ -278,12 +287,6 @@ class Listener:
                 batch.append(self._entry(channel, message_id, dict(zip(flat[::2], flat[1::2], strict=True))))
             except (KeyError, ValueError):
                 logger.warning("A message on broadcast channel %r is not tether's; skipped.", channel)
-
-
-def bulk(value: str) -> bytes:
-    """``value`` as a command argument (a RESP bulk string)."""
-    data = value.encode("utf-8", ENCODING_ERRORS)
-    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def text(value: bytes | str) -> str:

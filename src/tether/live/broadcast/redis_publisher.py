@@ -1,8 +1,18 @@
-"""Async publishing to Redis, batched: what one event loop publishes while a
-publish is on its way goes out next, together, in one pipeline.
+"""Async publishing to Redis: one connection per event loop, each ``XADD``
+packed here, and what one loop publishes while a publish is on its way sent
+next, together, in one write.
 
 One publisher at a time pays one round trip per message; many publishing at
-once share round trips, in the order they published.
+once share round trips, in the order they published. The command is written
+as the protocol has it (``pack_xadd``), so a publish costs no argument
+encoding in redis-py, and its replies are read from the connection as they
+come, with one timeout for the whole round trip rather than one per reply.
+
+A round trip whose connection was found closed before any reply came (Redis
+restarted, or dropped an idle client) is sent once more on a new connection:
+those messages never reached Redis. A message Redis refuses (its key holds
+something else than a stream) fails alone; the others of its round trip go
+out.
 """
 
 from __future__ import annotations
@@ -13,41 +23,64 @@ import typing as t
 import redis
 import redis.asyncio as aioredis
 
-__all__ = ["ENCODING_ERRORS", "Publisher"]
+__all__ = ["ENCODING_ERRORS", "TIMEOUT", "Publisher", "bulk"]
 
 #: redis-py's encoding of keys: every str, lone surrogates included, round-trips.
 ENCODING_ERRORS = "surrogatepass"
+#: Seconds a round trip (a write and all its replies) may take.
+TIMEOUT = 5.0
+
+
+def bulk(value: str) -> bytes:
+    """``value`` as a command argument (a RESP bulk string)."""
+    data = value.encode("utf-8", ENCODING_ERRORS)
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 class Publisher:
     """One event loop's publishing connection; see the module docstring."""
 
-    def __init__(self, url: str, history: int, unavailable: t.Callable[[Exception], Exception]) -> None:
-        #: The loop's connection, which reads a channel's newest id too (``atail``).
+    def __init__(self, url: str, history: int, unavailable: t.Callable[[Exception], Exception], name: str) -> None:
+        #: The loop's client for other commands (``atail``).
         self.client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, encoding_errors=ENCODING_ERRORS
+            url, socket_connect_timeout=2, socket_timeout=TIMEOUT, encoding_errors=ENCODING_ERRORS
         )
-        self._history = history
+        #: The publishing connection, named ``name`` in ``CLIENT LIST``: no
+        #: timeout of its own (the round trip has one).
+        self._connection = aioredis.ConnectionPool.from_url(
+            url, socket_connect_timeout=2, socket_timeout=None, encoding_errors=ENCODING_ERRORS, client_name=name
+        ).make_connection()
+        #: ``MAXLEN ~ <history> *``, as every ``XADD`` names it.
+        self._trim = b"$6\r\nMAXLEN\r\n$1\r\n~\r\n" + bulk(str(history)) + b"$1\r\n*\r\n"
         self._unavailable = unavailable
-        self._queued: list[tuple[str, dict[str, str], asyncio.Future[str]]] = []
+        self._queued: list[tuple[bytes, asyncio.Future[str]]] = []
         #: The task sending what was queued, or ``True`` while one publish is sent alone.
         self._sending: asyncio.Task[None] | bool | None = None
 
-    async def publish(self, key: str, fields: dict[str, str]) -> str:
-        """Append a message of ``fields`` to the stream ``key``; its id."""
+    def pack_xadd(self, key: str, data: str, event: str | None) -> bytes:
+        """``XADD key MAXLEN ~ history * m data [e event]``, packed."""
+        if event is None:
+            return b"*8\r\n$4\r\nXADD\r\n%s%s$1\r\nm\r\n%s" % (bulk(key), self._trim, bulk(data))
+        return b"*10\r\n$4\r\nXADD\r\n%s%s$1\r\nm\r\n%s$1\r\ne\r\n%s" % (bulk(key), self._trim, bulk(data), bulk(event))
+
+    async def publish(self, key: str, data: str, event: str | None = None) -> str:
+        """Append message ``data`` (and its ``event`` name) to the stream ``key``; its id."""
+        command = self.pack_xadd(key, data, event)
         if self._sending is None and not self._queued:  # nobody else is publishing: no task, no future
             self._sending = True
             try:
-                message_id: t.Any = await self.client.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
-            except redis.RedisError as e:
+                (reply,) = await self._round_trip(command, 1)
+            except (redis.RedisError, OSError, TimeoutError) as e:
                 raise self._unavailable(e) from e
             finally:
                 self._sending = None
                 if self._queued:  # others queued meanwhile
                     self._sending = asyncio.get_running_loop().create_task(self._send())
-            return _text(message_id)
+            if isinstance(reply, redis.ResponseError):
+                raise self._unavailable(reply)
+            return _text(reply)
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._queued.append((key, fields, result))
+        self._queued.append((command, result))
         return await result
 
     async def _send(self) -> None:
@@ -55,20 +88,47 @@ class Publisher:
             while self._queued:
                 batch, self._queued = self._queued, []
                 try:
-                    pipeline = self.client.pipeline(transaction=False)
-                    for key, fields, _ in batch:
-                        pipeline.xadd(key, fields, maxlen=self._history, approximate=True)  # type: ignore[arg-type]
-                    ids: list[t.Any] = await pipeline.execute()
-                except redis.RedisError as e:
-                    for _, _, result in batch:
+                    replies = await self._round_trip(b"".join(command for command, _ in batch), len(batch))
+                except (redis.RedisError, OSError, TimeoutError) as e:
+                    for _, result in batch:
                         if not result.done():
                             result.set_exception(self._unavailable(e))
                     continue
-                for (_, _, result), message_id in zip(batch, ids, strict=True):
-                    if not result.done():
-                        result.set_result(_text(message_id))
+                for (_, result), reply in zip(batch, replies, strict=True):
+                    if result.done():
+                        continue
+                    if isinstance(reply, redis.ResponseError):
+                        result.set_exception(self._unavailable(reply))
+                    else:
+                        result.set_result(_text(reply))
         finally:
             self._sending = None
+
+    async def _round_trip(self, commands: bytes, count: int) -> list[t.Any]:
+        """Send ``count`` packed commands and read their replies (a refused
+        command's is its ``ResponseError``); once more on a new connection
+        when the one there was had closed before any reply came."""
+        connection = self._connection
+        again = connection.is_connected  # a connection made now is not stale
+        while True:
+            replies: list[t.Any] = []
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    await connection.send_packed_command(commands, check_health=False)
+                    while len(replies) < count:
+                        try:
+                            replies.append(await connection.read_response())
+                        except redis.ResponseError as e:
+                            replies.append(e)
+                return replies
+            except redis.ConnectionError:
+                await connection.disconnect(nowait=True)
+                if not again or replies:
+                    raise
+                again = False
+            except BaseException:  # a timeout or a cancel mid-reply: the replies left are unread
+                await connection.disconnect(nowait=True)
+                raise
 
 
 def _text(value: bytes | str) -> str:

@@ -137,7 +137,8 @@ class Subscription:
         after it first (a :class:`Gap` first where the history no longer holds
         all of it), with no gap and no duplicate. Joining a channel followed
         already, or with the subscription closed, does nothing. On Redis it
-        takes a round trip or three, as ``subscribe`` does.
+        takes a round trip or three, as ``subscribe`` does; none without
+        ``last_id`` to a channel this process follows already.
 
         Returns the id the channel is followed from (what ``last_ids`` holds
         for it until a message of it is taken), ``None`` if it did nothing: so
