@@ -141,10 +141,11 @@ def timed(apps: dict[str, t.Any], rounds: int, n: int) -> None:
 
 def table(figures: dict[tuple[str, str], float], form: str) -> None:
     names = [name for name in APPS if any(key[0] == name for key in figures)]
-    print(f"{'path':<8}" + "".join(f"{name:>12}" for name in names) + "".join(f"{'bare/' + n:>14}" for n in names[1:]))
+    compared = names[1:] if names[0] == "bare" else []
+    print(f"{'path':<8}" + "".join(f"{name:>12}" for name in names) + "".join(f"{'bare/' + n:>14}" for n in compared))
     for path in PATHS:
         row = [figures[(name, path)] for name in names]
-        ratios = [row[0] / value for value in row[1:]]
+        ratios = [row[0] / value for value in row[1:]] if compared else []
         print(f"{path:<8}" + "".join(f"{form.format(v):>12}" for v in row) + "".join(f"{r:>13.3f}x" for r in ratios))
 
 
@@ -173,7 +174,7 @@ def instructions(names: list[str], n: int) -> None:
             figures[(name, path)] = (callgrind_total(name, path, 2 * n) - callgrind_total(name, path, n)) / n
     print(f"callgrind instructions per request ((2N - N) / N, N = {n}); load {os.getloadavg()[0]:.1f}")
     table(figures, "{:,.0f}")
-    for path in PATHS:
+    for path in PATHS if "bare" in names else ():
         bare = figures[("bare", path)]
         for name in names[1:]:
             print(f"{path}: {name}'s own share {figures[(name, path)] - bare:,.0f}; 0.9x would need at most {bare / 0.9 - bare:,.0f}")

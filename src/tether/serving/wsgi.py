@@ -35,7 +35,7 @@ def serve(serving: ServingState, environ: WSGIEnvironment, start_response: Start
 def _serve(
     serving: ServingState, context: contextvars.Context, environ: WSGIEnvironment, start_response: StartResponse
 ) -> t.Iterable[bytes]:
-    app = serving.app
+    app: t.Any = serving._app()  # the ServingState.app property, without its call
 
     def answered(response: Response) -> None:
         start_response(response.status, wsgi_headers(response, environ, response.status_code))
