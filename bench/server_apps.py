@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import flask
 from asgi_bench import build_fastapi, build_litestar, build_quart, build_starlette, build_tether
-from wsgi_bench import build
+from wsgi_bench import build, raw_wsgi  # noqa: F401 (raw_wsgi: served by its import string)
 
 import tether
 
@@ -17,12 +17,6 @@ litestar_app = build_litestar()
 quart_app = build_quart()
 tether_wsgi = build(tether, tether.Tether)
 flask_wsgi = build(flask, flask.Flask)
-
-
-def raw_wsgi(environ: dict, start_response: object) -> list[bytes]:
-    """No framework: the ceiling gunicorn itself allows."""
-    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "13")])  # type: ignore[operator]
-    return [b"Hello, World!"]
 
 
 async def raw_asgi(scope: dict, receive: object, send: object) -> None:

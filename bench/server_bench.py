@@ -51,17 +51,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:
+def wait_for(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
+    """Wait for the server's first answer to ``GET path``: a listening socket is not
+    enough (gunicorn's arbiter listens before its worker has imported the app)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                if conn.recv(64).startswith(b"HTTP/1.1 "):
+                    return
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the server did not start")
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not answer")
 
 
 def serve(kind: str, target: str, port: int) -> subprocess.Popen[bytes]:
@@ -127,7 +132,7 @@ def run(kind: str, apps: dict[str, str], paths: dict[str, str], rounds: int, sec
             port = free_port()
             proc = serve(kind, target, port)
             try:
-                wait_for(port, proc)
+                wait_for(port, proc, next(iter(paths.values())).rpartition(" ")[2])
                 for case, path in paths.items():
                     results.setdefault((name, case), []).append(load(port, path, seconds, proc.pid))
             finally:

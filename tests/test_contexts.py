@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 import tether
 from tether import ContextError, current_app, g, request, session
@@ -413,6 +414,41 @@ def test_routing_attributes_match_lazily(app: tether.Tether) -> None:
     with app.test_request_context("/missing"):
         assert request.url_rule is None and request.routing_exception.code == 404
     assert app.request_class({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}).url_rule is None
+
+
+@pytest.mark.parametrize("path", ["/", "/user/7?q=x"])
+def test_a_wsgi_request_is_freed_without_the_collector(path: str) -> None:
+    """A WSGI server's call leaves no reference cycle through the request (the
+    environ's ``werkzeug.request`` is cleared when the context pops), so the
+    request is freed when the server drops the environ, not at a later collection."""
+    app = tether.Tether(__name__)
+    seen: list[weakref.ref[object]] = []
+
+    @app.get("/")
+    def index() -> str:
+        seen.append(weakref.ref(request._get_current_object()))  # type: ignore[attr-defined]
+        return "ok"
+
+    @app.get("/user/<int:id>")
+    def user(id: int) -> dict[str, object]:
+        seen.append(weakref.ref(request._get_current_object()))  # type: ignore[attr-defined]
+        return {"id": id, "q": request.args.get("q")}
+
+    target, _, query = path.partition("?")
+    environ = EnvironBuilder(path=target, query_string=query).get_environ()
+    statuses: list[str] = []
+    gc.collect()
+    gc.disable()
+    try:
+        body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        chunks = list(body)
+        getattr(body, "close", lambda: None)()
+        assert environ["werkzeug.request"] is None
+        del body, environ
+        assert seen[0]() is None
+    finally:
+        gc.enable()
+    assert statuses == ["200 OK"] and chunks
 
 
 @pytest.mark.parametrize("asgi", [False, True])

@@ -30,6 +30,20 @@ def test_headers_from_list_is_a_headers_over_that_list() -> None:
     assert items[-1] == ("X-Added", "yes"), "the list given is the headers' storage"
 
 
+def test_header_items_are_what_iterating_the_headers_gives() -> None:
+    items = [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+    headers = Headers(items)
+    assert private.header_items(headers) == list(headers) == headers.to_wsgi_list() == items
+    headers.add("X-Added", "yes")
+    assert private.header_items(headers) == list(headers)
+
+    class Lowered(Headers):
+        def __iter__(self):  # type: ignore[override]
+            return ((key.lower(), value) for key, value in super().__iter__())
+
+    assert private.header_items(Lowered(items)) == [(key.lower(), value) for key, value in items]
+
+
 def test_fill_multidict_makes_what_the_pairs_make() -> None:
     pairs = [("a", "1"), ("b", "2"), ("a", "3"), ("c", "")]
     filled: MultiDict[str, str] = MultiDict()
@@ -69,10 +83,12 @@ def test_set_plain_status_sets_what_werkzeugs_constructor_sets() -> None:
         "Werkzeug's Response constructor sets other fields: tether's fast path in wrappers.Response must follow"
     )
     response = Response.__new__(Response)
-    response.headers, response.response, response.direct_passthrough = Headers(), [b"body"], False
-    private.set_plain_status(response, "201 CREATED", 201)
-    assert vars(response) == vars(made) | {"headers": Headers(), "response": [b"body"]}
+    response.response, response.direct_passthrough = [b"body"], False
+    items = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "4")]
+    private.set_plain_status(response, "201 CREATED", 201, items)
+    assert vars(response) == vars(made) | {"headers": Headers(items), "response": [b"body"]}
     assert (response.status, response.status_code) == ("201 CREATED", 201)
+    assert response.headers.to_wsgi_list() == items
     closed: list[str] = []
     assert not private.has_close_callbacks(response)
     response.call_on_close(lambda: closed.append("closed"))

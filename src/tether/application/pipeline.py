@@ -31,6 +31,7 @@ from ..signals import request_started, request_tearing_down
 from .errors import ErrorHandling
 from .header_rules import InvalidResponseHeader, header_problem
 from .plan import OVERRIDE_POINTS, Plan, compile_plan
+from .werkzeug_private import header_items
 from .wrappers import Request, Response
 
 __all__ = ["OVERRIDE_POINTS", "Application", "Finish"]
@@ -97,7 +98,7 @@ class Application(ErrorHandling):
             except Exception as e:
                 error = e
                 response = yield from plan.unhandled(self, e, ctx)
-            problem = header_problem(response.headers)
+            problem = header_problem(header_items(response.headers))
             if problem is not None:
                 response, error = yield from self._refuse_headers_steps(response, ctx, problem)
         except BaseException as e:
@@ -181,7 +182,9 @@ class Application(ErrorHandling):
         exception's handler, then the response finalized; each step the app's
         own where its plan says so."""
         plan = self._plan or self._current_plan()
-        ctx.request.match_url_pending()
+        request = ctx.request
+        if request._router is not None:  # match_url_pending(), inlined: every request takes it
+            request.match_url(request._router)
         try:
             if request_started.receivers:
                 request_started.send(self)

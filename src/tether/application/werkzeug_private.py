@@ -70,12 +70,24 @@ def rule_converters(rule: Rule) -> dict[str, BaseConverter] | None:
     return getattr(rule, "_converters", None)
 
 
-def set_plain_status(response: Response, status_line: str, status_code: int) -> None:
-    """The fields Werkzeug's response constructor sets besides the headers and
-    body, for a response built without it (a known status, no close callbacks)."""
+def set_plain_status(response: Response, status_line: str, status_code: int, header_list: list[tuple[str, str]]) -> None:
+    """The fields Werkzeug's response constructor sets besides the body, for a
+    response built without it (a known status, no close callbacks), its
+    ``headers`` a ``Headers`` over ``header_list`` (as :func:`headers_from_list`):
+    one call for the fields every plain response sets."""
+    headers = Headers.__new__(Headers)
+    headers._list = header_list
+    response.headers = headers
     response._status = status_line
     response._status_code = status_code
     response._on_close = []
+
+
+def header_items(headers: Headers) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of ``headers``, to read, not change: a plain
+    ``Headers``' own list, without the calls its ``__iter__`` makes (a subclass
+    is iterated)."""
+    return headers._list if type(headers) is Headers else list(headers)
 
 
 def has_close_callbacks(response: Response) -> bool:

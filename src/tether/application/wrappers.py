@@ -22,7 +22,7 @@ from ..contexts.ctx import _cv_app
 from . import json as _json
 from .debughelpers import attach_enctype_error_multidict
 from .input_stream import CheckedStream
-from .werkzeug_private import PARSED_CONTENT_TYPE, fill_multidict, headers_from_list, set_plain_status, wsgi_decoded
+from .werkzeug_private import PARSED_CONTENT_TYPE, fill_multidict, set_plain_status, wsgi_decoded
 
 if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
@@ -474,8 +474,7 @@ class Response(_Response):
             body = response.encode() if isinstance(response, str) else response
             assert isinstance(body, bytes)
             items.append(("Content-Length", str(len(body))))
-            self.headers = headers_from_list(items)
-            set_plain_status(self, status_line, status or self.default_status)
+            set_plain_status(self, status_line, status or self.default_status, items)
             self.direct_passthrough = direct_passthrough
             self.response = [body]
             return

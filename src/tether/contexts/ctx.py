@@ -412,9 +412,13 @@ class RequestContext(_Context, t.Generic[R]):
 
     def _pop_outermost(self, exc: BaseException | None) -> PopSteps:
         app_ctx = self._reset()
-        _cv_ended.set((self.request.method, self.request.path))
+        request = self.request
+        _cv_ended.set((request.method, request.path))
+        environ = request.__dict__.get("environ")
+        if environ is not None:  # the environ's back reference: no cycle left for the collector
+            environ["werkzeug.request"] = None
         try:
-            self.request.close()
+            request.close()
         finally:
             steps = app_ctx.pop_steps(exc) if app_ctx is not None else ()
         return steps

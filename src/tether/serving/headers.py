@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import typing as t
 
+from ..application.werkzeug_private import header_items
+
 if t.TYPE_CHECKING:
     from ..application.wrappers import Request, Response
 
@@ -26,10 +28,10 @@ def body_allowed(method: str, status: int) -> bool:
 
 def wsgi_headers(response: Response, environ: dict[str, t.Any], status: int) -> list[tuple[str, str]]:
     """The response's headers as WSGI wants them."""
-    headers = response.headers
     if status >= 200 and status not in _NO_BODY_STATUS and not response.autocorrect_location_header:
+        items = header_items(response.headers)
         has_length = False
-        for key, _ in headers:
+        for key, _ in items:
             lower = key.lower()
             if lower == "content-length":
                 has_length = True
@@ -37,7 +39,7 @@ def wsgi_headers(response: Response, environ: dict[str, t.Any], status: int) -> 
                 break
         else:
             if has_length or response.is_streamed:
-                return headers.to_wsgi_list()
+                return items.copy()  # Headers.to_wsgi_list(), without its calls
     return response.get_wsgi_headers(environ).to_wsgi_list()
 
 
