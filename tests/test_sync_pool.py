@@ -205,3 +205,53 @@ def test_no_job_is_lost_with_many_submitters() -> None:
     assert results == [[i * i for i in range(500)]] * 4
     pool.shutdown()
     assert not any(thread.is_alive() for thread in pool._threads)
+
+
+def test_a_job_that_must_wait_for_a_thread_is_told_to_the_owner() -> None:
+    full: list[int] = []
+    pool = SyncPool(2, on_full=lambda: full.append(len(pool._threads)))
+    release = threading.Event()
+    first = [pool.submit(release.wait, 10), pool.submit(release.wait, 10)]
+    assert full == []  # each job had a thread
+    waiting = pool.submit(int, "7")
+    assert full == [2]
+    release.set()
+    assert [f.result(timeout=10) for f in first] == [True, True] and waiting.result(timeout=10) == 7
+    pool.submit(int, "8").result(timeout=10)  # threads free again: nothing said
+    assert full == [2]
+    pool.shutdown()
+
+
+def test_open_streams_of_sync_views_that_fill_the_pool_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Under ASGI a sync view's streamed response holds its thread until it ends
+    (one request, one thread); with every thread so held, the next sync
+    request waits, and the log says why and what to change."""
+    from tether import EventStream, ServerSentEvent, Tether
+
+    app = Tether(__name__)
+    app.config["SYNC_THREADS"] = 2
+
+    @app.get("/events")
+    def events() -> EventStream:
+        return EventStream(app.broadcast.subscribe("news"), keepalive=600, first=[ServerSentEvent("open")])
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "ok"
+
+    client = app.test_client(asgi=True)
+    with client.lifespan():
+        streams = [client.get("/events", buffered=False) for _ in range(2)]
+        answers: list[str] = []
+        waiting = threading.Thread(target=lambda: answers.append(client.get("/plain").get_data(as_text=True)))
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while "SYNC_THREADS is taken" not in caplog.text:
+            assert time.monotonic() < deadline, "no warning came"
+            time.sleep(0.01)
+        assert "write such views as 'async def', or raise SYNC_THREADS" in caplog.text
+        assert answers == []  # still waiting for a thread
+        for stream in streams:
+            stream.close()
+        waiting.join(10)
+        assert answers == ["ok"]

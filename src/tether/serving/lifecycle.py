@@ -29,6 +29,7 @@ from ..contexts.ctx import within
 from ..contexts.steps import Steps, call_each, run, run_async
 from .origins import allowed_origins
 from .sync_pool import SyncPool
+from .throttled_log import warn_at_most_every_minute
 
 __all__ = ["DRAIN_TIMEOUT", "ServedApp", "Service", "ServingState", "StartupRefused", "Stopping"]
 
@@ -150,8 +151,22 @@ class ServingState:
             with self._lock:
                 pool = self._executor
                 if pool is None:
-                    pool = self._executor = SyncPool(self.app.config["SYNC_THREADS"], thread_name_prefix="tether-sync")
+                    pool = self._executor = SyncPool(
+                        self.app.config["SYNC_THREADS"], thread_name_prefix="tether-sync", on_full=self._pool_full
+                    )
         return pool
+
+    def _pool_full(self) -> None:
+        """Say why a sync request waits, and what to change: most often, open
+        streams of sync views, each holding its thread until it ends."""
+        app = self.app
+        if app is not None:
+            warn_at_most_every_minute(
+                app.logger,
+                f"Every one of the {app.config['SYNC_THREADS']} SYNC_THREADS is taken: sync views' requests wait "
+                "for one. A sync view's streamed response (an EventStream, a generator) holds its thread until "
+                "the stream ends; write such views as 'async def', or raise SYNC_THREADS.",
+            )
 
     def claim_websocket_thread(self) -> ThreadPoolExecutor | None:
         """The pool of sync WebSocket handlers (``WEBSOCKET_SYNC_THREADS``), with

@@ -50,13 +50,19 @@ _serving = threading.local()
 
 
 class SyncPool(concurrent.futures.Executor):
-    """At most ``max_workers`` threads, started as jobs need them."""
+    """At most ``max_workers`` threads, started as jobs need them.
+    ``on_full()``, if given, is called (outside the pool's lock) each time a
+    job is queued with every thread busy, so that it waits: the pool's owner
+    says why, and what to change."""
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "tether-sync") -> None:
+    def __init__(
+        self, max_workers: int, thread_name_prefix: str = "tether-sync", on_full: t.Callable[[], None] | None = None
+    ) -> None:
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
+        self._on_full = on_full
         #: Everything below, but the results, is guarded by ``_lock``.
         self._lock = threading.Lock()
         self._jobs: collections.deque[t.Any] = collections.deque()
@@ -115,6 +121,7 @@ class SyncPool(concurrent.futures.Executor):
                 self._holds.add(held)
                 job = (None, held, None, job)
             self._jobs.append(job)
+            full = False
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self._max_workers:
@@ -123,11 +130,16 @@ class SyncPool(concurrent.futures.Executor):
                 )
                 self._threads.append(thread)
                 thread.start()
-            if self._waking or not self._asleep:
-                return
-            self._waking = True
-            wake = self._asleep.pop()
-        wake.release()
+            else:
+                full = True
+            wake = None
+            if not self._waking and self._asleep:
+                self._waking = True
+                wake = self._asleep.pop()
+        if wake is not None:
+            wake.release()
+        if full and self._on_full is not None:
+            self._on_full()
 
     def _next(self, wake: threading.Lock, woken: bool, done: bool, held: t.Any = None) -> t.Any:
         """The next job for the worker whose wake-up lock is ``wake`` (``done``

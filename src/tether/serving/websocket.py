@@ -18,8 +18,6 @@ import asyncio
 import contextvars
 import inspect
 import io
-import logging
-import time
 import typing as t
 from collections.abc import AsyncIterable, AsyncIterator
 
@@ -37,27 +35,15 @@ from .lifecycle import ServingState, SourceGuard
 from .origins import origin_problem
 from .race import NextItem, Outcome, RelayedItems, is_pushable, is_relayable
 from .threaded import ThreadedIterator
+from .throttled_log import warn_at_most_every_minute
 from .tracing import ConnectionTrace, tracing_for
 
-__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket", "warn_at_most_every_minute"]
+__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket"]
 
 
 #: How a connection's handling ended: the error its handler raised, and the
 #: response that rejects the handshake if it never accepted.
 Ended = tuple[Exception | None, Response | None]
-_last_warning: dict[str, float] = {}
-_WARNING_INTERVAL = 60.0
-
-
-def warn_at_most_every_minute(logger: logging.Logger, message: str) -> None:
-    """Log ``message`` as a warning unless one was logged in the last minute
-    (per logger): a client that keeps sending bad messages cannot fill the log."""
-    now = time.monotonic()
-    if now - _last_warning.get(logger.name, -_WARNING_INTERVAL) >= _WARNING_INTERVAL:
-        _last_warning[logger.name] = now
-        logger.warning(message)
-
-
 class WebSocketDisconnect(Exception):
     """The client closed the connection or went away."""
 
