@@ -253,7 +253,7 @@ def test_a_slow_and_a_failing_stream_leave_the_others_every_message_in_order() -
         for name in ("slow", "publisher", "a", "b"):
             tasks[name].cancel()
         outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
-        return {name: outcome if isinstance(outcome, BaseException) else None for name, outcome in zip(names, outcomes)}
+        return {name: outcome if isinstance(outcome, BaseException) else None for name, outcome in zip(names, outcomes, strict=True)}
 
     outcomes = asyncio.run(main())
     assert isinstance(outcomes["failing"], ConnectionResetError)
