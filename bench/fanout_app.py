@@ -110,6 +110,33 @@ if os.environ.get("FANOUT_GC_LOG"):
     gc.callbacks.append(_log_oldest)
     signal.signal(signal.SIGUSR1, lambda *_: print(f"objects {len(gc.get_objects())}", file=sys.stderr, flush=True))
 
+if os.environ.get("FANOUT_SPLIT"):
+    import tracemalloc
+
+    tracemalloc.start()
+    #: Where an allocation's file puts it, first match wins: the server's part
+    #: (what the bare ASGI app holds too), the contexts and request objects,
+    #: the subscriptions, tether's serving and streaming code.
+    _PARTS = (
+        ("subscription", ("tether/live/broadcast",)),
+        ("contexts", ("tether/contexts", "tether/application", "tether/locals", "werkzeug")),
+        ("serving", ("tether/",)),
+        ("server", ("uvicorn", "asyncio", "uvloop", "httptools", "websockets", "h11", "socket", "selectors")),
+    )
+
+    def _part(filename: str) -> str:
+        return next((name for name, marks in _PARTS if any(mark in filename for mark in marks)), "other")
+
+    def _split(*_: object) -> None:
+        """Print the bytes traced now, by part: ``split NAME BYTES`` lines on stderr."""
+        totals: dict[str, int] = {}
+        for stat in tracemalloc.take_snapshot().statistics("filename"):
+            name = _part(stat.traceback[0].filename)
+            totals[name] = totals.get(name, 0) + stat.size
+        print(" ".join(["split"] + [f"{name}={size}" for name, size in sorted(totals.items())]), file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGWINCH, _split)
+
 #: ``--freeze``: the clients are connected; move every object there is now out
 #: of the collector's sight (``gc.freeze()``), as an app could once it is warm.
 signal.signal(signal.SIGUSR2, lambda *_: gc.freeze())

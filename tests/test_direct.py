@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+import types
 import typing as t
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import websockets
 
 from support import Servers
 from tether.live.broadcast import Broadcast
+from tether.live.sse import _frames
+from tether.serving.asgi_http import _pump
 from tether.serving.direct import DirectSender
 
 SERVERS = Path(__file__).parent / "servers"
@@ -198,3 +201,93 @@ def test_one_object_published_again_after_a_change_is_encoded_again(serve: Serve
     assert asyncio.run(over_websockets()) == [0, 1, 2]
     _wait_for_subscribers(base, 0, exactly=True)  # the WebSocket's subscription has ended
     assert asyncio.run(over_sse()) == [0, 1, 2]
+
+
+def _streams_app() -> t.Any:
+    """What an event stream's body reads of its app: the JSON encoder."""
+    return types.SimpleNamespace(json=types.SimpleNamespace(dumps=json.dumps))
+
+
+def test_a_slow_and_a_failing_stream_leave_the_others_every_message_in_order() -> None:
+    """Event streams on one loop, each sent by the real body pump through a
+    direct sender: one client's send waits, one's fails, one publishes from
+    inside its send. The others get every message, in the order of their ids."""
+    broadcast = Broadcast("memory://")
+    names = ["slow", "failing", "publisher", "a", "b"]
+    got: dict[str, list[tuple[str, str]]] = {name: [] for name in names}
+    gate = asyncio.Event()
+    published = 10
+
+    async def main() -> dict[str, BaseException | None]:
+        done = asyncio.Event()
+
+        def sender_for(name: str) -> t.Callable[[dict[str, t.Any]], t.Awaitable[None]]:
+            async def send(message: dict[str, t.Any]) -> None:
+                if name == "failing":
+                    raise ConnectionResetError("the client went away")
+                if name == "slow":
+                    await gate.wait()
+                lines = message["body"].decode().splitlines()
+                data = next(line[6:] for line in lines if line.startswith("data: "))
+                got[name].append((next(line[4:] for line in lines if line.startswith("id: ")), data))
+                if name == "publisher" and data == "m1":
+                    broadcast.publish("c", "from-send")
+                if all(len(got[each]) == published + 1 for each in ("slow", "publisher", "a", "b")):
+                    done.set()
+
+            return send
+
+        async def stream(name: str) -> None:
+            await _pump(_frames(broadcast.subscribe("c"), 3600, _streams_app(), []), sender_for(name), None, t.cast(t.Any, None))
+
+        tasks = {name: asyncio.ensure_future(stream(name)) for name in names}
+        while broadcast.subscriber_count("c") < len(names):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # every stream waits, its direct sender set
+        for n in range(published):
+            await broadcast.apublish("c", f"m{n}")
+            if n == 4:
+                await asyncio.sleep(0)  # the first messages are out; the slow send still waits
+        gate.set()
+        await asyncio.wait_for(done.wait(), 30)
+        for name in ("slow", "publisher", "a", "b"):
+            tasks[name].cancel()
+        outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        return {name: outcome if isinstance(outcome, BaseException) else None for name, outcome in zip(names, outcomes, strict=True)}
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes["failing"], ConnectionResetError)
+    assert got["failing"] == []
+    # Every message once, in the order of their ids, the same for each stream.
+    assert sorted(data for _, data in got["a"]) == sorted([f"m{n}" for n in range(published)] + ["from-send"])
+    ids = [tuple(int(part) for part in id.split("-")) for id, _ in got["a"]]
+    assert ids == sorted(set(ids))
+    assert [data for _, data in got["a"]].index("from-send") > [data for _, data in got["a"]].index("m1")
+    for name in ("slow", "publisher", "b"):
+        assert got[name] == got["a"], name
+    assert broadcast.subscriber_count("c") == 0
+
+
+def test_a_message_reaches_subscriptions_in_the_order_they_subscribed() -> None:
+    broadcast = Broadcast("memory://")
+    order: list[int] = []
+
+    def sink_of(n: int) -> t.Callable[[object, str], bool]:
+        def sink(message: object, id: str) -> bool:
+            order.append(n)
+            return True
+
+        return sink
+
+    async def main() -> None:
+        subscriptions = [broadcast.subscribe("c") for _ in range(200)]
+        for n, subscription in enumerate(subscriptions):
+            subscription.ready()  # consumed on this loop: delivered here
+            subscription.push_to(sink_of(n))
+        await broadcast.apublish("c", "x")
+        await asyncio.sleep(0)
+        for subscription in subscriptions:
+            subscription.close()
+
+    asyncio.run(main())
+    assert order == list(range(200))

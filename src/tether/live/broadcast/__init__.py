@@ -100,7 +100,11 @@ class Broadcast:
         self.maxsize = maxsize
         self.overflow = overflow
         self._lock = threading.Lock()
-        self._subscriptions: dict[str, set[Subscription]] = {}
+        #: Each channel's subscriptions in the order they subscribed (a dict
+        #: used as an ordered set): a message is fanned out in that order,
+        #: which keeps the writes to one client's connections together rather
+        #: than scattered in hash order.
+        self._subscriptions: dict[str, dict[Subscription, None]] = {}
 
     def _deliver(self, items: t.Sequence[Item]) -> None:
         """Fan ``items`` out, in order. A subscription consumed on an event loop
@@ -194,10 +198,10 @@ class Broadcast:
         with self._lock:
             if not subscription.hold(channel, position):
                 return None
-            subscribers = self._subscriptions.setdefault(channel, set())
+            subscribers = self._subscriptions.setdefault(channel, {})
             if not subscribers:
                 self.backend.follow(channel, tail)
-            subscribers.add(subscription)
+            subscribers[subscription] = None
         missed, gap = self.backend.catch_up(channel, start) if start is not None else ([], False)
         floor = id_key(missed[-1].id) if missed else (id_key(start) if start is not None else None)
         first: list[Item] = list(missed)
@@ -222,7 +226,7 @@ class Broadcast:
                 return False
             if not subscription.hold(channel, position):
                 return None
-            subscribers.add(subscription)
+            subscribers[subscription] = None
         subscription.release(channel, [], id_key(position))
         return position
 
@@ -243,7 +247,7 @@ class Broadcast:
         subscribers = self._subscriptions.get(channel)
         if subscribers is None or subscription not in subscribers:
             return
-        subscribers.discard(subscription)
+        del subscribers[subscription]
         if not subscribers:
             del self._subscriptions[channel]
             self.backend.unfollow(channel)
