@@ -13,9 +13,11 @@ import subprocess
 import sys
 import time
 import typing as t
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,3 +198,14 @@ def take(subscription: object, count: int, timeout: float = 10.0) -> list[object
             raise AssertionError(f"expected {count} messages, got {subscription.queued()}")  # type: ignore[attr-defined]
         time.sleep(0.01)
     return [next(subscription) for _ in range(count)]  # type: ignore[call-overload]
+
+
+def own_channel(namespaces: t.Iterable[str], suffixes: t.Iterable[str] = ("",)) -> t.Iterator[str]:
+    """A channel name of one test's own on the shared Redis (a fixture's
+    body: ``yield from own_channel(...)``); its streams in ``namespaces``, with
+    each of ``suffixes`` appended, are deleted afterwards (never a FLUSH)."""
+    need_redis()
+    name = f"test-{uuid.uuid4().hex}"
+    yield name
+    keys = [f"tether:{ns}:broadcast:{name}{end}" for ns in namespaces for end in suffixes]
+    redis.Redis.from_url(SHARED).delete(*keys)

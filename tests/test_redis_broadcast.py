@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 import typing as t
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 import redis
 import websockets.sync.client
 
-from support import SHARED, free_port, need_redis, server_process, take, wait_for_port
+from support import SHARED, free_port, own_channel, server_process, take, wait_for_port
 from tether import Broadcast
 from tether.live.broadcast import BroadcastUnavailable, Gap
 from tether.live.broadcast.subscription import put_each
@@ -36,10 +35,7 @@ NS = "tests"
 @pytest.fixture
 def channel() -> Iterator[str]:
     """A channel of this test's own on the shared Redis, deleted afterwards."""
-    need_redis()
-    name = f"test-{uuid.uuid4().hex}"
-    yield name
-    redis.Redis.from_url(SHARED).delete(*(f"tether:{ns}:broadcast:{name}" for ns in (NS, "feed_app")))
+    yield from own_channel([NS, "feed_app"])
 
 
 def test_a_message_reaches_the_subscribers_of_other_processes(channel: str) -> None:

@@ -5,13 +5,12 @@ made again when Redis dropped it, and a message Redis refuses failing alone."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from support import SHARED, need_redis, take
+from support import SHARED, own_channel, take
 from tether import Broadcast
 from tether.live.broadcast import BroadcastUnavailable
 
@@ -21,10 +20,7 @@ NS = "tests"
 @pytest.fixture
 def channel() -> Iterator[str]:
     """A channel of this test's own (and its ``-refused`` twin), deleted afterwards."""
-    need_redis()
-    name = f"test-{uuid.uuid4().hex}"
-    yield name
-    redis.Redis.from_url(SHARED).delete(*(f"tether:{NS}:broadcast:{name}{end}" for end in ("", "-refused")))
+    yield from own_channel([NS], ("", "-refused"))
 
 
 def publisher_ids(admin: redis.Redis, broadcast: Broadcast) -> list[int]:
