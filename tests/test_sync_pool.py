@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -239,6 +240,7 @@ def test_open_streams_of_sync_views_that_fill_the_pool_are_warned_about(caplog: 
     def plain() -> str:
         return "ok"
 
+    caplog.set_level(logging.WARNING, logger=app.logger.name)  # whatever earlier tests left on the root logger
     client = app.test_client(asgi=True)
     with client.lifespan():
         streams = [client.get("/events", buffered=False) for _ in range(2)]

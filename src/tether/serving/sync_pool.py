@@ -68,6 +68,9 @@ class SyncPool(concurrent.futures.Executor):
         self._jobs: collections.deque[t.Any] = collections.deque()
         #: Workers done with their last job and not yet given the next one.
         self._idle = 0
+        #: Workers running a job (a held thread's included): a job queued
+        #: while these and the jobs ahead of it fill the pool waits.
+        self._busy = 0
         #: The wake-up locks of the workers asleep, the last one to fall
         #: asleep on top: it is woken first, its caches still warm.
         self._asleep: list[threading.Lock] = []
@@ -121,7 +124,7 @@ class SyncPool(concurrent.futures.Executor):
                 self._holds.add(held)
                 job = (None, held, None, job)
             self._jobs.append(job)
-            full = False
+            full = self._busy + len(self._jobs) > self._max_workers
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self._max_workers:
@@ -130,8 +133,6 @@ class SyncPool(concurrent.futures.Executor):
                 )
                 self._threads.append(thread)
                 thread.start()
-            else:
-                full = True
             wake = None
             if not self._waking and self._asleep:
                 self._waking = True
@@ -148,6 +149,7 @@ class SyncPool(concurrent.futures.Executor):
         with self._lock:
             if done:
                 self._idle += 1
+                self._busy -= 1
                 self._holds.discard(held)
             if woken:
                 self._waking = False
@@ -155,6 +157,7 @@ class SyncPool(concurrent.futures.Executor):
                 self._asleep.append(wake)
                 return None
             job = self._jobs.popleft()
+            self._busy += 1
             if not (self._jobs and self._asleep and not self._waking):
                 return job
             self._waking = True
