@@ -148,6 +148,27 @@ def test_the_asgi_client_ends_its_loop_thread(end: str) -> None:
     assert _loop_threads() - before == set()
 
 
+def test_collecting_a_client_inside_a_lock_its_loop_needs_does_not_deadlock() -> None:
+    """The collector runs finalizers wherever it starts, here while a thread
+    holds the lock every ``ThreadPoolExecutor.submit`` takes, which the app's
+    shutdown on the client's loop needs (its ``run_in_executor``): collection
+    asks the loop to stop and must not wait for it there."""
+    import concurrent.futures.thread
+
+    def collect_inside_the_lock() -> None:
+        client = _asgi_app().test_client(asgi=True)
+        assert client.get("/").data == b"hi"
+        with concurrent.futures.thread._global_shutdown_lock:
+            del client
+            gc.collect()
+
+    worker = threading.Thread(target=collect_inside_the_lock, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the collection waited for the loop, which waited for the lock"
+    _asgi_app().test_client(asgi=True).get("/")  # the next client waits for that loop's end, then starts
+
+
 def test_a_closed_asgi_client_can_be_used_again() -> None:
     client = _asgi_app().test_client(asgi=True)
     with client:

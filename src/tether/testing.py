@@ -290,18 +290,20 @@ class ASGITransport:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The loops of transports closed or collected before end first, so that
+        # an app one of them started has shut down before this one starts it.
+        _wait_for_ending_loops()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=_serve_loop, args=(self.loop,), name="tether-test-loop", daemon=True)
         self._thread.start()
         # The thread holds the loop, never the transport: a transport nobody uses
         # any more is collected, and this ends its thread (see _end_loop).
-        self._end = weakref.finalize(self, _end_loop, self.loop, self._thread, threading.get_ident())
+        self._end = weakref.finalize(self, _end_loop, self.loop, self._thread)
 
     def close(self) -> None:
         """End the loop thread and wait for it; tasks still running are cancelled."""
         self._end()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
+        _wait_for_ending_loops()
 
     def call(self, coro: t.Coroutine[t.Any, t.Any, t.Any], timeout: float | None = None) -> t.Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -370,17 +372,31 @@ def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, owner: int) -> None:
-    """Stop the loop; in the thread that made the client, also wait until it has
-    ended, so that an app it started has shut down before the test's next client
-    starts it again on a loop of its own. Elsewhere (the loop's own thread, a
-    pool thread the shutdown may wait for) collection only asks it to stop."""
+#: The threads of loops asked to stop and not yet waited for.
+_ending: list[threading.Thread] = []
+
+
+def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Ask the loop to stop, without waiting: a collection runs this wherever
+    the collector happens to start, inside other code's locks too (a wait there
+    can deadlock with the loop's own shutdown). The next transport made, or a
+    ``close()``, waits for it (:func:`_wait_for_ending_loops`)."""
     try:
         loop.call_soon_threadsafe(loop.stop)
     except RuntimeError:  # closed already
         return
-    if threading.get_ident() == owner and thread is not threading.current_thread():
-        thread.join()
+    _ending.append(thread)
+
+
+def _wait_for_ending_loops() -> None:
+    """Wait until the loops asked to stop have ended (not from one of them)."""
+    while _ending:
+        try:
+            thread = _ending.pop()
+        except IndexError:  # another thread took the last one
+            return
+        if thread is not threading.current_thread():
+            thread.join()
 
 
 def _next_message(outbox: queue.Queue[dict[str, t.Any]], future: concurrent.futures.Future[t.Any]) -> dict[str, t.Any] | None:
