@@ -100,7 +100,7 @@ class RedisBackend:
         return text(message_id)
 
     async def publish(self, channel: str, message: t.Any, event: str | None = None) -> str:
-        return await self._publisher().publish(self.key(channel), self._encode(message), event)
+        return await self._publisher().publish(self.key(channel), self._fields(message, event))
 
     def _publisher(self) -> Publisher:
         """The running loop's connection."""

@@ -57,15 +57,16 @@ class Publisher:
         #: The task sending what was queued, or ``True`` while one publish is sent alone.
         self._sending: asyncio.Task[None] | bool | None = None
 
-    def pack_xadd(self, key: str, data: str, event: str | None) -> bytes:
-        """``XADD key MAXLEN ~ history * m data [e event]``, packed."""
-        if event is None:
-            return b"*8\r\n$4\r\nXADD\r\n%s%s$1\r\nm\r\n%s" % (bulk(key), self._trim, bulk(data))
-        return b"*10\r\n$4\r\nXADD\r\n%s%s$1\r\nm\r\n%s$1\r\ne\r\n%s" % (bulk(key), self._trim, bulk(data), bulk(event))
+    def pack_xadd(self, key: str, fields: dict[str, str]) -> bytes:
+        """``XADD key MAXLEN ~ history * field value ...``, packed."""
+        parts = [bulk(key), self._trim]
+        for name, value in fields.items():
+            parts += (bulk(name), bulk(value))
+        return b"*%d\r\n$4\r\nXADD\r\n%s" % (6 + 2 * len(fields), b"".join(parts))
 
-    async def publish(self, key: str, data: str, event: str | None = None) -> str:
-        """Append message ``data`` (and its ``event`` name) to the stream ``key``; its id."""
-        command = self.pack_xadd(key, data, event)
+    async def publish(self, key: str, fields: dict[str, str]) -> str:
+        """Append a message of ``fields`` (the backend's layout) to the stream ``key``; its id."""
+        command = self.pack_xadd(key, fields)
         if self._sending is None and not self._queued:  # nobody else is publishing: no task, no future
             self._sending = True
             try:
