@@ -182,9 +182,7 @@ class Application(ErrorHandling):
         exception's handler, then the response finalized; each step the app's
         own where its plan says so."""
         plan = self._plan or self._current_plan()
-        request = ctx.request
-        if request._router is not None:  # match_url_pending(), inlined: every request takes it
-            request.match_url(request._router)
+        ctx.request.match_url_pending()
         try:
             if request_started.receivers:
                 request_started.send(self)

@@ -149,7 +149,7 @@ class ResponseMaking(URLMapping):
         # A request that sent cookies may carry a permanent session to refresh, as
         # in Flask; one that sent none never opens the session (most requests
         # leave here).
-        if ctx._opened_session is None and (  # session_opened, without the property's call
+        if not ctx.session_opened and (
             not ctx.request.sends_cookies() or not self.config["SESSION_REFRESH_EACH_REQUEST"]
         ):
             ctx.headers_final = True

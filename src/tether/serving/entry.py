@@ -59,11 +59,8 @@ class DualCall:
     def __call__(self, *args: t.Any, scope: t.Any = None, receive: t.Any = None, send: t.Any = None) -> t.Any:
         """WSGI with two arguments (``environ, start_response``), ASGI 3 with three,
         given by position or, as daphne gives them, by name."""
-        if scope is None and len(args) == 2:  # WSGI: asgi_call's first case, taken here for every request
-            return self.wsgi_app(*args)
         asgi = asgi_call(args, scope, receive, send)
-        assert asgi is not None, "two positional arguments and no scope are WSGI's, taken above"
-        return self.asgi_app(*asgi)
+        return self.wsgi_app(*args) if asgi is None else self.asgi_app(*asgi)
 
 
 class ProtocolEntry:
