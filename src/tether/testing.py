@@ -298,7 +298,7 @@ class ASGITransport:
         self._thread.start()
         # The thread holds the loop, never the transport: a transport nobody uses
         # any more is collected, and this ends its thread (see _end_loop).
-        self._end = weakref.finalize(self, _end_loop, self.loop, self._thread)
+        self._end = weakref.finalize(self, _end_loop, self.loop, self._thread, threading.get_ident())
 
     def close(self) -> None:
         """End the loop thread and wait for it; tasks still running are cancelled."""
@@ -376,16 +376,24 @@ def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
 _ending: list[threading.Thread] = []
 
 
-def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    """Ask the loop to stop, without waiting: a collection runs this wherever
-    the collector happens to start, inside other code's locks too (a wait there
-    can deadlock with the loop's own shutdown). The next transport made, or a
-    ``close()``, waits for it (:func:`_wait_for_ending_loops`)."""
+#: The longest a collection in the client's own thread waits for its loop.
+_COLLECTION_WAIT = 5.0
+
+
+def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, owner: int) -> None:
+    """Ask the loop to stop. In the thread that made the client, wait a while
+    for its end, so that the app it started has shut down before the test goes
+    on; only a while, since a collection runs wherever the collector starts,
+    inside other code's locks too, which the loop's shutdown may need. The next
+    transport made, or a ``close()``, waits for the rest
+    (:func:`_wait_for_ending_loops`)."""
     try:
         loop.call_soon_threadsafe(loop.stop)
     except RuntimeError:  # closed already
         return
     _ending.append(thread)
+    if threading.get_ident() == owner and thread is not threading.current_thread():
+        thread.join(_COLLECTION_WAIT)
 
 
 def _wait_for_ending_loops() -> None:
